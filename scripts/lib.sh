@@ -1,0 +1,95 @@
+# Shared by demo.sh, test.sh and bench.sh (sourced, not run): install what is
+# missing, build and install the extension, run a scratch PostgreSQL.
+# Works as root (CI) and as a normal user with sudo.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGXS_TEST=/usr/lib/postgresql/15/lib/pgxs/src/test
+export PATH="$HOME/.cargo/bin:$PATH"
+# Scratch clusters live outside the checkout: the postgres OS user must reach them
+# even when the checkout is in a private home directory.
+SCRATCH=${TENANCY_SCRATCH:-/tmp/tenancy-$(id -u)}
+
+if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Debian packages, cargo-pgrx 0.18.0 and its pointer to Debian's PostgreSQL.
+ensure_tools() {
+    local missing=() pkg
+    for pkg in postgresql-15 postgresql-server-dev-15 clang libclang-dev sudo "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.0" ]; then
+        log "installing cargo-pgrx 0.18.0 (once; about 5 minutes on 2 cores)"
+        cargo install cargo-pgrx --version 0.18.0 --locked
+    fi
+    if ! grep -qs "pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+    fi
+}
+
+# Build the extension and install it into Debian's PostgreSQL 15.
+install_extension() {
+    log "building and installing the extension ($*)"
+    local sudo_flag=()
+    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    mkdir -p "$ROOT/target"
+    if ! (cd "$ROOT" && cargo pgrx install "${sudo_flag[@]}" --pg-config "$PG_CONFIG" "$@" \
+        >"$ROOT/target/install.log" 2>&1); then
+        cat "$ROOT/target/install.log" >&2
+        log "building or installing the extension failed"
+        exit 1
+    fi
+}
+
+# Run a command as the OS user that owns the scratch clusters.
+as_server() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Make a directory the server user can write.
+server_dir() {
+    mkdir -p "$SCRATCH"
+    if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$1"; else mkdir -p "$1"; fi
+}
+
+# fresh_cluster PORT [postgresql.conf lines…]: a new, empty cluster on a private
+# port and socket directory, started and owned by this project (never the system one).
+fresh_cluster() {
+    local port=$1 dir="$SCRATCH/pg-$1"
+    shift
+    stop_cluster "$port"
+    rm -rf "$dir"
+    server_dir "$dir"
+    as_server env -u RUST_BACKTRACE "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust \
+        -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "fsync = off"
+        echo "max_connections = 200"
+        echo "log_line_prefix = '%m [%p] %u@%d '"
+        printf '%s\n' "$@"
+    } | as_server tee -a "$dir/data/postgresql.conf" >/dev/null
+    # RUST_BACKTRACE would append backtraces to error details (unstable output).
+    as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+}
+
+stop_cluster() {
+    local data="$SCRATCH/pg-$1/data"
+    if [ -f "$data/postmaster.pid" ]; then
+        as_server "$PG_BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+server_log() { echo "$SCRATCH/pg-$1/server.log"; }

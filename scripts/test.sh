@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The whole test suite: #[pg_test] units, SQL regression tests (pg_regress),
+# cross-backend isolation specs (pg_isolation_regress) and client tests, against
+# scratch clusters this script starts and stops. Ends with "N passed, N failed".
+source "$(dirname "$0")/lib.sh"
+PORT=${TENANCY_TEST_PORT:-55433}
+OUT="$ROOT/target/test-output"
+passed=0 failed=0
+
+ensure_tools
+rm -rf "$OUT" && mkdir -p "$OUT"
+trap 'stop_cluster "$PORT"' EXIT
+
+count() { # add "N passed, M failed" of one suite to the totals
+    passed=$((passed + $1)) failed=$((failed + $2))
+    log "$3: $1 passed, $2 failed"
+}
+
+cargo_counts() { # sum cargo's "test result:" lines of a log
+    local p=0 f=0 a b
+    while read -r a b; do p=$((p + a)) f=$((f + b)); done < <(
+        sed -nE 's/^test result: .* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$1")
+    if grep -q '^test result:' "$1"; then count "$p" "$f" "$2"; else count 0 1 "$2 (did not run, see $1)"; fi
+}
+
+# 1. #[pg_test]: functions inside one backend, on pgrx's own temporary cluster.
+#    initdb refuses root, so the server runs as the postgres OS user.
+log "unit tests (cargo pgrx test)"
+server_dir "$SCRATCH/pgrx-test"
+set +e
+(cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS=postgres \
+    CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test" cargo pgrx test pg15 2>&1) | tee "$OUT/unit.log" |
+    grep -E '^test |test result:|panicked|error(\[|:)'
+set -e
+cargo_counts "$OUT/unit.log" "unit tests"
+
+# 2. The extension as users get it, in a fresh scratch cluster.
+install_extension
+fresh_cluster "$PORT"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$ROOT/tests/roles.sql"
+
+# pg_regress / pg_isolation_regress: "All N tests passed." or "M of N tests failed."
+regress_counts() {
+    local line
+    line=$(grep -E 'tests? (passed|failed)' "$1" | tail -1)
+    if [[ $line =~ All\ ([0-9]+)\ tests?\ passed ]]; then
+        count "${BASH_REMATCH[1]}" 0 "$2"
+    elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests?\ failed ]]; then
+        count $((BASH_REMATCH[2] - BASH_REMATCH[1])) "${BASH_REMATCH[1]}" "$2"
+        sed -n '1,200p' "$3" || true
+    else
+        count 0 1 "$2 (did not run, see $1)"
+    fi
+}
+
+log "SQL regression tests (pg_regress)"
+env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --host=127.0.0.1 --port="$PORT" \
+    --user=postgres --inputdir="$ROOT/tests/pg_regress" --outputdir="$OUT/regress" \
+    --dbname=tenancy_regress --schedule="$ROOT/tests/pg_regress/schedule" 2>&1 |
+    tee "$OUT/regress.log" || true
+regress_counts "$OUT/regress.log" "SQL regression tests" "$OUT/regress/regression.diffs"
+
+log "cross-backend isolation specs (pg_isolation_regress)"
+env -u RUST_BACKTRACE "$PGXS_TEST/isolation/pg_isolation_regress" --host=127.0.0.1 --port="$PORT" \
+    --user=postgres --inputdir="$ROOT/tests/isolation" --outputdir="$OUT/isolation" \
+    --dbname=tenancy_isolation --load-extension=tenancy \
+    --schedule="$ROOT/tests/isolation/schedule" 2>&1 | tee "$OUT/isolation.log" || true
+regress_counts "$OUT/isolation.log" "isolation specs" "$OUT/isolation/regression.diffs"
+
+# 3. Client tests: real connections as the application role, several at once.
+log "client tests (tests/client)"
+set +e
+(cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$PORT TENANCY_SERVER_LOG="$(server_log "$PORT")" \
+    cargo test --quiet 2>&1) | tee "$OUT/client.log"
+set -e
+cargo_counts "$OUT/client.log" "client tests"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,56 @@
+-- The tenancy catalog. Application roles get no privilege on these tables:
+-- the extension's functions read and write them as their owner.
+
+CREATE TABLE tenancy.tenants (
+    id            uuid        PRIMARY KEY DEFAULT tenancy.uuid_v7(),
+    identifier    text        NOT NULL UNIQUE
+                  CONSTRAINT tenants_identifier_is_slug
+                  CHECK (length(identifier) BETWEEN 3 AND 63
+                         AND identifier ~ '^[a-z][a-z0-9]*(-[a-z0-9]+)*$'),
+    name          text        NOT NULL
+                  CONSTRAINT tenants_name_length
+                  CHECK (length(name) BETWEEN 1 AND 200 AND btrim(name) <> ''),
+    status        text        NOT NULL DEFAULT 'active'
+                  CONSTRAINT tenants_status_known
+                  CHECK (status IN ('active', 'suspended', 'deleted')),
+    isolation     text        NOT NULL DEFAULT 'shared'
+                  CONSTRAINT tenants_isolation_known
+                  CHECK (isolation IN ('shared', 'schema')),
+    schema_name   name,
+    metadata      jsonb       NOT NULL DEFAULT '{}'
+                  CONSTRAINT tenants_metadata_is_object
+                  CHECK (jsonb_typeof(metadata) = 'object'),
+    status_reason text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    suspended_at  timestamptz,
+    deleted_at    timestamptz,
+    CONSTRAINT tenants_suspended_has_time CHECK (status <> 'suspended' OR suspended_at IS NOT NULL),
+    CONSTRAINT tenants_deleted_has_time   CHECK (status <> 'deleted' OR deleted_at IS NOT NULL)
+);
+COMMENT ON TABLE tenancy.tenants IS 'One row per tenant; change it through the tenancy.*_tenant() functions.';
+
+-- Append-only trail of every lifecycle, protection and configuration change,
+-- written in the same transaction as the change itself.
+CREATE TABLE tenancy.audit_log (
+    id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at                timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor             name        NOT NULL DEFAULT session_user,
+    role              name        NOT NULL,
+    tenant_id         uuid,
+    tenant_identifier text,
+    action            text        NOT NULL,
+    details           jsonb       NOT NULL DEFAULT '{}',
+    transaction_id    xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    backend_pid       integer     NOT NULL DEFAULT pg_backend_pid(),
+    client_addr       inet                 DEFAULT inet_client_addr()
+);
+CREATE INDEX audit_log_tenant_id_at ON tenancy.audit_log (tenant_id, at);
+COMMENT ON TABLE tenancy.audit_log IS 'Append-only: UPDATE, DELETE and TRUNCATE raise; see tenancy.purge_audit_log().';
+
+-- Tables under tenant row-level security (filled by tenancy.protect()).
+CREATE TABLE tenancy.protected_tables (
+    relid         regclass    PRIMARY KEY,
+    tenant_column name        NOT NULL,
+    protected_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,79 @@
+//! The append-only audit log and lifecycle events.
+
+use pgrx::prelude::*;
+use serde_json::{json, Value};
+use std::cell::Cell;
+use uuid::Uuid;
+
+/// Write one audit row (same transaction as the change) as the catalog owner.
+/// `role` is the caller's role, captured before switching to the owner.
+pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: Value) {
+    let (id, identifier) = match tenant {
+        Some((id, identifier)) => (Some(pgrx::Uuid::from_bytes(*id.as_bytes())), Some(identifier)),
+        None => (None, None),
+    };
+    Spi::run_with_args(
+        "INSERT INTO tenancy.audit_log (role, tenant_id, tenant_identifier, action, details) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[role.into(), id.into(), identifier.into(), action.into(), pgrx::JsonB(details).into()],
+    )
+    .unwrap_or_else(|e| error!("writing tenancy.audit_log failed: {e}"));
+}
+
+/// NOTIFY `tenancy_events` (delivered at commit, dropped on rollback).
+pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str) {
+    let payload = json!({"action": action, "tenant_id": id, "identifier": identifier, "status": status});
+    Spi::run_with_args("SELECT pg_notify('tenancy_events', $1)", &[payload.to_string().into()])
+        .unwrap_or_else(|e| error!("sending tenancy_events failed: {e}"));
+}
+
+thread_local! {
+    /// Set only while purge_audit_log() deletes: no SQL can set it.
+    static PURGING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Delete audit entries older than `older_than`; the purge is itself audited.
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_audit_log(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    let older_than = crate::error::required(older_than, "older_than");
+    let role = crate::postgres::security::current_role_name();
+    crate::catalog::as_owner(|| {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                PURGING.set(false);
+            }
+        }
+        PURGING.set(true);
+        let _reset = Reset;
+        let deleted = Spi::get_one_with_args::<i64>(
+            "WITH gone AS (DELETE FROM tenancy.audit_log WHERE at < now() - $1 RETURNING 1) \
+             SELECT count(*) FROM gone",
+            &[older_than.into()],
+        )
+        .unwrap_or_else(|e| error!("purging tenancy.audit_log failed: {e}"))
+        .unwrap_or(0);
+        drop(_reset);
+        record(&role, "purge_audit", None, json!({"older_than": older_than.to_string(), "deleted": deleted}));
+        deleted
+    })
+}
+
+/// Trigger on `tenancy.audit_log`: UPDATE, DELETE and TRUNCATE raise, for
+/// superusers too (the trigger is ENABLE ALWAYS), except inside purge_audit_log().
+#[pg_trigger]
+fn audit_log_append_only<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    if PURGING.get() && trigger.event().fired_by_delete() {
+        return Ok(trigger.old());
+    }
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "tenancy.audit_log is append-only",
+        "tenancy",
+    )
+    .set_hint("Remove old entries with tenancy.purge_audit_log(older_than interval).")
+    .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}

@@ -1,0 +1,113 @@
+//! The tenant context: who the session (or transaction) acts for.
+//!
+//! `current_tenant()` is the accessor every policy calls. It is on the hot
+//! path of every statement: a setting read, a UUID parse and a cache hit.
+
+use crate::cache;
+use crate::catalog;
+use crate::error::{required, TenancyError, TenancyError::*};
+use crate::postgres::{gucs, security};
+use pgrx::prelude::*;
+use uuid::Uuid;
+
+/// Validate that `identifier` is an active tenant and make it the context.
+/// `is_local => true` lasts until the end of the transaction (for
+/// transaction-mode poolers) and is an error outside a transaction block.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+    let identifier = required(identifier, "identifier");
+    let local = required(is_local, "is_local");
+    if let Some(why) = security::rls_bypass_reason() {
+        refuse(identifier, PrivilegedRole(security::current_role_name(), why));
+    }
+    if local && !security::in_transaction_block() {
+        refuse(identifier, NoTransactionBlock);
+    }
+    let tenant = catalog::find_by_identifier(identifier)
+        .unwrap_or_else(|| refuse(identifier, UnknownTenant(identifier.into())));
+    if !tenant.is_active() {
+        refuse(identifier, TenantNotActive(tenant.identifier.clone(), tenant.status.clone()));
+    }
+    change_context(Some(tenant.id), local);
+    pgrx::Uuid::from_bytes(*tenant.id.as_bytes())
+}
+
+/// Clear the session's context (policies then match no row).
+#[pg_extern(volatile, parallel_unsafe)]
+fn reset_tenant() {
+    change_context(None, false);
+}
+
+/// The current tenant's id, or NULL when none is set (policies then match no
+/// row). Raises if that tenant has since been suspended or deleted, and when
+/// none is set while `tenancy.require_tenant` is on.
+#[pg_extern(stable, parallel_safe)]
+pub fn current_tenant() -> Option<pgrx::Uuid> {
+    let id = current()?.id;
+    Some(pgrx::Uuid::from_bytes(*id.as_bytes()))
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_identifier() -> Option<String> {
+    current().map(|tenant| tenant.identifier.clone())
+}
+
+#[pg_extern(volatile, parallel_safe)]
+fn cache_stats() -> TableIterator<
+    'static,
+    (
+        name!(hits, i64),
+        name!(misses, i64),
+        name!(evictions, i64),
+        name!(invalidations, i64),
+        name!(entries, i64),
+        name!(capacity, i64),
+    ),
+> {
+    let (stats, entries, capacity) = cache::stats();
+    TableIterator::once((
+        stats.hits,
+        stats.misses,
+        stats.evictions,
+        stats.invalidations,
+        entries as i64,
+        capacity as i64,
+    ))
+}
+
+fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
+    let Some(id) = gucs::current_tenant_id() else {
+        if gucs::REQUIRE_TENANT.get() {
+            TenantRequired.raise();
+        }
+        return None;
+    };
+    // The setting's check hook admits only UUIDs.
+    let id = id.unwrap_or_else(|()| error!("tenancy.tenant does not hold a tenant id"));
+    let tenant = catalog::find_by_id(id)
+        .unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
+    if !tenant.is_active() {
+        refuse(&tenant.identifier, TenantNotActive(tenant.identifier.clone(), tenant.status.clone()));
+    }
+    Some(tenant)
+}
+
+/// The one place that changes the context. A cursor keeps the rows of the
+/// tenant it was opened for, so the value may not change while one is open.
+fn change_context(id: Option<Uuid>, local: bool) {
+    let current = gucs::current_tenant_id().and_then(Result::ok);
+    if current != id && security::has_open_cursors() {
+        refuse(&id.map(|id| id.to_string()).unwrap_or_default(), OpenCursors);
+    }
+    gucs::set_tenant_id(id, local);
+}
+
+/// Log a refused context attempt (the failed transaction keeps no trace), then raise.
+fn refuse(tenant: &str, error: TenancyError) -> ! {
+    log!(
+        "tenancy: refused tenant context \"{tenant}\" for role \"{}\": {}",
+        security::current_role_name(),
+        error.message()
+    );
+    error.raise()
+}

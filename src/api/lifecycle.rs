@@ -1,0 +1,277 @@
+//! Tenant lifecycle: register, suspend, activate, update, delete.
+//!
+//! Each function validates first, then changes the catalog, writes the audit
+//! row and queues the event in one transaction: an error anywhere leaves nothing.
+//! They run their SQL as the catalog's owner; EXECUTE is what grants the power.
+
+use crate::api::audit;
+use crate::catalog;
+use crate::error::{required, TenancyError::*};
+use crate::postgres::security;
+use crate::tenant::{validate_identifier, validate_metadata, validate_name};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
+
+/// A time-ordered (version 7) UUID: the default for `tenancy.tenants.id`.
+#[pg_extern(volatile, parallel_safe)]
+pub fn uuid_v7() -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*Uuid::now_v7().as_bytes())
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn register_tenant(
+    identifier: Option<&str>,
+    name: Option<&str>,
+    metadata: default!(Option<JsonB>, "'{}'"),
+    isolation: default!(Option<&str>, "'shared'"),
+) -> pgrx::composite_type!('static, "tenancy.tenants") {
+    let identifier = required(identifier, "identifier");
+    let name = required(name, "name");
+    let JsonB(metadata) = required(metadata, "metadata");
+    let isolation = required(isolation, "isolation");
+    validate_identifier(identifier).unwrap_or_else(|e| e.raise());
+    validate_name(name).unwrap_or_else(|e| e.raise());
+    validate_metadata(&metadata).unwrap_or_else(|e| e.raise());
+    match isolation {
+        "shared" => {}
+        "schema" => Unsupported(
+            "isolation 'schema' is not available in this version of tenancy".into(),
+            "Register the tenant with isolation => 'shared' (rows in shared tables under \
+             row-level security)."
+                .into(),
+        )
+        .raise(),
+        other => InvalidValue(
+            format!("invalid isolation \"{other}\""),
+            "Use 'shared' (rows in shared tables under row-level security) or 'schema'.".into(),
+        )
+        .raise(),
+    }
+
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        // ON CONFLICT waits for a concurrent registration of the same identifier
+        // and then yields no row: exactly one of them wins, the others get 23505.
+        let row = fetch_row(
+            "INSERT INTO tenancy.tenants AS t (identifier, name, metadata, isolation) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (identifier) DO NOTHING RETURNING t",
+            &[identifier.into(), name.into(), JsonB(metadata.clone()).into(), isolation.into()],
+        )
+        .unwrap_or_else(|| DuplicateIdentifier(identifier.into()).raise());
+        let id = row_id(&row);
+        audit::record(
+            &role,
+            "register",
+            Some((id, identifier)),
+            json!({"name": name, "metadata": metadata, "isolation": isolation}),
+        );
+        audit::notify("register", id, identifier, "active");
+        row
+    })
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn suspend_tenant(
+    identifier: Option<&str>,
+    reason: default!(Option<&str>, "NULL"),
+) -> pgrx::composite_type!('static, "tenancy.tenants") {
+    let identifier = required(identifier, "identifier");
+    transition(
+        identifier,
+        "suspend",
+        "suspended",
+        "status = 'suspended', status_reason = $2, suspended_at = now()",
+        reason,
+    )
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn activate_tenant(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenancy.tenants") {
+    let identifier = required(identifier, "identifier");
+    transition(
+        identifier,
+        "activate",
+        "active",
+        "status = 'active', status_reason = $2, suspended_at = NULL",
+        None,
+    )
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn update_tenant(
+    identifier: Option<&str>,
+    name: default!(Option<&str>, "NULL"),
+    metadata: default!(Option<JsonB>, "NULL"),
+) -> pgrx::composite_type!('static, "tenancy.tenants") {
+    let identifier = required(identifier, "identifier");
+    if let Some(name) = name {
+        validate_name(name).unwrap_or_else(|e| e.raise());
+    }
+    let metadata = metadata.map(|JsonB(m)| m);
+    if let Some(metadata) = &metadata {
+        validate_metadata(metadata).unwrap_or_else(|e| e.raise());
+    }
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let status = lock_status(identifier);
+        if status == "deleted" {
+            IllegalTransition(
+                format!("tenant \"{identifier}\" is deleted and cannot be updated"),
+                "A deleted tenant is kept only to reserve its identifier.".into(),
+            )
+            .raise();
+        }
+        let row = fetch_row(
+            "UPDATE tenancy.tenants AS t SET name = coalesce($2, name), \
+             metadata = coalesce($3, metadata), updated_at = now() \
+             WHERE identifier = $1 RETURNING t",
+            &[identifier.into(), name.into(), metadata.clone().map(JsonB).into()],
+        )
+        .expect("the row is locked");
+        let id = row_id(&row);
+        audit::record(&role, "update", Some((id, identifier)), json!({"name": name, "metadata": metadata}));
+        audit::notify("update", id, identifier, &status);
+        row
+    })
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn delete_tenant(
+    identifier: Option<&str>,
+    destroy_data: default!(Option<bool>, false),
+) -> pgrx::composite_type!('static, "tenancy.tenants") {
+    let identifier = required(identifier, "identifier");
+    if !required(destroy_data, "destroy_data") {
+        return transition(
+            identifier,
+            "delete",
+            "deleted",
+            "status = 'deleted', status_reason = $2, deleted_at = now()",
+            None,
+        );
+    }
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let status = lock_status(identifier);
+        let id = tenant_id(identifier);
+        let rows_deleted = destroy_rows(id);
+        let row = fetch_row(
+            "DELETE FROM tenancy.tenants AS t WHERE identifier = $1 RETURNING t",
+            &[identifier.into()],
+        )
+        .expect("the row is locked");
+        audit::record(
+            &role,
+            "destroy",
+            Some((id, identifier)),
+            json!({"previous_status": status, "rows_deleted": rows_deleted}),
+        );
+        audit::notify("destroy", id, identifier, "destroyed");
+        row
+    })
+}
+
+/// Move `identifier` to `to` if the state machine allows it:
+/// active ⇄ suspended, active/suspended → deleted; deleted is terminal.
+fn transition(identifier: &str, action: &str, to: &str, set: &str, reason: Option<&str>) -> TenantRow {
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let from = lock_status(identifier);
+        let allowed = matches!(
+            (from.as_str(), to),
+            ("active", "suspended") | ("suspended", "active") | ("active" | "suspended", "deleted")
+        );
+        if !allowed {
+            let hint = match from.as_str() {
+                "deleted" => "A deleted tenant cannot change state; remove it for good with \
+                              tenancy.delete_tenant(identifier, destroy_data => true)."
+                    .to_string(),
+                _ => format!("The tenant is already {from}."),
+            };
+            IllegalTransition(format!("cannot {action} tenant \"{identifier}\": it is {from}"), hint)
+                .raise();
+        }
+        let row = fetch_row(
+            &format!("UPDATE tenancy.tenants AS t SET {set}, updated_at = now() WHERE identifier = $1 RETURNING t"),
+            &[identifier.into(), reason.into()],
+        )
+        .expect("the row is locked");
+        let id = row_id(&row);
+        let mut details = json!({"from": from, "to": to});
+        if let Some(reason) = reason {
+            details["reason"] = Value::from(reason);
+        }
+        audit::record(&role, action, Some((id, identifier)), details);
+        audit::notify(action, id, identifier, to);
+        row
+    })
+}
+
+/// Lock the tenant's row for the rest of the transaction and return its status.
+fn lock_status(identifier: &str) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT status FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE",
+        &[identifier.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| UnknownTenant(identifier.into()).raise())
+}
+
+fn tenant_id(identifier: &str) -> Uuid {
+    let id = Spi::get_one_with_args::<pgrx::Uuid>(
+        "SELECT id FROM tenancy.tenants WHERE identifier = $1",
+        &[identifier.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| UnknownTenant(identifier.into()).raise());
+    Uuid::from_bytes(*id.as_bytes())
+}
+
+/// Delete the tenant's rows from every protected table.
+fn destroy_rows(id: Uuid) -> i64 {
+    let tables: Vec<(String, String)> = Spi::connect(|client| {
+        client
+            .select("SELECT relid::text, tenant_column::text FROM tenancy.protected_tables ORDER BY relid", None, &[])?
+            .map(|row| Ok((row.get(1)?.expect("NOT NULL"), row.get(2)?.expect("NOT NULL"))))
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| error!("reading tenancy.protected_tables failed: {e}"));
+    let id = pgrx::Uuid::from_bytes(*id.as_bytes());
+    tables
+        .iter()
+        .map(|(table, column)| {
+            let query = format!(
+                "WITH gone AS (DELETE FROM {table} WHERE {} = $1 RETURNING 1) SELECT count(*) FROM gone",
+                spi::quote_identifier(column)
+            );
+            Spi::get_one_with_args::<i64>(&query, &[id.into()])
+                .unwrap_or_else(|e| error!("deleting the tenant's rows from {table} failed: {e}"))
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Run a catalog statement returning at most one `tenancy.tenants` row.
+fn fetch_row(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<TenantRow> {
+    Spi::connect_mut(|client| {
+        // No row limit: SPI's limit stops a DML statement early, before its
+        // AFTER STATEMENT triggers (the cache invalidation) fire.
+        let rows = client.update(query, None, args)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.first().get::<TenantRow>(1)
+    })
+    .unwrap_or_else(|e: pgrx::spi::Error| error!("tenancy catalog statement failed: {e}"))
+}
+
+fn row_id(row: &TenantRow) -> Uuid {
+    let id: pgrx::Uuid = row.get_by_name("id").ok().flatten().expect("id is NOT NULL");
+    Uuid::from_bytes(*id.as_bytes())
+}

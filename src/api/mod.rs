@@ -1,0 +1,5 @@
+//! The SQL surface, one module per concept.
+
+pub mod audit;
+pub mod context;
+pub mod lifecycle;

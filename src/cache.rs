@@ -1,0 +1,185 @@
+//! Backend-local LRU cache of tenants, so that `set_tenant` (by identifier) and
+//! `current_tenant` (by id) cost a hash lookup instead of a query.
+//!
+//! Staleness is ruled out by invalidation, not by a TTL: every change to
+//! `tenancy.tenants` sends a relcache invalidation, and `invalidate()` runs in
+//! every backend when it processes it (see `postgres::invalidation`). Borrows
+//! of the cache are never held across anything that can process invalidations.
+
+use crate::postgres::gucs;
+use crate::tenant::Tenant;
+use lru::LruCache;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+use uuid::Uuid;
+
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub hits: i64,
+    pub misses: i64,
+    pub evictions: i64,
+    pub invalidations: i64,
+}
+
+struct Cache {
+    by_id: LruCache<Uuid, Rc<Tenant>>,
+    /// identifier → id, kept in step with `by_id` (same entries).
+    by_identifier: HashMap<String, Uuid>,
+    stats: Stats,
+    /// Bumped by every invalidation: a lookup that raced with one is not cached.
+    generation: u64,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        by_id: LruCache::new(capacity()),
+        by_identifier: HashMap::new(),
+        stats: Stats::default(),
+        generation: 0,
+    });
+}
+
+fn capacity() -> NonZeroUsize {
+    NonZeroUsize::new(gucs::CACHE_SIZE.get().max(1) as usize).unwrap()
+}
+
+impl Cache {
+    /// Follow `tenancy.cache_size` when it changes.
+    fn fit_capacity(&mut self) {
+        let cap = capacity();
+        if self.by_id.cap() != cap {
+            while self.by_id.len() > cap.get() {
+                self.evict_lru();
+            }
+            self.by_id.resize(cap);
+        }
+    }
+
+    fn evict_lru(&mut self) {
+        if let Some((_, tenant)) = self.by_id.pop_lru() {
+            self.by_identifier.remove(&tenant.identifier);
+            self.stats.evictions += 1;
+        }
+    }
+
+    fn get(&mut self, id: Option<Uuid>) -> Option<Rc<Tenant>> {
+        let found = id.and_then(|id| self.by_id.get(&id).cloned());
+        match found {
+            Some(_) => self.stats.hits += 1,
+            None => self.stats.misses += 1,
+        }
+        found
+    }
+}
+
+pub fn get_by_id(id: Uuid) -> Option<Rc<Tenant>> {
+    CACHE.with_borrow_mut(|c| c.get(Some(id)))
+}
+
+pub fn get_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
+    CACHE.with_borrow_mut(|c| {
+        let id = c.by_identifier.get(identifier).copied();
+        c.get(id)
+    })
+}
+
+/// Take before a catalog lookup and hand to `insert`.
+pub fn generation() -> u64 {
+    CACHE.with_borrow(|c| c.generation)
+}
+
+/// Cache a tenant read from the catalog, unless an invalidation arrived since
+/// `generation` was taken (the row read may already be outdated).
+pub fn insert(tenant: Rc<Tenant>, generation: u64) {
+    CACHE.with_borrow_mut(|c| {
+        if c.generation != generation {
+            return;
+        }
+        c.fit_capacity();
+        if let Some(old) = c.by_id.peek(&tenant.id) {
+            let old_identifier = old.identifier.clone();
+            c.by_identifier.remove(&old_identifier);
+        } else if c.by_id.len() == c.by_id.cap().get() {
+            c.evict_lru();
+        }
+        c.by_identifier.insert(tenant.identifier.clone(), tenant.id);
+        c.by_id.put(tenant.id, tenant);
+    })
+}
+
+/// Drop every entry. Called from the relcache callback: only frees memory.
+pub fn invalidate() {
+    CACHE.with_borrow_mut(|c| {
+        c.by_id.clear();
+        c.by_identifier.clear();
+        c.generation += 1;
+        c.stats.invalidations += 1;
+    })
+}
+
+pub fn stats() -> (Stats, usize, usize) {
+    CACHE.with_borrow_mut(|c| {
+        c.fit_capacity();
+        (c.stats, c.by_id.len(), c.by_id.cap().get())
+    })
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    fn tenant(n: u128) -> Rc<Tenant> {
+        Rc::new(Tenant {
+            id: Uuid::from_u128(n),
+            identifier: format!("tenant-{n}"),
+            status: "active".into(),
+        })
+    }
+
+    #[pgrx::pg_test]
+    fn lookups_by_id_and_identifier_hit_the_same_entry() {
+        invalidate();
+        let before = stats().0;
+        insert(tenant(1), generation());
+        assert_eq!(get_by_identifier("tenant-1").unwrap().id, Uuid::from_u128(1));
+        assert_eq!(get_by_id(Uuid::from_u128(1)).unwrap().identifier, "tenant-1");
+        assert!(get_by_identifier("tenant-2").is_none());
+        let after = stats().0;
+        assert_eq!((after.hits - before.hits, after.misses - before.misses), (2, 1));
+    }
+
+    #[pgrx::pg_test]
+    fn a_lookup_that_raced_with_an_invalidation_is_not_cached() {
+        let generation = generation();
+        invalidate();
+        insert(tenant(7), generation);
+        assert!(get_by_id(Uuid::from_u128(7)).is_none());
+    }
+
+    #[pgrx::pg_test]
+    fn eviction_keeps_both_indexes_in_step() {
+        pgrx::Spi::run("SET tenancy.cache_size = 2").unwrap();
+        invalidate();
+        for n in 1..=3 {
+            insert(tenant(n), generation());
+        }
+        let (stats, entries, capacity) = stats();
+        assert_eq!((entries, capacity), (2, 2));
+        assert!(stats.evictions >= 1);
+        assert!(get_by_identifier("tenant-1").is_none(), "least recently used is gone");
+        assert!(get_by_identifier("tenant-3").is_some());
+    }
+
+    #[pgrx::pg_test]
+    fn renamed_tenant_replaces_its_old_identifier() {
+        invalidate();
+        insert(tenant(5), generation());
+        let renamed = Rc::new(Tenant { identifier: "renamed".into(), ..(*tenant(5)).clone() });
+        insert(renamed, generation());
+        assert!(get_by_identifier("tenant-5").is_none());
+        assert!(get_by_identifier("renamed").is_some());
+    }
+}

@@ -1,0 +1,130 @@
+//! Every error the extension raises, mapped to its SQLSTATE in one place.
+
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgLogLevel;
+
+pub enum TenancyError {
+    /// A required argument was NULL.
+    NullArgument(&'static str),
+    /// A value failed validation: (message, hint).
+    InvalidValue(String, String),
+    DuplicateIdentifier(String),
+    UnknownTenant(String),
+    /// A lifecycle change the state machine forbids: (message, hint).
+    IllegalTransition(String, String),
+    /// The tenant column of a table is missing or unusable: (message, hint).
+    BadTenantColumn(String, String),
+    /// A feature this version does not provide: (message, hint).
+    Unsupported(String, String),
+    /// The tenant exists but may not be used as a context: (identifier, status).
+    TenantNotActive(String, String),
+    /// The current role bypasses row-level security: (role, reason).
+    PrivilegedRole(String, &'static str),
+    NoTransactionBlock,
+    OpenCursors,
+    TenantRequired,
+    /// The context holds a tenant that no longer exists.
+    StaleContext,
+}
+
+use TenancyError::*;
+
+impl TenancyError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Unsupported(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            BadTenantColumn(..) => ERRCODE_DATATYPE_MISMATCH,
+            InvalidValue(..) => ERRCODE_INVALID_PARAMETER_VALUE,
+            DuplicateIdentifier(_) => ERRCODE_UNIQUE_VIOLATION,
+            UnknownTenant(_) | StaleContext => ERRCODE_NO_DATA_FOUND,
+            IllegalTransition(..) | TenantNotActive(..) | TenantRequired => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            PrivilegedRole(..) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            NoTransactionBlock => ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
+        }
+    }
+
+    fn message_and_hint(&self) -> (String, String) {
+        match self {
+            NullArgument(arg) => (
+                format!("argument \"{arg}\" must not be NULL"),
+                format!("Pass a value for \"{arg}\"."),
+            ),
+            InvalidValue(message, hint)
+            | IllegalTransition(message, hint)
+            | Unsupported(message, hint)
+            | BadTenantColumn(message, hint) => {
+                (message.clone(), hint.clone())
+            }
+            DuplicateIdentifier(ident) => (
+                format!("tenant \"{ident}\" already exists"),
+                "Tenant identifiers are unique, including those of soft-deleted tenants; \
+                 choose another identifier or destroy the old tenant with \
+                 tenancy.delete_tenant(identifier, destroy_data => true)."
+                    .into(),
+            ),
+            UnknownTenant(ident) => (
+                format!("tenant \"{ident}\" does not exist"),
+                "List the known tenants with SELECT identifier FROM tenancy.tenants.".into(),
+            ),
+            TenantNotActive(ident, status) => (
+                format!("tenant \"{ident}\" is {status}"),
+                "Only active tenants can be used as a context; an administrator can \
+                 reinstate a suspended tenant with tenancy.activate_tenant()."
+                    .into(),
+            ),
+            PrivilegedRole(role, why) => (
+                format!("role \"{role}\" cannot use a tenant context: it {why}"),
+                "Row-level security does not apply to this role, so the session would look \
+                 isolated without being isolated. Connect as an application role without \
+                 SUPERUSER and BYPASSRLS."
+                    .into(),
+            ),
+            NoTransactionBlock => (
+                "a transaction-scoped tenant context requires a transaction block".into(),
+                "Call tenancy.set_tenant(identifier, is_local => true) after BEGIN, or use \
+                 is_local => false for a session-scoped context."
+                    .into(),
+            ),
+            OpenCursors => (
+                "cannot change the tenant context while cursors are open".into(),
+                "Close the session's cursors (CLOSE ALL) first: a cursor keeps returning \
+                 the rows of the tenant it was opened for."
+                    .into(),
+            ),
+            TenantRequired => (
+                "no tenant context is set".into(),
+                "Call tenancy.set_tenant(identifier) first (tenancy.require_tenant is on).".into(),
+            ),
+            StaleContext => (
+                "the tenant of this context no longer exists".into(),
+                "Set a new context with tenancy.set_tenant() or clear it with \
+                 tenancy.reset_tenant()."
+                    .into(),
+            ),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        self.message_and_hint().0
+    }
+
+    /// Raise as a PostgreSQL ERROR; the transaction aborts, so nothing partial stays.
+    pub fn raise(self) -> ! {
+        let (message, hint) = self.message_and_hint();
+        ErrorReport::new(self.sqlstate(), message, "tenancy")
+            .set_hint(hint)
+            .report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+}
+
+/// Unwrap a required argument, raising 22004 for NULL.
+pub fn required<T>(value: Option<T>, arg: &'static str) -> T {
+    value.unwrap_or_else(|| NullArgument(arg).raise())
+}

@@ -1,0 +1,37 @@
+//! tenancy: multi-tenant isolation as a property of the database.
+//!
+//! Layout: `api/` is the SQL surface (one module per concept), `postgres/` is
+//! the boundary with PostgreSQL internals (settings, invalidation, privilege
+//! switching: where `unsafe` lives), `sql/` holds the catalog DDL.
+
+use pgrx::prelude::*;
+
+mod api;
+mod cache;
+mod catalog;
+mod error;
+mod postgres;
+mod tenant;
+
+::pgrx::pg_module_magic!(name, version);
+
+// The catalog is plain SQL; it needs `uuid_v7()` for its default ids.
+extension_sql_file!("../sql/catalog.sql", name = "catalog", requires = [api::lifecycle::uuid_v7]);
+// Triggers, privileges and dump registration, once every function exists.
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    postgres::gucs::init();
+    postgres::invalidation::init();
+}
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,114 @@
+//! Every setting of the extension, in one place.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::ffi::{c_char, c_void, CStr, CString};
+
+const TENANT_GUC: &CStr = c"tenancy.tenant";
+
+/// The current tenant's id ('' or unset = none). PGC_SUSET: a plain role's
+/// `SET`, `set_config()`, `ALTER ROLE … SET` and `-c` options are refused;
+/// only the extension's functions set it, after validating the tenant.
+static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+pub fn init() {
+    // SAFETY: the check hook is a #[pg_guard] function with the signature PostgreSQL expects.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            TENANT_GUC,
+            c"Id of the current tenant (set it with tenancy.set_tenant()).",
+            c"Superuser-only: ordinary roles change it through tenancy.set_tenant(), \
+              which validates the tenant first.",
+            &TENANT,
+            GucContext::Suset,
+            GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
+            Some(check_tenant),
+            None,
+            None,
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"tenancy.cache_size",
+        c"Number of tenants each backend keeps in its cache.",
+        c"",
+        &CACHE_SIZE,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"tenancy.require_tenant",
+        c"Raise an error, instead of matching no rows, when no tenant context is set.",
+        c"",
+        &REQUIRE_TENANT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // Placeholders such as a `SET tenancy.tenant` made before the library was
+    // loaded are discarded by the definitions above; reserving the prefix
+    // refuses new ones for the rest of the session.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };
+}
+
+/// Only '' or a UUID: a superuser's `ALTER ROLE … SET` typo fails loudly.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_tenant(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let value = if newval.is_null() || (*newval).is_null() {
+        return true;
+    } else {
+        CStr::from_ptr(*newval).to_bytes()
+    };
+    value.is_empty() || uuid::Uuid::try_parse_ascii(value).is_ok()
+}
+
+/// The tenant id held by the context, without copying the string.
+pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
+    // SAFETY: PostgreSQL owns the string and keeps it valid until the setting changes,
+    // which cannot happen while this function runs.
+    let value = unsafe {
+        let ptr = *TENANT.as_ptr();
+        if ptr.is_null() {
+            return None;
+        }
+        CStr::from_ptr(ptr).to_bytes()
+    };
+    if value.is_empty() {
+        return None;
+    }
+    Some(uuid::Uuid::try_parse_ascii(value).map_err(|_| ()))
+}
+
+/// Set (or with `None`, clear) the context, with session or transaction scope.
+/// The single place that writes the setting (Citus will need it issued as a
+/// propagatable `SET LOCAL` later).
+pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let value = id.map(|id| &*id.hyphenated().encode_lower(&mut buf)).unwrap_or("");
+    let value = CString::new(value).expect("a uuid has no NUL byte");
+    let action = if local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
+    // SAFETY: valid C strings; PGC_SUSET lets the extension set its superuser-only
+    // setting for any role, errors are raised (ERROR) rather than returned.
+    unsafe {
+        pg_sys::set_config_option(
+            TENANT_GUC.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+}

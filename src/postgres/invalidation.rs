@@ -1,0 +1,32 @@
+//! Cross-backend invalidation of the tenant cache through PostgreSQL's relcache
+//! invalidation messages: sent at commit by the writer, processed by every other
+//! backend at its next transaction start (or lock acquisition).
+
+use crate::{cache, catalog};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+pub fn init() {
+    // SAFETY: called once per backend from _PG_init; the callback only frees memory.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), 0.into()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // InvalidOid means "everything" (e.g. after an invalidation queue overflow).
+    if relid == pg_sys::InvalidOid || catalog::is_tenants_relation(relid) {
+        catalog::forget_relation();
+        cache::invalidate();
+    }
+}
+
+/// Statement trigger on `tenancy.tenants`: any change, through the API or
+/// plain DML, invalidates every backend's cache.
+#[pg_trigger]
+fn tenants_changed<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    // SAFETY: the trigger's relation is open; the message is queued for commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relation().unwrap().oid()) };
+    Ok(None)
+}

@@ -1,0 +1,81 @@
+//! Who is calling, and running catalog work as the catalog's owner.
+
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// Name of the current role (`current_user`).
+pub fn current_role_name() -> String {
+    // SAFETY: GetUserId() is always a valid role inside a transaction.
+    unsafe { role_name(pg_sys::GetUserId()) }
+}
+
+unsafe fn role_name(role: pg_sys::Oid) -> String {
+    let name = pg_sys::GetUserNameFromId(role, true);
+    if name.is_null() {
+        format!("oid {}", role.to_u32())
+    } else {
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Why row-level security would not apply to the current role, if it would not.
+pub fn rls_bypass_reason() -> Option<&'static str> {
+    // SAFETY: plain catalog lookups for the current role.
+    unsafe {
+        if pg_sys::superuser() {
+            Some("is a superuser")
+        } else if pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) {
+            Some("has the BYPASSRLS attribute")
+        } else {
+            None
+        }
+    }
+}
+
+/// True inside BEGIN … COMMIT (explicit or implicit multi-statement block).
+pub fn in_transaction_block() -> bool {
+    unsafe { pg_sys::IsTransactionBlock() }
+}
+
+/// True when the session has an open cursor (any portal between fetches).
+pub fn has_open_cursors() -> bool {
+    // The portal running the current statement is PORTAL_ACTIVE, not ready.
+    unsafe { !pg_sys::ThereAreNoReadyPortals() }
+}
+
+/// Run `f` as `owner` with `search_path` pinned to pg_catalog, like a
+/// SECURITY DEFINER function with `SET search_path`: callers need no privilege
+/// on the catalog, and objects on their search_path (operators, functions)
+/// cannot be substituted into the extension's queries. If `f` raises, the
+/// (sub)transaction abort restores both the user id and the setting.
+pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    // SAFETY: the save/restore pair of PostgreSQL's own SECURITY DEFINER handling.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+    let result = f();
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
+    result
+}

@@ -1,0 +1,7 @@
+-- Roles shared by every test layer; cluster-wide, created once per scratch cluster.
+-- tenancy_app is what an application connects as: LOGIN, nothing else.
+CREATE ROLE tenancy_app LOGIN;
+-- tenancy_admin is granted the lifecycle functions explicitly (tests do the GRANT).
+CREATE ROLE tenancy_admin LOGIN;
+-- A role that bypasses row-level security must never get a tenant context.
+CREATE ROLE tenancy_bypass LOGIN BYPASSRLS;
