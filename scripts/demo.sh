@@ -9,4 +9,4 @@ ensure_tools
 install_extension
 fresh_cluster "$PORT"
 log "scratch PostgreSQL on 127.0.0.1:$PORT (stop it with: scripts/demo.sh stop)"
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$ROOT/scripts/demo.sql"
+psql -X -v PORT="$PORT" -d postgres -f "$ROOT/scripts/demo.sql"

@@ -144,11 +144,20 @@ mod tests {
         invalidate();
         let before = stats().0;
         insert(tenant(1), generation());
-        assert_eq!(get_by_identifier("tenant-1").unwrap().id, Uuid::from_u128(1));
-        assert_eq!(get_by_id(Uuid::from_u128(1)).unwrap().identifier, "tenant-1");
+        assert_eq!(
+            get_by_identifier("tenant-1").unwrap().id,
+            Uuid::from_u128(1)
+        );
+        assert_eq!(
+            get_by_id(Uuid::from_u128(1)).unwrap().identifier,
+            "tenant-1"
+        );
         assert!(get_by_identifier("tenant-2").is_none());
         let after = stats().0;
-        assert_eq!((after.hits - before.hits, after.misses - before.misses), (2, 1));
+        assert_eq!(
+            (after.hits - before.hits, after.misses - before.misses),
+            (2, 1)
+        );
     }
 
     #[pgrx::pg_test]
@@ -169,7 +178,10 @@ mod tests {
         let (stats, entries, capacity) = stats();
         assert_eq!((entries, capacity), (2, 2));
         assert!(stats.evictions >= 1);
-        assert!(get_by_identifier("tenant-1").is_none(), "least recently used is gone");
+        assert!(
+            get_by_identifier("tenant-1").is_none(),
+            "least recently used is gone"
+        );
         assert!(get_by_identifier("tenant-3").is_some());
     }
 
@@ -177,7 +189,10 @@ mod tests {
     fn renamed_tenant_replaces_its_old_identifier() {
         invalidate();
         insert(tenant(5), generation());
-        let renamed = Rc::new(Tenant { identifier: "renamed".into(), ..(*tenant(5)).clone() });
+        let renamed = Rc::new(Tenant {
+            identifier: "renamed".into(),
+            ..(*tenant(5)).clone()
+        });
         insert(renamed, generation());
         assert!(get_by_identifier("tenant-5").is_none());
         assert!(get_by_identifier("renamed").is_some());

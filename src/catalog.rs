@@ -57,7 +57,10 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
 
 pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
     cache::get_by_identifier(identifier).or_else(|| {
-        load("SELECT id, identifier, status FROM tenancy.tenants WHERE identifier = $1", identifier)
+        load(
+            "SELECT id, identifier, status FROM tenancy.tenants WHERE identifier = $1",
+            identifier,
+        )
     })
 }
 

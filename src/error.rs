@@ -13,7 +13,9 @@ pub enum TenancyError {
     UnknownTenant(String),
     /// A lifecycle change the state machine forbids: (message, hint).
     IllegalTransition(String, String),
-    /// The tenant column of a table is missing or unusable: (message, hint).
+    /// The tenant column of a table is missing: (message, hint).
+    UndefinedColumn(String, String),
+    /// The tenant column of a table is unusable: (message, hint).
     BadTenantColumn(String, String),
     /// A feature this version does not provide: (message, hint).
     Unsupported(String, String),
@@ -36,6 +38,7 @@ impl TenancyError {
         match self {
             NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Unsupported(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            UndefinedColumn(..) => ERRCODE_UNDEFINED_COLUMN,
             BadTenantColumn(..) => ERRCODE_DATATYPE_MISMATCH,
             InvalidValue(..) => ERRCODE_INVALID_PARAMETER_VALUE,
             DuplicateIdentifier(_) => ERRCODE_UNIQUE_VIOLATION,
@@ -58,9 +61,8 @@ impl TenancyError {
             InvalidValue(message, hint)
             | IllegalTransition(message, hint)
             | Unsupported(message, hint)
-            | BadTenantColumn(message, hint) => {
-                (message.clone(), hint.clone())
-            }
+            | UndefinedColumn(message, hint)
+            | BadTenantColumn(message, hint) => (message.clone(), hint.clone()),
             DuplicateIdentifier(ident) => (
                 format!("tenant \"{ident}\" already exists"),
                 "Tenant identifiers are unique, including those of soft-deleted tenants; \

@@ -16,7 +16,22 @@ mod tenant;
 ::pgrx::pg_module_magic!(name, version);
 
 // The catalog is plain SQL; it needs `uuid_v7()` for its default ids.
-extension_sql_file!("../sql/catalog.sql", name = "catalog", requires = [api::lifecycle::uuid_v7]);
+extension_sql_file!(
+    "../sql/catalog.sql",
+    name = "catalog",
+    requires = [api::lifecycle::uuid_v7]
+);
+// Auto-protect event trigger and verify(), written as SQL.
+extension_sql_file!(
+    "../sql/policies.sql",
+    name = "policies",
+    requires = [
+        "catalog",
+        api::policies::protect,
+        api::policies::auto_protect_enabled
+    ]
+);
+extension_sql_file!("../sql/verify.sql", name = "verify", requires = ["catalog"]);
 // Triggers, privileges and dump registration, once every function exists.
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

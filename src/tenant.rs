@@ -23,7 +23,10 @@ pub const IDENTIFIER_RULE: &str = "3 to 63 characters: lowercase ASCII letters, 
 /// Slug rules of SPEC.md; the same rule is a CHECK constraint on the catalog.
 pub fn validate_identifier(identifier: &str) -> Result<(), TenancyError> {
     let problem = if !(3..=63).contains(&identifier.len()) {
-        Some(format!("must be 3 to 63 characters long, not {}", identifier.chars().count()))
+        Some(format!(
+            "must be 3 to 63 characters long, not {}",
+            identifier.chars().count()
+        ))
     } else if !identifier.starts_with(|c: char| c.is_ascii_lowercase()) {
         Some("must start with a lowercase letter".to_string())
     } else if let Some(c) = identifier
@@ -53,7 +56,9 @@ pub fn validate_name(name: &str) -> Result<(), TenancyError> {
         return Ok(());
     }
     Err(InvalidValue(
-        format!("invalid tenant name: it has {chars} characters and must have 1 to 200, not all blank"),
+        format!(
+            "invalid tenant name: it has {chars} characters and must have 1 to 200, not all blank"
+        ),
         "Give the tenant a display name such as 'ACME Corporation'.".into(),
     ))
 }
@@ -79,8 +84,18 @@ mod tests {
             assert!(validate_identifier(ok).is_ok(), "{ok} should be valid");
         }
         for bad in [
-            "ab", &"a".repeat(64), "", "1abc", "-abc", "abc-", "ab--c", "Acme", "acme_corp",
-            "acme corp", "acmé", "acme;drop",
+            "ab",
+            &"a".repeat(64),
+            "",
+            "1abc",
+            "-abc",
+            "abc-",
+            "ab--c",
+            "Acme",
+            "acme_corp",
+            "acme corp",
+            "acmé",
+            "acme;drop",
         ] {
             assert!(validate_identifier(bad).is_err(), "{bad} should be invalid");
         }

@@ -9,22 +9,35 @@ use uuid::Uuid;
 /// `role` is the caller's role, captured before switching to the owner.
 pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: Value) {
     let (id, identifier) = match tenant {
-        Some((id, identifier)) => (Some(pgrx::Uuid::from_bytes(*id.as_bytes())), Some(identifier)),
+        Some((id, identifier)) => (
+            Some(pgrx::Uuid::from_bytes(*id.as_bytes())),
+            Some(identifier),
+        ),
         None => (None, None),
     };
     Spi::run_with_args(
         "INSERT INTO tenancy.audit_log (role, tenant_id, tenant_identifier, action, details) \
          VALUES ($1, $2, $3, $4, $5)",
-        &[role.into(), id.into(), identifier.into(), action.into(), pgrx::JsonB(details).into()],
+        &[
+            role.into(),
+            id.into(),
+            identifier.into(),
+            action.into(),
+            pgrx::JsonB(details).into(),
+        ],
     )
     .unwrap_or_else(|e| error!("writing tenancy.audit_log failed: {e}"));
 }
 
 /// NOTIFY `tenancy_events` (delivered at commit, dropped on rollback).
 pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str) {
-    let payload = json!({"action": action, "tenant_id": id, "identifier": identifier, "status": status});
-    Spi::run_with_args("SELECT pg_notify('tenancy_events', $1)", &[payload.to_string().into()])
-        .unwrap_or_else(|e| error!("sending tenancy_events failed: {e}"));
+    let payload =
+        json!({"action": action, "tenant_id": id, "identifier": identifier, "status": status});
+    Spi::run_with_args(
+        "SELECT pg_notify('tenancy_events', $1)",
+        &[payload.to_string().into()],
+    )
+    .unwrap_or_else(|e| error!("sending tenancy_events failed: {e}"));
 }
 
 thread_local! {
@@ -54,7 +67,12 @@ fn purge_audit_log(older_than: Option<pgrx::datum::Interval>) -> i64 {
         .unwrap_or_else(|e| error!("purging tenancy.audit_log failed: {e}"))
         .unwrap_or(0);
         drop(_reset);
-        record(&role, "purge_audit", None, json!({"older_than": older_than.to_string(), "deleted": deleted}));
+        record(
+            &role,
+            "purge_audit",
+            None,
+            json!({"older_than": older_than.to_string(), "deleted": deleted}),
+        );
         deleted
     })
 }

@@ -18,7 +18,10 @@ fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false))
     let identifier = required(identifier, "identifier");
     let local = required(is_local, "is_local");
     if let Some(why) = security::rls_bypass_reason() {
-        refuse(identifier, PrivilegedRole(security::current_role_name(), why));
+        refuse(
+            identifier,
+            PrivilegedRole(security::current_role_name(), why),
+        );
     }
     if local && !security::in_transaction_block() {
         refuse(identifier, NoTransactionBlock);
@@ -26,7 +29,10 @@ fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false))
     let tenant = catalog::find_by_identifier(identifier)
         .unwrap_or_else(|| refuse(identifier, UnknownTenant(identifier.into())));
     if !tenant.is_active() {
-        refuse(identifier, TenantNotActive(tenant.identifier.clone(), tenant.status.clone()));
+        refuse(
+            identifier,
+            TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
+        );
     }
     change_context(Some(tenant.id), local);
     pgrx::Uuid::from_bytes(*tenant.id.as_bytes())
@@ -84,10 +90,12 @@ fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
     };
     // The setting's check hook admits only UUIDs.
     let id = id.unwrap_or_else(|()| error!("tenancy.tenant does not hold a tenant id"));
-    let tenant = catalog::find_by_id(id)
-        .unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
+    let tenant = catalog::find_by_id(id).unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
     if !tenant.is_active() {
-        refuse(&tenant.identifier, TenantNotActive(tenant.identifier.clone(), tenant.status.clone()));
+        refuse(
+            &tenant.identifier,
+            TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
+        );
     }
     Some(tenant)
 }
@@ -97,7 +105,10 @@ fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
 fn change_context(id: Option<Uuid>, local: bool) {
     let current = gucs::current_tenant_id().and_then(Result::ok);
     if current != id && security::has_open_cursors() {
-        refuse(&id.map(|id| id.to_string()).unwrap_or_default(), OpenCursors);
+        refuse(
+            &id.map(|id| id.to_string()).unwrap_or_default(),
+            OpenCursors,
+        );
     }
     gucs::set_tenant_id(id, local);
 }

@@ -59,7 +59,12 @@ fn register_tenant(
         let row = fetch_row(
             "INSERT INTO tenancy.tenants AS t (identifier, name, metadata, isolation) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (identifier) DO NOTHING RETURNING t",
-            &[identifier.into(), name.into(), JsonB(metadata.clone()).into(), isolation.into()],
+            &[
+                identifier.into(),
+                name.into(),
+                JsonB(metadata.clone()).into(),
+                isolation.into(),
+            ],
         )
         .unwrap_or_else(|| DuplicateIdentifier(identifier.into()).raise());
         let id = row_id(&row);
@@ -129,11 +134,20 @@ fn update_tenant(
             "UPDATE tenancy.tenants AS t SET name = coalesce($2, name), \
              metadata = coalesce($3, metadata), updated_at = now() \
              WHERE identifier = $1 RETURNING t",
-            &[identifier.into(), name.into(), metadata.clone().map(JsonB).into()],
+            &[
+                identifier.into(),
+                name.into(),
+                metadata.clone().map(JsonB).into(),
+            ],
         )
         .expect("the row is locked");
         let id = row_id(&row);
-        audit::record(&role, "update", Some((id, identifier)), json!({"name": name, "metadata": metadata}));
+        audit::record(
+            &role,
+            "update",
+            Some((id, identifier)),
+            json!({"name": name, "metadata": metadata}),
+        );
         audit::notify("update", id, identifier, &status);
         row
     })
@@ -177,7 +191,13 @@ fn delete_tenant(
 
 /// Move `identifier` to `to` if the state machine allows it:
 /// active ⇄ suspended, active/suspended → deleted; deleted is terminal.
-fn transition(identifier: &str, action: &str, to: &str, set: &str, reason: Option<&str>) -> TenantRow {
+fn transition(
+    identifier: &str,
+    action: &str,
+    to: &str,
+    set: &str,
+    reason: Option<&str>,
+) -> TenantRow {
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let from = lock_status(identifier);
@@ -192,8 +212,11 @@ fn transition(identifier: &str, action: &str, to: &str, set: &str, reason: Optio
                     .to_string(),
                 _ => format!("The tenant is already {from}."),
             };
-            IllegalTransition(format!("cannot {action} tenant \"{identifier}\": it is {from}"), hint)
-                .raise();
+            IllegalTransition(
+                format!("cannot {action} tenant \"{identifier}\": it is {from}"),
+                hint,
+            )
+            .raise();
         }
         let row = fetch_row(
             &format!("UPDATE tenancy.tenants AS t SET {set}, updated_at = now() WHERE identifier = $1 RETURNING t"),
@@ -272,6 +295,10 @@ fn fetch_row(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<TenantRo
 }
 
 fn row_id(row: &TenantRow) -> Uuid {
-    let id: pgrx::Uuid = row.get_by_name("id").ok().flatten().expect("id is NOT NULL");
+    let id: pgrx::Uuid = row
+        .get_by_name("id")
+        .ok()
+        .flatten()
+        .expect("id is NOT NULL");
     Uuid::from_bytes(*id.as_bytes())
 }

@@ -3,3 +3,4 @@
 pub mod audit;
 pub mod context;
 pub mod lifecycle;
+pub mod policies;

@@ -12,6 +12,7 @@ const TENANT_GUC: &CStr = c"tenancy.tenant";
 static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     // SAFETY: the check hook is a #[pg_guard] function with the signature PostgreSQL expects.
@@ -44,6 +45,14 @@ pub fn init() {
         c"Raise an error, instead of matching no rows, when no tenant context is set.",
         c"",
         &REQUIRE_TENANT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"tenancy.auto_protect",
+        c"Protect new tables that have a tenant_id uuid NOT NULL column, and new partitions of protected tables.",
+        c"",
+        &AUTO_PROTECT,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -90,7 +99,9 @@ pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
 /// propagatable `SET LOCAL` later).
 pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
     let mut buf = uuid::Uuid::encode_buffer();
-    let value = id.map(|id| &*id.hyphenated().encode_lower(&mut buf)).unwrap_or("");
+    let value = id
+        .map(|id| &*id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or("");
     let value = CString::new(value).expect("a uuid has no NUL byte");
     let action = if local {
         pg_sys::GucAction::GUC_ACTION_LOCAL

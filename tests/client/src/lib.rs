@@ -13,34 +13,54 @@ fn config(user: &str, dbname: &str) -> Config {
         .parse()
         .expect("TENANCY_TEST_PORT is a port number");
     let mut config = Client::configure();
-    config.host("127.0.0.1").port(port).user(user).dbname(dbname);
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .dbname(dbname);
     config
 }
 
 pub fn connect(user: &str, dbname: &str) -> Client {
-    config(user, dbname).connect(NoTls).unwrap_or_else(|e| panic!("connect as {user}: {e}"))
+    config(user, dbname)
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
 }
 
 /// Connect with startup options (what PGOPTIONS / `-c` send).
-pub fn connect_with_options(user: &str, dbname: &str, options: &str) -> Result<Client, postgres::Error> {
+pub fn connect_with_options(
+    user: &str,
+    dbname: &str,
+    options: &str,
+) -> Result<Client, postgres::Error> {
     config(user, dbname).options(options).connect(NoTls)
 }
 
 /// Drop and recreate `dbname` with the extension installed.
 pub fn fresh_database(dbname: &str) {
     let mut admin = connect(SUPERUSER, "postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {dbname}")).unwrap();
-    connect(SUPERUSER, dbname).batch_execute("CREATE EXTENSION tenancy").unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {dbname}"))
+        .unwrap();
+    connect(SUPERUSER, dbname)
+        .batch_execute("CREATE EXTENSION tenancy")
+        .unwrap();
 }
 
 /// The SQLSTATE of a failed statement.
 pub fn sqlstate(error: &postgres::Error) -> String {
-    error.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {error}"))
+    error
+        .code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {error}"))
 }
 
 /// The server log, to check what the extension logs there.
 pub fn server_log() -> String {
-    let path = std::env::var("TENANCY_SERVER_LOG").expect("TENANCY_SERVER_LOG is set by scripts/test.sh");
+    let path =
+        std::env::var("TENANCY_SERVER_LOG").expect("TENANCY_SERVER_LOG is set by scripts/test.sh");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }

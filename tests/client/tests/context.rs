@@ -20,7 +20,10 @@ fn setup() -> (String, String) {
     let mut admin = connect(SUPERUSER, DB);
     let id = |admin: &mut postgres::Client, t: &str| -> String {
         admin
-            .query_one("SELECT id::text FROM tenancy.tenants WHERE identifier = $1", &[&t])
+            .query_one(
+                "SELECT id::text FROM tenancy.tenants WHERE identifier = $1",
+                &[&t],
+            )
             .unwrap()
             .get(0)
     };
@@ -28,7 +31,10 @@ fn setup() -> (String, String) {
 }
 
 fn current_tenant(client: &mut postgres::Client) -> Option<String> {
-    client.query_one("SELECT tenancy.current_tenant()::text", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT tenancy.current_tenant()::text", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -37,12 +43,15 @@ fn placeholder_set_before_the_library_loads_is_discarded() {
     // A fresh backend: the library is not loaded yet, so this SET creates a
     // placeholder that a user-set value could sneak through.
     let mut app = connect(APP, DB);
-    app.batch_execute(&format!("SET tenancy.tenant = '{alpha}'")).unwrap();
+    app.batch_execute(&format!("SET tenancy.tenant = '{alpha}'"))
+        .unwrap();
     // Loading the library defines the real (superuser-only) setting: the
     // placeholder's value is refused, the context stays empty.
     assert_eq!(current_tenant(&mut app), None);
     // And the prefix is reserved from now on.
-    let err = app.batch_execute(&format!("SET tenancy.tenant = '{alpha}'")).unwrap_err();
+    let err = app
+        .batch_execute(&format!("SET tenancy.tenant = '{alpha}'"))
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
 }
 
@@ -68,7 +77,9 @@ fn alter_role_set_by_the_application_role_is_refused() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
     let err = app
-        .batch_execute(&format!("ALTER ROLE {APP} IN DATABASE {DB} SET tenancy.tenant = '{alpha}'"))
+        .batch_execute(&format!(
+            "ALTER ROLE {APP} IN DATABASE {DB} SET tenancy.tenant = '{alpha}'"
+        ))
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
     // After it is loaded, the setting is known and superuser-only.
@@ -86,25 +97,45 @@ fn suspension_reaches_every_connection_on_its_next_transaction() {
     let (_, beta) = setup();
     let mut apps: Vec<_> = (0..10).map(|_| connect(APP, DB)).collect();
     for app in &mut apps {
-        let id: String = app.query_one("SELECT tenancy.set_tenant('beta')::text", &[]).unwrap().get(0);
+        let id: String = app
+            .query_one("SELECT tenancy.set_tenant('beta')::text", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(id, beta);
-        assert_eq!(current_tenant(app).as_deref(), Some(beta.as_str()), "cache is warm");
+        assert_eq!(
+            current_tenant(app).as_deref(),
+            Some(beta.as_str()),
+            "cache is warm"
+        );
     }
     let mut admin = connect(SUPERUSER, DB);
-    admin.batch_execute("SELECT tenancy.suspend_tenant('beta', 'client test')").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.suspend_tenant('beta', 'client test')")
+        .unwrap();
     let served = apps
         .iter_mut()
-        .map(|app| app.query_one("SELECT tenancy.current_tenant()", &[]).is_ok())
+        .map(|app| {
+            app.query_one("SELECT tenancy.current_tenant()", &[])
+                .is_ok()
+        })
         .filter(|served| *served)
         .count();
     assert_eq!(served, 0, "statements served for a suspended tenant");
     for app in &mut apps {
-        let err = app.query_one("SELECT tenancy.set_tenant('beta')", &[]).unwrap_err();
+        let err = app
+            .query_one("SELECT tenancy.set_tenant('beta')", &[])
+            .unwrap_err();
         assert_eq!(sqlstate(&err), "55000");
     }
-    admin.batch_execute("SELECT tenancy.activate_tenant('beta')").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.activate_tenant('beta')")
+        .unwrap();
     for app in &mut apps {
-        assert_eq!(current_tenant(app).as_deref(), Some(beta.as_str()), "reinstated");
+        assert_eq!(
+            current_tenant(app).as_deref(),
+            Some(beta.as_str()),
+            "reinstated"
+        );
     }
 }
 
@@ -112,7 +143,9 @@ fn suspension_reaches_every_connection_on_its_next_transaction() {
 fn refused_attempts_are_written_to_the_server_log() {
     setup();
     let mut app = connect(APP, DB);
-    let err = app.query_one("SELECT tenancy.set_tenant('no-such-tenant')", &[]).unwrap_err();
+    let err = app
+        .query_one("SELECT tenancy.set_tenant('no-such-tenant')", &[])
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "P0002");
     let log = server_log();
     assert!(

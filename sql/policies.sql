@@ -1,0 +1,64 @@
+-- Auto-protect: every new table with a tenant_id uuid NOT NULL column, and every
+-- new partition of a protected table (a partition queried directly would
+-- bypass its parent's policy), is protected when it is created or attached.
+-- SECURITY DEFINER so that the role running the DDL needs no EXECUTE on protect().
+CREATE FUNCTION tenancy.auto_protect() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    -- Off when tenancy.auto_protect is off, and while protect() itself runs.
+    IF NOT tenancy.auto_protect_enabled() THEN
+        RETURN;
+    END IF;
+    FOR t IN
+        WITH cmd AS (
+            SELECT objid, command_tag FROM pg_event_trigger_ddl_commands()
+             WHERE object_type = 'table'
+        ), candidate AS (
+            -- Tables just created ...
+            SELECT objid AS relid FROM cmd WHERE command_tag <> 'ALTER TABLE'
+            UNION
+            -- ... and partitions of an altered table (ATTACH PARTITION reports the parent).
+            SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
+             WHERE cmd.command_tag = 'ALTER TABLE'
+        )
+        SELECT c.oid::regclass AS tbl, col.name AS col,
+               a.atttypid = 'uuid'::regtype AND a.attnotnull AS usable
+          FROM candidate
+          JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
+          -- A partition uses its protected parent's column; a new table, tenant_id.
+          CROSS JOIN LATERAL (
+                SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i
+                                   JOIN tenancy.protected_tables p ON p.relid = i.inhparent
+                                  WHERE i.inhrelid = c.oid),
+                                CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
+          ) col
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
+         WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
+    LOOP
+        IF t.usable THEN
+            PERFORM tenancy.protect(t.tbl, t.col);
+        ELSE
+            RAISE WARNING 'table % has a column "%" but was not protected: it is not uuid NOT NULL', t.tbl, t.col
+                USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
+    EXECUTE FUNCTION tenancy.auto_protect();
+
+-- A dropped table is no longer protected: forget it (destroy_data and verify()
+-- iterate tenancy.protected_tables).
+CREATE FUNCTION tenancy.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM tenancy.protected_tables
+     WHERE relid::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+                           WHERE object_type IN ('table', 'partitioned table'));
+END
+$$;
+CREATE EVENT TRIGGER tenancy_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION tenancy.forget_dropped_tables();

@@ -1,0 +1,38 @@
+-- verify(): no rows on a clean setup, one row per planted problem.
+\set SHOW_CONTEXT never
+CREATE SCHEMA shop AUTHORIZATION tenancy_owner;
+SET ROLE tenancy_owner;
+CREATE TABLE shop.customers (tenant_id uuid NOT NULL, id uuid NOT NULL, name text,
+                             PRIMARY KEY (tenant_id, id));
+CREATE TABLE shop.invoices (tenant_id uuid NOT NULL, id int, customer_id uuid,
+                            PRIMARY KEY (tenant_id, id),
+                            FOREIGN KEY (tenant_id, customer_id) REFERENCES shop.customers);
+RESET ROLE;
+-- Clean, but for two findings of the test cluster itself: the tenancy_bypass
+-- login role of tests/roles.sql, and the library not being preloaded.
+SELECT * FROM tenancy.verify();
+
+-- Plant one problem of each kind.
+SET tenancy.auto_protect = off;
+CREATE TABLE shop.unprotected (tenant_id uuid NOT NULL, x int);
+RESET tenancy.auto_protect;
+ALTER TABLE shop.invoices NO FORCE ROW LEVEL SECURITY;
+CREATE POLICY everyone ON shop.customers USING (true);
+CREATE VIEW shop.customer_names AS SELECT name FROM shop.customers;
+CREATE MATERIALIZED VIEW shop.customer_count AS SELECT count(*) FROM shop.customers;
+CREATE FUNCTION shop.definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
+CREATE ROLE tenancy_verify_bypass LOGIN BYPASSRLS;
+CREATE ROLE tenancy_verify_owner LOGIN;
+ALTER TABLE shop.customers OWNER TO tenancy_verify_owner;
+CREATE TABLE shop.single_fk (id int, customer_id uuid);
+ALTER TABLE shop.customers ADD UNIQUE (id);
+ALTER TABLE shop.single_fk ADD FOREIGN KEY (customer_id) REFERENCES shop.customers (id);
+ALTER TABLE shop.invoices DROP CONSTRAINT invoices_pkey;
+SELECT * FROM tenancy.verify();
+
+-- Clean up the cluster-wide roles.
+SET client_min_messages = warning;
+DROP SCHEMA shop CASCADE;
+DROP ROLE tenancy_verify_bypass, tenancy_verify_owner;
+-- Dropped tables leave tenancy.protected_tables.
+SELECT count(*) AS still_protected FROM tenancy.protected_tables;
