@@ -68,7 +68,19 @@ SELECT item FROM orders;
 RESET ROLE;
 
 \echo
-\echo '== 6. Lifecycle: update, soft delete, destroy; the audit trail of it all'
+\echo '== 6. Configuration: an application default and a tenant override'
+\echo
+SELECT tenancy.set_config_default('max_users', '10');
+SELECT tenancy.set_tenant_config('acme-corp', 'max_users', '250');
+SET ROLE demo_app;
+SELECT tenancy.set_tenant('acme-corp') IS NOT NULL AS "set_tenant('acme-corp')";
+SELECT tenancy.config('max_users') AS "acme-corp max_users";
+SELECT tenancy.set_tenant('globex') IS NOT NULL AS "set_tenant('globex')";
+SELECT tenancy.config('max_users') AS "globex max_users (default)";
+RESET ROLE;
+
+\echo
+\echo '== 7. Lifecycle: update, soft delete, destroy; the audit trail of it all'
 \echo
 SELECT identifier, name, metadata FROM tenancy.update_tenant('globex', name => 'Globex Corporation',
                                                             metadata => '{"plan": "enterprise"}');
@@ -78,7 +90,7 @@ SELECT count(*) AS globex_rows_left FROM orders WHERE item = 'hammock';
 SELECT at::time(0) AS at, role, tenant_identifier AS tenant, action, details
   FROM tenancy.audit_log ORDER BY id;
 
-\echo '== 7. verify(): what an operator still has to fix on this cluster'
+\echo '== 8. verify(): what an operator still has to fix on this cluster'
 \echo
 SELECT severity, object, problem FROM tenancy.verify();
 \echo

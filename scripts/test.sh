@@ -70,7 +70,7 @@ regress_counts "$OUT/isolation.log" "isolation specs" "$OUT/isolation/regression
 # 3. Client tests: real connections as the application role, several at once.
 log "client tests (tests/client)"
 set +e
-(cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$PORT TENANCY_SERVER_LOG="$(server_log "$PORT")" \
+(cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$PORT TENANCY_SERVER_LOG="$(server_log "$PORT")" TENANCY_PG_BIN=$PG_BIN \
     cargo test --quiet 2>&1) | tee "$OUT/client.log"
 set -e
 cargo_counts "$OUT/client.log" "client tests"

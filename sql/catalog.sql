@@ -32,8 +32,10 @@ COMMENT ON TABLE tenancy.tenants IS 'One row per tenant; change it through the t
 
 -- Append-only trail of every lifecycle, protection and configuration change,
 -- written in the same transaction as the change itself.
+-- An explicit sequence (not IDENTITY) so pg_dump can keep its position too.
+CREATE SEQUENCE tenancy.audit_log_id_seq;
 CREATE TABLE tenancy.audit_log (
-    id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                bigint      PRIMARY KEY DEFAULT nextval('tenancy.audit_log_id_seq'),
     at                timestamptz NOT NULL DEFAULT clock_timestamp(),
     actor             name        NOT NULL DEFAULT session_user,
     role              name        NOT NULL,
@@ -45,6 +47,7 @@ CREATE TABLE tenancy.audit_log (
     backend_pid       integer     NOT NULL DEFAULT pg_backend_pid(),
     client_addr       inet                 DEFAULT inet_client_addr()
 );
+ALTER SEQUENCE tenancy.audit_log_id_seq OWNED BY tenancy.audit_log.id;
 CREATE INDEX audit_log_tenant_id_at ON tenancy.audit_log (tenant_id, at);
 COMMENT ON TABLE tenancy.audit_log IS 'Append-only: UPDATE, DELETE and TRUNCATE raise; see tenancy.purge_audit_log().';
 
@@ -53,4 +56,20 @@ CREATE TABLE tenancy.protected_tables (
     relid         regclass    PRIMARY KEY,
     tenant_column name        NOT NULL,
     protected_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per-tenant configuration: application defaults, and tenant overrides that win.
+CREATE TABLE tenancy.config_defaults (
+    key        text        PRIMARY KEY
+               CONSTRAINT config_defaults_key_format CHECK (key ~ '^[a-z][a-z0-9_.-]{0,99}$'),
+    value      jsonb       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tenancy.tenant_config (
+    tenant_id  uuid        NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    key        text        NOT NULL
+               CONSTRAINT tenant_config_key_format CHECK (key ~ '^[a-z][a-z0-9_.-]{0,99}$'),
+    value      jsonb       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
 );

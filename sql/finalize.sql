@@ -1,12 +1,20 @@
 -- Runs after every function exists: triggers, privileges, dump registration.
 
--- Any change to the tenant catalog, through the API or plain DML, invalidates
--- every backend's tenant cache at commit. ENABLE ALWAYS: also under
+-- Any change to the tenants or their configuration, through the API or plain
+-- DML, invalidates every backend's caches at commit. ENABLE ALWAYS: also under
 -- session_replication_role = replica.
-CREATE TRIGGER tenants_changed
+CREATE TRIGGER catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.tenants_changed();
-ALTER TABLE tenancy.tenants ENABLE ALWAYS TRIGGER tenants_changed;
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+CREATE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.config_defaults
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+CREATE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.tenant_config
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+ALTER TABLE tenancy.tenants ENABLE ALWAYS TRIGGER catalog_changed;
+ALTER TABLE tenancy.config_defaults ENABLE ALWAYS TRIGGER catalog_changed;
+ALTER TABLE tenancy.tenant_config ENABLE ALWAYS TRIGGER catalog_changed;
 
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON tenancy.audit_log
@@ -21,7 +29,10 @@ ALTER TABLE tenancy.audit_log
 -- Catalog rows are user data: pg_dump keeps them.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.config_defaults', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_config', '');
 
 -- Administration is opt-in (GRANT EXECUTE to an admin role); the context
 -- functions are for everyone: policies call current_tenant() as the querying role.
@@ -32,5 +43,7 @@ GRANT EXECUTE ON FUNCTION
     tenancy.reset_tenant(),
     tenancy.current_tenant(),
     tenancy.current_tenant_identifier(),
+    tenancy.config(text),
+    tenancy.config(),
     tenancy.cache_stats()
 TO PUBLIC;

@@ -10,49 +10,63 @@ use std::cell::Cell;
 use std::rc::Rc;
 use uuid::Uuid;
 
+/// The catalog tables whose changes invalidate the caches, and their owner.
 #[derive(Clone, Copy)]
-struct Relation {
-    relid: pg_sys::Oid,
+struct Relations {
+    tenants: pg_sys::Oid,
+    config_defaults: pg_sys::Oid,
+    tenant_config: pg_sys::Oid,
     owner: pg_sys::Oid,
 }
 
 thread_local! {
-    /// Resolved once per backend; forgotten with the cache on invalidation
-    /// (the table may have been dropped with the extension, or changed owner).
-    static TENANTS: Cell<Option<Relation>> = const { Cell::new(None) };
+    /// Resolved once per backend; forgotten with the caches on invalidation
+    /// (the tables may have been dropped with the extension, or changed owner).
+    static RELATIONS: Cell<Option<Relations>> = const { Cell::new(None) };
 }
 
-fn tenants_relation() -> Relation {
-    if let Some(rel) = TENANTS.get() {
-        return rel;
+fn relations() -> Relations {
+    if let Some(rels) = RELATIONS.get() {
+        return rels;
     }
     // SAFETY: syscache lookups; the relcache entry is released right away.
-    let rel = unsafe {
+    let rels = unsafe {
         let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(c"tenants".as_ptr(), namespace);
-        if relid == pg_sys::InvalidOid {
-            error!("relation \"tenancy.tenants\" does not exist: is the extension installed?");
-        }
-        let relation = pg_sys::RelationIdGetRelation(relid);
+        let relid = |name: &std::ffi::CStr| {
+            let relid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
+            if relid == pg_sys::InvalidOid {
+                error!("relation tenancy.{name:?} does not exist: is the extension installed?");
+            }
+            relid
+        };
+        let tenants = relid(c"tenants");
+        let relation = pg_sys::RelationIdGetRelation(tenants);
         let owner = (*(*relation).rd_rel).relowner;
         pg_sys::RelationClose(relation);
-        Relation { relid, owner }
+        Relations {
+            tenants,
+            config_defaults: relid(c"config_defaults"),
+            tenant_config: relid(c"tenant_config"),
+            owner,
+        }
     };
-    TENANTS.set(Some(rel));
-    rel
+    RELATIONS.set(Some(rels));
+    rels
 }
 
-pub fn is_tenants_relation(relid: pg_sys::Oid) -> bool {
-    TENANTS.get().is_some_and(|rel| rel.relid == relid)
+pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
+    RELATIONS
+        .get()
+        .is_some_and(|r| [r.tenants, r.config_defaults, r.tenant_config].contains(&relid))
 }
 
-pub fn forget_relation() {
-    TENANTS.set(None);
+pub fn forget_relations() {
+    RELATIONS.set(None);
 }
 
 /// Run catalog work as the owner of the tenancy catalog (see `security::as_owner`).
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    security::as_owner(tenants_relation().owner, f)
+    security::as_owner(relations().owner, f)
 }
 
 pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {

@@ -81,7 +81,8 @@ fn cache_stats() -> TableIterator<
     ))
 }
 
-fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
+/// The current tenant, validated (see `current_tenant`).
+pub(crate) fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
     let Some(id) = gucs::current_tenant_id() else {
         if gucs::REQUIRE_TENANT.get() {
             TenantRequired.raise();

@@ -228,8 +228,12 @@ fn run(sql: &str) {
 
 /// Whether the auto-protect event trigger acts. A Rust function rather than
 /// current_setting(): calling it loads the library, which discards any value a
-/// plain role set as a placeholder before the load.
+/// plain role set as a placeholder before the load. Off with row_security = off,
+/// which pg_dump and pg_restore set: restored tables keep exactly the protection
+/// they were dumped with.
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
-    crate::postgres::gucs::AUTO_PROTECT.get() && !BUSY.get()
+    // SAFETY: reading a PostgreSQL setting variable of this backend.
+    let row_security = unsafe { pg_sys::row_security };
+    crate::postgres::gucs::AUTO_PROTECT.get() && row_security && !BUSY.get()
 }

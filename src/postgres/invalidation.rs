@@ -2,6 +2,7 @@
 //! invalidation messages: sent at commit by the writer, processed by every other
 //! backend at its next transaction start (or lock acquisition).
 
+use crate::api::config;
 use crate::{cache, catalog};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -14,16 +15,17 @@ pub fn init() {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // InvalidOid means "everything" (e.g. after an invalidation queue overflow).
-    if relid == pg_sys::InvalidOid || catalog::is_tenants_relation(relid) {
-        catalog::forget_relation();
+    if relid == pg_sys::InvalidOid || catalog::is_catalog_relation(relid) {
+        catalog::forget_relations();
         cache::invalidate();
+        config::invalidate();
     }
 }
 
-/// Statement trigger on `tenancy.tenants`: any change, through the API or
-/// plain DML, invalidates every backend's cache.
+/// Statement trigger on the catalog tables: any change, through the API or
+/// plain DML, invalidates every backend's caches.
 #[pg_trigger]
-fn tenants_changed<'a>(
+fn catalog_changed<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     // SAFETY: the trigger's relation is open; the message is queued for commit.

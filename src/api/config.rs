@@ -1,0 +1,280 @@
+//! Per-tenant configuration: application defaults and tenant overrides (JSON
+//! values). Reads in a tenant context come from a backend-local cache that is
+//! emptied with the tenant cache whenever a configuration table changes.
+
+use crate::api::{audit, context};
+use crate::cache;
+use crate::catalog;
+use crate::error::{required, TenancyError::*};
+use crate::postgres::{gucs, security};
+use lru::LruCache;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+use uuid::Uuid;
+
+type Document = Rc<Map<String, Value>>;
+
+struct ConfigCache {
+    defaults: Option<Document>,
+    /// Each tenant's overrides (not merged: a default change must not touch them).
+    overrides: LruCache<Uuid, Document>,
+}
+
+thread_local! {
+    static CONFIG: RefCell<ConfigCache> = RefCell::new(ConfigCache {
+        defaults: None,
+        overrides: LruCache::new(NonZeroUsize::new(1).unwrap()),
+    });
+}
+
+/// Called from the relcache callback: only frees memory.
+pub fn invalidate() {
+    CONFIG.with_borrow_mut(|c| {
+        c.defaults = None;
+        c.overrides.clear();
+    })
+}
+
+/// The effective value of `key` for the current tenant: its override, else the
+/// default, else NULL. Without a tenant context, the default.
+#[pg_extern(stable, parallel_safe, name = "config", requires = ["catalog"])]
+fn config_value(key: Option<&str>) -> Option<JsonB> {
+    let key = required(key, "key");
+    if let Some(tenant) = context::current() {
+        if let Some(value) = overrides(tenant.id).get(key) {
+            return Some(JsonB(value.clone()));
+        }
+    }
+    defaults().get(key).cloned().map(JsonB)
+}
+
+/// All effective values for the current tenant: the defaults merged with its
+/// overrides (the tenant wins).
+#[pg_extern(stable, parallel_safe, name = "config", requires = ["catalog"])]
+fn config_document() -> JsonB {
+    let mut document = (*defaults()).clone();
+    if let Some(tenant) = context::current() {
+        document.extend(
+            overrides(tenant.id)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    JsonB(Value::Object(document))
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn set_config_default(key: Option<&str>, value: Option<JsonB>) {
+    let key = valid_key(required(key, "key"));
+    let JsonB(value) = required(value, "value");
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let previous = change(
+            "INSERT INTO tenancy.config_defaults AS c (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() \
+             RETURNING (SELECT value FROM tenancy.config_defaults WHERE key = $1)",
+            &[key.into(), JsonB(value.clone()).into()],
+        );
+        audit::record(
+            &role,
+            "config",
+            None,
+            details("default", key, Some(&value), previous),
+        );
+    })
+}
+
+/// Remove a default; true if there was one.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn unset_config_default(key: Option<&str>) -> bool {
+    let key = required(key, "key");
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let previous = change(
+            "DELETE FROM tenancy.config_defaults WHERE key = $1 RETURNING value",
+            &[key.into()],
+        );
+        let removed = previous.is_some();
+        if removed {
+            audit::record(
+                &role,
+                "config",
+                None,
+                details("default", key, None, previous),
+            );
+        }
+        removed
+    })
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn set_tenant_config(identifier: Option<&str>, key: Option<&str>, value: Option<JsonB>) {
+    let identifier = required(identifier, "identifier");
+    let key = valid_key(required(key, "key"));
+    let JsonB(value) = required(value, "value");
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let id = configurable_tenant(identifier);
+        let previous = change(
+            "INSERT INTO tenancy.tenant_config AS c (tenant_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() \
+             RETURNING (SELECT value FROM tenancy.tenant_config WHERE tenant_id = $1 AND key = $2)",
+            &[pg_uuid(id).into(), key.into(), JsonB(value.clone()).into()],
+        );
+        audit::record(
+            &role,
+            "config",
+            Some((id, identifier)),
+            details("tenant", key, Some(&value), previous),
+        );
+    })
+}
+
+/// Remove a tenant's override (the default applies again); true if there was one.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn unset_tenant_config(identifier: Option<&str>, key: Option<&str>) -> bool {
+    let identifier = required(identifier, "identifier");
+    let key = required(key, "key");
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let id = configurable_tenant(identifier);
+        let previous = change(
+            "DELETE FROM tenancy.tenant_config WHERE tenant_id = $1 AND key = $2 RETURNING value",
+            &[pg_uuid(id).into(), key.into()],
+        );
+        let removed = previous.is_some();
+        if removed {
+            audit::record(
+                &role,
+                "config",
+                Some((id, identifier)),
+                details("tenant", key, None, previous),
+            );
+        }
+        removed
+    })
+}
+
+fn valid_key(key: &str) -> &str {
+    let ok = (1..=100).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if !ok {
+        InvalidValue(
+            format!("invalid configuration key \"{key}\""),
+            "A key has 1 to 100 characters: lowercase ASCII letters, digits, '_', '.' and '-', \
+             starting with a letter (e.g. 'billing.plan')."
+                .into(),
+        )
+        .raise();
+    }
+    key
+}
+
+/// The id of a tenant whose configuration may change (not deleted).
+fn configurable_tenant(identifier: &str) -> Uuid {
+    let row = Spi::get_two_with_args::<pgrx::Uuid, String>(
+        "SELECT id, status FROM tenancy.tenants WHERE identifier = $1",
+        &[identifier.into()],
+    );
+    match row {
+        Ok((Some(id), Some(status))) if status != "deleted" => Uuid::from_bytes(*id.as_bytes()),
+        Ok((Some(_), Some(_))) => IllegalTransition(
+            format!("tenant \"{identifier}\" is deleted and cannot be configured"),
+            "A deleted tenant is kept only to reserve its identifier.".into(),
+        )
+        .raise(),
+        _ => UnknownTenant(identifier.into()).raise(),
+    }
+}
+
+/// Run a change whose RETURNING yields the previous value (None if there was none).
+fn change(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<Value> {
+    Spi::connect_mut(|client| {
+        let rows = client.update(query, None, args)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.first().get_one::<JsonB>()
+    })
+    .unwrap_or_else(|e: pgrx::spi::Error| error!("tenancy configuration statement failed: {e}"))
+    .map(|JsonB(v)| v)
+}
+
+/// Audit details of a configuration change; `value` None means unset.
+fn details(scope: &str, key: &str, value: Option<&Value>, previous: Option<Value>) -> Value {
+    let mut details = json!({"scope": scope, "key": key});
+    match value {
+        Some(value) => details["value"] = value.clone(),
+        None => details["unset"] = Value::Bool(true),
+    }
+    if let Some(previous) = previous {
+        details["previous"] = previous;
+    }
+    details
+}
+
+fn defaults() -> Document {
+    if let Some(defaults) = CONFIG.with_borrow(|c| c.defaults.clone()) {
+        return defaults;
+    }
+    let generation = cache::generation();
+    let defaults = load("SELECT key, value FROM tenancy.config_defaults", None);
+    CONFIG.with_borrow_mut(|c| {
+        if cache::generation() == generation {
+            c.defaults = Some(defaults.clone());
+        }
+    });
+    defaults
+}
+
+fn overrides(id: Uuid) -> Document {
+    let found = CONFIG.with_borrow_mut(|c| c.overrides.get(&id).cloned());
+    if let Some(found) = found {
+        return found;
+    }
+    let generation = cache::generation();
+    let overrides = load(
+        "SELECT key, value FROM tenancy.tenant_config WHERE tenant_id = $1",
+        Some(id),
+    );
+    CONFIG.with_borrow_mut(|c| {
+        if cache::generation() == generation {
+            let cap = NonZeroUsize::new(gucs::CACHE_SIZE.get().max(1) as usize).unwrap();
+            if c.overrides.cap() != cap {
+                c.overrides.resize(cap);
+            }
+            c.overrides.put(id, overrides.clone());
+        }
+    });
+    overrides
+}
+
+fn load(query: &str, tenant: Option<Uuid>) -> Document {
+    let args: Vec<pgrx::datum::DatumWithOid> =
+        tenant.map(|id| pg_uuid(id).into()).into_iter().collect();
+    let entries = catalog::as_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(query, None, &args)?
+                .map(|row| {
+                    let key: String = row.get(1)?.expect("key is NOT NULL");
+                    let JsonB(value) = row.get(2)?.expect("value is NOT NULL");
+                    Ok((key, value))
+                })
+                .collect::<Result<Map<String, Value>, pgrx::spi::Error>>()
+        })
+    })
+    .unwrap_or_else(|e| error!("reading tenancy configuration failed: {e}"));
+    Rc::new(entries)
+}
+
+fn pg_uuid(id: Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*id.as_bytes())
+}
