@@ -80,7 +80,29 @@ SELECT tenancy.config('max_users') AS "globex max_users (default)";
 RESET ROLE;
 
 \echo
-\echo '== 7. Lifecycle: update, soft delete, destroy; the audit trail of it all'
+\echo '== 7. Signed context: a gateway issues a token, the application can only present it'
+\echo
+SELECT tenancy.add_signing_key('k1');
+CREATE ROLE demo_gateway;
+GRANT EXECUTE ON FUNCTION tenancy.issue_token(text, interval) TO demo_gateway;
+SET ROLE demo_gateway;
+SELECT tenancy.issue_token('acme-corp', '15 minutes') AS token \gset
+RESET ROLE;
+\echo 'token issued by the gateway:' :token
+ALTER ROLE demo_app SET tenancy.require_token = on;
+SET tenancy.require_token = on;
+SET ROLE demo_app;
+\echo '-- picking a tenant by name is refused now:'
+SELECT tenancy.set_tenant('globex');
+SELECT tenancy.set_tenant_token(:'token') IS NOT NULL AS "set_tenant_token(token)";
+SELECT tenancy.current_tenant_identifier() AS tenant, item FROM orders;
+\echo '-- a token whose expiry was edited fails verification:'
+SELECT tenancy.set_tenant_token(regexp_replace(:'token', '\.[0-9]+\.', '.9999999999.'));
+RESET ROLE;
+RESET tenancy.require_token;
+
+\echo
+\echo '== 8. Lifecycle: update, soft delete, destroy; the audit trail of it all'
 \echo
 SELECT identifier, name, metadata FROM tenancy.update_tenant('globex', name => 'Globex Corporation',
                                                             metadata => '{"plan": "enterprise"}');
@@ -90,7 +112,7 @@ SELECT count(*) AS globex_rows_left FROM orders WHERE item = 'hammock';
 SELECT at::time(0) AS at, role, tenant_identifier AS tenant, action, details
   FROM tenancy.audit_log ORDER BY id;
 
-\echo '== 8. verify(): what an operator still has to fix on this cluster'
+\echo '== 9. verify(): what an operator still has to fix on this cluster'
 \echo
 SELECT severity, object, problem FROM tenancy.verify();
 \echo

@@ -73,3 +73,13 @@ CREATE TABLE tenancy.tenant_config (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, key)
 );
+
+-- Keys for signed tenant tokens and JWTs (HS256). Nobody but the owner reads them.
+CREATE TABLE tenancy.signing_keys (
+    kid        text        PRIMARY KEY
+               CONSTRAINT signing_keys_kid_format CHECK (kid ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    secret     bytea       NOT NULL
+               CONSTRAINT signing_keys_secret_length CHECK (length(secret) >= 32),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    retired_at timestamptz
+);

@@ -12,7 +12,11 @@ CREATE TRIGGER catalog_changed
 CREATE TRIGGER catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.tenant_config
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+CREATE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.signing_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
 ALTER TABLE tenancy.tenants ENABLE ALWAYS TRIGGER catalog_changed;
+ALTER TABLE tenancy.signing_keys ENABLE ALWAYS TRIGGER catalog_changed;
 ALTER TABLE tenancy.config_defaults ENABLE ALWAYS TRIGGER catalog_changed;
 ALTER TABLE tenancy.tenant_config ENABLE ALWAYS TRIGGER catalog_changed;
 
@@ -33,6 +37,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.config_defaults', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_config', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
 
 -- Administration is opt-in (GRANT EXECUTE to an admin role); the context
 -- functions are for everyone: policies call current_tenant() as the querying role.
@@ -40,6 +45,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     tenancy.set_tenant(text, boolean),
+    tenancy.set_tenant_token(text, boolean),
+    tenancy.set_tenant_jwt(text, boolean),
+    tenancy.postgrest_pre_request(),
     tenancy.reset_tenant(),
     tenancy.current_tenant(),
     tenancy.current_tenant_identifier(),

@@ -16,6 +16,7 @@ struct Relations {
     tenants: pg_sys::Oid,
     config_defaults: pg_sys::Oid,
     tenant_config: pg_sys::Oid,
+    signing_keys: pg_sys::Oid,
     owner: pg_sys::Oid,
 }
 
@@ -47,6 +48,7 @@ fn relations() -> Relations {
             tenants,
             config_defaults: relid(c"config_defaults"),
             tenant_config: relid(c"tenant_config"),
+            signing_keys: relid(c"signing_keys"),
             owner,
         }
     };
@@ -55,9 +57,15 @@ fn relations() -> Relations {
 }
 
 pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
-    RELATIONS
-        .get()
-        .is_some_and(|r| [r.tenants, r.config_defaults, r.tenant_config].contains(&relid))
+    RELATIONS.get().is_some_and(|r| {
+        [
+            r.tenants,
+            r.config_defaults,
+            r.tenant_config,
+            r.signing_keys,
+        ]
+        .contains(&relid)
+    })
 }
 
 pub fn forget_relations() {

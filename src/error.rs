@@ -24,6 +24,10 @@ pub enum TenancyError {
     /// The current role bypasses row-level security: (role, reason).
     PrivilegedRole(String, &'static str),
     NoTransactionBlock,
+    /// A token or JWT failed verification: the reason (never the token).
+    InvalidToken(String),
+    /// tenancy.require_token is on and the role may not pick a tenant by name.
+    TokenRequired(String),
     OpenCursors,
     TenantRequired,
     /// The context holds a tenant that no longer exists.
@@ -48,6 +52,8 @@ impl TenancyError {
             }
             PrivilegedRole(..) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NoTransactionBlock => ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            InvalidToken(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
         }
     }
@@ -91,6 +97,16 @@ impl TenancyError {
                 "a transaction-scoped tenant context requires a transaction block".into(),
                 "Call tenancy.set_tenant(identifier, is_local => true) after BEGIN, or use \
                  is_local => false for a session-scoped context."
+                    .into(),
+            ),
+            InvalidToken(reason) => (
+                format!("invalid tenant token: {reason}"),
+                "Ask the gateway for a new token (tenancy.issue_token()).".into(),
+            ),
+            TokenRequired(role) => (
+                format!("role \"{role}\" must present a signed tenant token"),
+                "tenancy.require_token is on: use tenancy.set_tenant_token(token) or \
+                 tenancy.set_tenant_jwt(jwt) with a token issued by the gateway."
                     .into(),
             ),
             OpenCursors => (

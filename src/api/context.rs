@@ -17,20 +17,32 @@ use uuid::Uuid;
 fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let identifier = required(identifier, "identifier");
     let local = required(is_local, "is_local");
+    if gucs::REQUIRE_TOKEN.get() && !crate::api::tokens::may_issue_tokens() {
+        refuse(identifier, TokenRequired(security::current_role_name()));
+    }
+    enter(identifier, local, || {
+        catalog::find_by_identifier(identifier)
+    })
+}
+
+/// Make the tenant that `find` returns the context, after the checks every
+/// way in shares: the role obeys row-level security, a local scope has a
+/// transaction, the tenant exists and is active. `label` names it in errors.
+pub(crate) fn enter(
+    label: &str,
+    local: bool,
+    find: impl FnOnce() -> Option<std::rc::Rc<crate::tenant::Tenant>>,
+) -> pgrx::Uuid {
     if let Some(why) = security::rls_bypass_reason() {
-        refuse(
-            identifier,
-            PrivilegedRole(security::current_role_name(), why),
-        );
+        refuse(label, PrivilegedRole(security::current_role_name(), why));
     }
     if local && !security::in_transaction_block() {
-        refuse(identifier, NoTransactionBlock);
+        refuse(label, NoTransactionBlock);
     }
-    let tenant = catalog::find_by_identifier(identifier)
-        .unwrap_or_else(|| refuse(identifier, UnknownTenant(identifier.into())));
+    let tenant = find().unwrap_or_else(|| refuse(label, UnknownTenant(label.into())));
     if !tenant.is_active() {
         refuse(
-            identifier,
+            label,
             TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
         );
     }
@@ -115,7 +127,7 @@ fn change_context(id: Option<Uuid>, local: bool) {
 }
 
 /// Log a refused context attempt (the failed transaction keeps no trace), then raise.
-fn refuse(tenant: &str, error: TenancyError) -> ! {
+pub(crate) fn refuse(tenant: &str, error: TenancyError) -> ! {
     log!(
         "tenancy: refused tenant context \"{tenant}\" for role \"{}\": {}",
         security::current_role_name(),

@@ -5,3 +5,4 @@ pub mod config;
 pub mod context;
 pub mod lifecycle;
 pub mod policies;
+pub mod tokens;

@@ -13,6 +13,9 @@ static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(
 pub static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static JWT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant"));
 
 pub fn init() {
     // SAFETY: the check hook is a #[pg_guard] function with the signature PostgreSQL expects.
@@ -53,6 +56,22 @@ pub fn init() {
         c"Protect new tables that have a tenant_id uuid NOT NULL column, and new partitions of protected tables.",
         c"",
         &AUTO_PROTECT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"tenancy.require_token",
+        c"Refuse set_tenant() by name for roles that cannot issue tokens: they must present a signed token.",
+        c"",
+        &REQUIRE_TOKEN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_claim",
+        c"JWT claim that names the tenant (its identifier or id).",
+        c"",
+        &JWT_CLAIM,
         GucContext::Suset,
         GucFlags::default(),
     );

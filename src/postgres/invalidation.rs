@@ -2,7 +2,7 @@
 //! invalidation messages: sent at commit by the writer, processed by every other
 //! backend at its next transaction start (or lock acquisition).
 
-use crate::api::config;
+use crate::api::{config, tokens};
 use crate::{cache, catalog};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -19,6 +19,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
         catalog::forget_relations();
         cache::invalidate();
         config::invalidate();
+        tokens::invalidate();
     }
 }
 

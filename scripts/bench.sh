@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The benchmark suite of BENCHMARKS.md: loads the data sets into a scratch
+# cluster (port 55434), runs every workload with pgbench as a non-superuser
+# application role, baseline and product interleaved in rounds, and prints
+# workload, result, baseline, ratio, target, pass/fail.
+#
+#   scripts/bench.sh [--duration SECONDS] [--rounds N] [--clients N]
+#
+# Results also go to target/bench/results.md and docs/benchmarks.svg.
+source "$(dirname "$0")/lib.sh"
+PORT=${TENANCY_BENCH_PORT:-55434}
+DURATION=5 ROUNDS=3 CLIENTS=4
+while (($#)); do
+    case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --clients) CLIENTS=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SECONDS] [--rounds N] [--clients N]" >&2; exit 2 ;;
+    esac
+done
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+
+ensure_tools
+install_extension --release
+fresh_cluster "$PORT" "shared_buffers = 1GB" "max_wal_size = 4GB" "synchronous_commit = off"
+trap 'stop_cluster "$PORT"' EXIT
+psql -X -q -c "CREATE ROLE bench_app LOGIN" -c "CREATE DATABASE bench" -d postgres
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+log "loading 100,000 tenants and 2 × 1,000,000 orders"
+psql -X -q -d bench -f "$ROOT/bench/setup.sql"
+T1=$(psql -X -At -d bench -c "SELECT id FROM tenancy.tenants WHERE identifier = 't-1'")
+# Pin the application role to tenant t-1 (a superuser may), so the isolation
+# workloads measure queries, not a set_tenant per transaction.
+psql -X -q -d postgres -c "ALTER ROLE bench_app SET tenancy.tenant = '$T1'"
+
+# tps of one pgbench run of bench/$1.pgbench
+tps() {
+    pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -h 127.0.0.1 -p "$PORT" -U bench_app \
+        -D t="$T1" -f "$ROOT/bench/$1.pgbench" bench 2>&1 |
+        sed -nE 's/^tps = ([0-9.]+) .*without initial connection time.*/\1/p'
+}
+
+SCRIPTS=(select1 set_config handrolled plpgsql set_tenant_hot set_tenant_miss
+    point_plain point_rls range_plain range_rls insert_plain insert_rls)
+declare -A RUNS
+for round in $(seq "$ROUNDS"); do
+    log "round $round/$ROUNDS (${DURATION}s per workload, $CLIENTS clients)"
+    for s in "${SCRIPTS[@]}"; do
+        RUNS[$s]+="$(tps "$s") "
+    done
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A TPS
+for s in "${SCRIPTS[@]}"; do TPS[$s]=$(median "${RUNS[$s]}"); done
+
+log "EXPLAIN of the product's point select, as the application role"
+PGUSER=bench_app psql -X -d bench -c "EXPLAIN (COSTS OFF) SELECT amount FROM bench.orders WHERE id = 5" | tee "$OUT/explain.txt"
+
+log "lifecycle: register 10,000 shared tenants"
+start=$(now)
+psql -X -q -d bench -c "SELECT count(tenancy.register_tenant('r-' || g, 'R ' || g)) FROM generate_series(1, 10000) g" >/dev/null
+REGISTER=$(elapsed "$start" "$(now)")
+
+log "lifecycle: suspension seen by 50 connections"
+PROBE=$(cd "$ROOT/tests/client" && cargo run -q --release --bin suspension_probe -- "$PORT" bench 50 t-7)
+SERVED=${PROBE#* }
+
+# workload | result | baseline | ratio | target | pass
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+check() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
+{
+    row workload result baseline ratio target pass
+    row "set_config (unvalidated) vs SELECT 1" "${TPS[set_config]} tps" "${TPS[select1]} tps" \
+        "$(ratio "${TPS[set_config]}" "${TPS[select1]}")" "(reference)" "-"
+    for base in set_config handrolled plpgsql; do
+        r=$(ratio "${TPS[set_tenant_hot]}" "${TPS[$base]}")
+        if [ "$base" = set_config ]; then t=0.95; v=$(check "$r" 0.95); else t="(reference)" v="-"; fi
+        row "set_tenant hot vs $base" "${TPS[set_tenant_hot]} tps" "${TPS[$base]} tps" "$r" "$t" "$v"
+    done
+    r=$(ratio "${TPS[set_tenant_miss]}" "${TPS[set_tenant_hot]}")
+    row "set_tenant miss (100k tenants, cache 1024) vs hot" "${TPS[set_tenant_miss]} tps" "${TPS[set_tenant_hot]} tps" "$r" 0.5 "$(check "$r" 0.5)"
+    for q in point range insert; do
+        r=$(ratio "${TPS[${q}_rls]}" "${TPS[${q}_plain]}")
+        row "$q: protected, no WHERE vs plain + WHERE tenant_id" "${TPS[${q}_rls]} tps" "${TPS[${q}_plain]} tps" "$r" 0.97 "$(check "$r" 0.97)"
+    done
+    row "register 10,000 shared tenants" "${REGISTER} s" "-" "-" "< 10 s" "$(awk -v s="$REGISTER" 'BEGIN { print (s < 10) ? "pass" : "FAIL" }')"
+    row "statements served after suspension (50 connections)" "$SERVED" "-" "-" "0" "$([ "$SERVED" = 0 ] && echo pass || echo FAIL)"
+} >"$OUT/results.tsv"
+
+echo
+column -t -s $'\t' "$OUT/results.tsv"
+{
+    echo "| workload | result | baseline | ratio | target | pass |"
+    echo "|---|---|---|---|---|---|"
+    tail -n +2 "$OUT/results.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
+} >"$OUT/results.md"
+python3 "$ROOT/bench/chart.py" "$OUT/results.tsv" "$ROOT/docs/benchmarks.svg"
+log "table: $OUT/results.md, chart: docs/benchmarks.svg"
