@@ -99,5 +99,6 @@ column -t -s $'\t' "$OUT/results.tsv"
     echo "|---|---|---|---|---|---|"
     tail -n +2 "$OUT/results.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
 } >"$OUT/results.md"
+mkdir -p "$ROOT/docs"
 python3 "$ROOT/bench/chart.py" "$OUT/results.tsv" "$ROOT/docs/benchmarks.svg"
 log "table: $OUT/results.md, chart: docs/benchmarks.svg"

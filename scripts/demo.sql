@@ -68,7 +68,26 @@ SELECT item FROM orders;
 RESET ROLE;
 
 \echo
-\echo '== 6. Configuration: an application default and a tenant override'
+\echo '== 6. A schema tenant next to the shared ones, built from migrations'
+\echo
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT, INSERT ON TABLES TO demo_app;
+CALL tenancy.add_migration('0001-documents', 'CREATE TABLE documents (title text NOT NULL)');
+\echo '(no schema tenant exists yet: the migration is recorded for the ones to come)'
+SELECT identifier, isolation, schema_name FROM tenancy.register_tenant('initech', 'Initech', '{}', 'schema');
+SET ROLE demo_app;
+SELECT tenancy.set_tenant('initech') IS NOT NULL AS "set_tenant('initech')";
+SELECT current_setting('search_path') AS search_path;
+INSERT INTO documents (title) VALUES ('TPS report');
+SELECT title FROM documents;
+SELECT tenancy.set_tenant('acme-corp') IS NOT NULL AS "set_tenant('acme-corp')";
+SELECT nspname AS initech_schema FROM pg_namespace WHERE nspname LIKE 'tenant\_%' \gset
+\echo '-- acme-corp reading initech''s schema by its qualified name:'
+SELECT count(*) AS initech_documents_seen FROM :"initech_schema".documents;
+RESET ROLE;
+CALL tenancy.add_migration('0002-tags', 'CREATE TABLE tags (name text PRIMARY KEY)');
+
+\echo
+\echo '== 7. Configuration: an application default and a tenant override'
 \echo
 SELECT tenancy.set_config_default('max_users', '10');
 SELECT tenancy.set_tenant_config('acme-corp', 'max_users', '250');
@@ -80,7 +99,7 @@ SELECT tenancy.config('max_users') AS "globex max_users (default)";
 RESET ROLE;
 
 \echo
-\echo '== 7. Signed context: a gateway issues a token, the application can only present it'
+\echo '== 8. Signed context: a gateway issues a token, the application can only present it'
 \echo
 SELECT tenancy.add_signing_key('k1');
 CREATE ROLE demo_gateway;
@@ -102,7 +121,7 @@ RESET ROLE;
 RESET tenancy.require_token;
 
 \echo
-\echo '== 8. Lifecycle: update, soft delete, destroy; the audit trail of it all'
+\echo '== 9. Lifecycle: update, soft delete, destroy; the audit trail of it all'
 \echo
 SELECT identifier, name, metadata FROM tenancy.update_tenant('globex', name => 'Globex Corporation',
                                                             metadata => '{"plan": "enterprise"}');
@@ -112,7 +131,7 @@ SELECT count(*) AS globex_rows_left FROM orders WHERE item = 'hammock';
 SELECT at::time(0) AS at, role, tenant_identifier AS tenant, action, details
   FROM tenancy.audit_log ORDER BY id;
 
-\echo '== 9. verify(): what an operator still has to fix on this cluster'
+\echo '== 10. verify(): what an operator still has to fix on this cluster'
 \echo
 SELECT severity, object, problem FROM tenancy.verify();
 \echo

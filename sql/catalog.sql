@@ -25,6 +25,7 @@ CREATE TABLE tenancy.tenants (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     suspended_at  timestamptz,
     deleted_at    timestamptz,
+    CONSTRAINT tenants_schema_matches_isolation CHECK ((isolation = 'schema') = (schema_name IS NOT NULL)),
     CONSTRAINT tenants_suspended_has_time CHECK (status <> 'suspended' OR suspended_at IS NOT NULL),
     CONSTRAINT tenants_deleted_has_time   CHECK (status <> 'deleted' OR deleted_at IS NOT NULL)
 );
@@ -82,4 +83,19 @@ CREATE TABLE tenancy.signing_keys (
                CONSTRAINT signing_keys_secret_length CHECK (length(secret) >= 32),
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     retired_at timestamptz
+);
+
+-- Schema-per-tenant: the ordered migration registry, and what each schema applied.
+CREATE TABLE tenancy.migrations (
+    name     text        PRIMARY KEY
+             CONSTRAINT migrations_name_format CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'),
+    ordinal  integer     NOT NULL UNIQUE,
+    sql      text        NOT NULL,
+    added_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tenancy.schema_migrations (
+    tenant_id  uuid        NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,
+    migration  text        NOT NULL REFERENCES tenancy.migrations (name),
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, migration)
 );

@@ -38,10 +38,13 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.config_defaults', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_config', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.schema_migrations', '');
 
 -- Administration is opt-in (GRANT EXECUTE to an admin role); the context
 -- functions are for everyone: policies call current_tenant() as the querying role.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
+REVOKE ALL ON PROCEDURE tenancy.migrate(), tenancy.add_migration(text, text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     tenancy.set_tenant(text, boolean),

@@ -13,6 +13,9 @@ WITH protected AS (
     SELECT c.* FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
        AND n.nspname NOT LIKE 'pg\_%'
+), tenant_schemas AS (
+    SELECT t.identifier, n.oid AS nspid, t.id
+      FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
 ), readers AS (     -- views and materialized views that read a protected table
     SELECT DISTINCT r.ev_class AS view, p.tbl
       FROM pg_rewrite r
@@ -49,12 +52,38 @@ SELECT 'error', p.tbl, 'the tenancy_isolation policy is missing',
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = p.relid AND pol.polname = 'tenancy_isolation')
 UNION ALL
+-- Objects in a tenant's schema that another tenant's context could reach.
+SELECT 'error', c.oid::regclass::text,
+       format('table in the schema of tenant %s has no row-level security pinned to it', ts.identifier),
+       format('SELECT tenancy.migrate_tenant(%L); (it pins every table of the schema)', ts.identifier)
+  FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND NOT (c.relrowsecurity AND c.relforcerowsecurity
+            AND EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = c.oid
+                           AND pol.polname = 'tenancy_schema_isolation'))
+UNION ALL
+SELECT 'error', c.oid::regclass::text,
+       format('%s in the schema of tenant %s runs with its owner''s rights',
+              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, ts.identifier),
+       CASE c.relkind WHEN 'v' THEN format('ALTER VIEW %s SET (security_invoker = true);', c.oid::regclass::text)
+            ELSE 'Replace it with a view or a table' END
+  FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE c.relkind = 'm'
+    OR (c.relkind = 'v' AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}')
+UNION ALL
 -- Permissive policies are ORed: any extra one widens what a tenant sees.
 SELECT 'error', format('policy %I on %s', pol.polname, p.tbl),
        'extra permissive policy: permissive policies are combined with OR, so it widens what each tenant can see',
        format('DROP POLICY %I ON %s; or recreate it AS RESTRICTIVE', pol.polname, p.tbl)
   FROM pg_policy pol JOIN protected p ON p.relid = pol.polrelid
  WHERE pol.polpermissive AND pol.polname <> 'tenancy_isolation'
+UNION ALL
+SELECT 'error', format('policy %I on %s', pol.polname, pol.polrelid::regclass::text),
+       'extra permissive policy in a tenant schema: it widens what other tenants can see',
+       format('DROP POLICY %I ON %s;', pol.polname, pol.polrelid::regclass::text)
+  FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid
+  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE pol.polpermissive AND pol.polname <> 'tenancy_schema_isolation'
 UNION ALL
 -- Views run with their owner's rights unless security_invoker is set.
 SELECT CASE WHEN o.rolsuper OR o.rolbypassrls THEN 'error' ELSE 'warning' END,

@@ -136,6 +136,7 @@ mod tests {
             id: Uuid::from_u128(n),
             identifier: format!("tenant-{n}"),
             status: "active".into(),
+            schema: None,
         })
     }
 

@@ -80,7 +80,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
 pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
     cache::get_by_identifier(identifier).or_else(|| {
         load(
-            "SELECT id, identifier, status FROM tenancy.tenants WHERE identifier = $1",
+            "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants WHERE identifier = $1",
             identifier,
         )
     })
@@ -89,7 +89,7 @@ pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
 pub fn find_by_id(id: Uuid) -> Option<Rc<Tenant>> {
     cache::get_by_id(id).or_else(|| {
         load(
-            "SELECT id, identifier, status FROM tenancy.tenants WHERE id = $1",
+            "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants WHERE id = $1",
             pgrx::Uuid::from_bytes(*id.as_bytes()),
         )
     })
@@ -109,6 +109,7 @@ fn load(query: &str, key: impl IntoDatum) -> Option<Rc<Tenant>> {
                 id: Uuid::from_bytes(*id.as_bytes()),
                 identifier: row.get(2)?.expect("identifier is NOT NULL"),
                 status: row.get(3)?.expect("status is NOT NULL"),
+                schema: row.get(4)?,
             }))
         })
     })

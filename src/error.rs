@@ -10,6 +10,7 @@ pub enum TenancyError {
     /// A value failed validation: (message, hint).
     InvalidValue(String, String),
     DuplicateIdentifier(String),
+    DuplicateMigration(String),
     UnknownTenant(String),
     /// A lifecycle change the state machine forbids: (message, hint).
     IllegalTransition(String, String),
@@ -17,8 +18,6 @@ pub enum TenancyError {
     UndefinedColumn(String, String),
     /// The tenant column of a table is unusable: (message, hint).
     BadTenantColumn(String, String),
-    /// A feature this version does not provide: (message, hint).
-    Unsupported(String, String),
     /// The tenant exists but may not be used as a context: (identifier, status).
     TenantNotActive(String, String),
     /// The current role bypasses row-level security: (role, reason).
@@ -41,11 +40,10 @@ impl TenancyError {
         use PgSqlErrorCode::*;
         match self {
             NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Unsupported(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
             UndefinedColumn(..) => ERRCODE_UNDEFINED_COLUMN,
             BadTenantColumn(..) => ERRCODE_DATATYPE_MISMATCH,
             InvalidValue(..) => ERRCODE_INVALID_PARAMETER_VALUE,
-            DuplicateIdentifier(_) => ERRCODE_UNIQUE_VIOLATION,
+            DuplicateIdentifier(_) | DuplicateMigration(_) => ERRCODE_UNIQUE_VIOLATION,
             UnknownTenant(_) | StaleContext => ERRCODE_NO_DATA_FOUND,
             IllegalTransition(..) | TenantNotActive(..) | TenantRequired => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -66,7 +64,6 @@ impl TenancyError {
             ),
             InvalidValue(message, hint)
             | IllegalTransition(message, hint)
-            | Unsupported(message, hint)
             | UndefinedColumn(message, hint)
             | BadTenantColumn(message, hint) => (message.clone(), hint.clone()),
             DuplicateIdentifier(ident) => (
@@ -74,6 +71,11 @@ impl TenancyError {
                 "Tenant identifiers are unique, including those of soft-deleted tenants; \
                  choose another identifier or destroy the old tenant with \
                  tenancy.delete_tenant(identifier, destroy_data => true)."
+                    .into(),
+            ),
+            DuplicateMigration(name) => (
+                format!("migration \"{name}\" already exists"),
+                "Migrations are append-only: add a new one that changes what the old one did."
                     .into(),
             ),
             UnknownTenant(ident) => (

@@ -32,6 +32,16 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/verify.sql", name = "verify", requires = ["catalog"]);
+// Migration procedures around migrate_tenant().
+extension_sql_file!(
+    "../sql/schemas.sql",
+    name = "schemas",
+    requires = [
+        "catalog",
+        api::schemas::migrate_tenant,
+        api::schemas::record_migration
+    ]
+);
 // Triggers, privileges and dump registration, once every function exists.
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -9,6 +9,8 @@ pub struct Tenant {
     pub id: Uuid,
     pub identifier: String,
     pub status: String,
+    /// The tenant's own schema (isolation 'schema'), None for shared tenants.
+    pub schema: Option<String>,
 }
 
 impl Tenant {

@@ -3,12 +3,13 @@
 //! `current_tenant()` is the accessor every policy calls. It is on the hot
 //! path of every statement: a setting read, a UUID parse and a cache hit.
 
+use crate::api::schemas;
 use crate::cache;
 use crate::catalog;
 use crate::error::{required, TenancyError, TenancyError::*};
 use crate::postgres::{gucs, security};
+use crate::tenant::Tenant;
 use pgrx::prelude::*;
-use uuid::Uuid;
 
 /// Validate that `identifier` is an active tenant and make it the context.
 /// `is_local => true` lasts until the end of the transaction (for
@@ -31,7 +32,7 @@ fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false))
 pub(crate) fn enter(
     label: &str,
     local: bool,
-    find: impl FnOnce() -> Option<std::rc::Rc<crate::tenant::Tenant>>,
+    find: impl FnOnce() -> Option<std::rc::Rc<Tenant>>,
 ) -> pgrx::Uuid {
     if let Some(why) = security::rls_bypass_reason() {
         refuse(label, PrivilegedRole(security::current_role_name(), why));
@@ -46,7 +47,7 @@ pub(crate) fn enter(
             TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
         );
     }
-    change_context(Some(tenant.id), local);
+    change_context(Some(&tenant), local);
     pgrx::Uuid::from_bytes(*tenant.id.as_bytes())
 }
 
@@ -94,7 +95,7 @@ fn cache_stats() -> TableIterator<
 }
 
 /// The current tenant, validated (see `current_tenant`).
-pub(crate) fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
+pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
     let Some(id) = gucs::current_tenant_id() else {
         if gucs::REQUIRE_TENANT.get() {
             TenantRequired.raise();
@@ -113,9 +114,11 @@ pub(crate) fn current() -> Option<std::rc::Rc<crate::tenant::Tenant>> {
     Some(tenant)
 }
 
-/// The one place that changes the context. A cursor keeps the rows of the
-/// tenant it was opened for, so the value may not change while one is open.
-fn change_context(id: Option<Uuid>, local: bool) {
+/// The one place that changes the context (and, for schema tenants, the
+/// search_path). A cursor keeps the rows of the tenant it was opened for, so
+/// the value may not change while one is open.
+fn change_context(tenant: Option<&Tenant>, local: bool) {
+    let id = tenant.map(|t| t.id);
     let current = gucs::current_tenant_id().and_then(Result::ok);
     if current != id && security::has_open_cursors() {
         refuse(
@@ -124,6 +127,7 @@ fn change_context(id: Option<Uuid>, local: bool) {
         );
     }
     gucs::set_tenant_id(id, local);
+    schemas::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);
 }
 
 /// Log a refused context attempt (the failed transaction keeps no trace), then raise.

@@ -4,7 +4,7 @@
 //! row and queues the event in one transaction: an error anywhere leaves nothing.
 //! They run their SQL as the catalog's owner; EXECUTE is what grants the power.
 
-use crate::api::audit;
+use crate::api::{audit, schemas};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
@@ -36,44 +36,41 @@ fn register_tenant(
     validate_identifier(identifier).unwrap_or_else(|e| e.raise());
     validate_name(name).unwrap_or_else(|e| e.raise());
     validate_metadata(&metadata).unwrap_or_else(|e| e.raise());
-    match isolation {
-        "shared" => {}
-        "schema" => Unsupported(
-            "isolation 'schema' is not available in this version of tenancy".into(),
-            "Register the tenant with isolation => 'shared' (rows in shared tables under \
-             row-level security)."
+    if !matches!(isolation, "shared" | "schema") {
+        InvalidValue(
+            format!("invalid isolation \"{isolation}\""),
+            "Use 'shared' (rows in shared tables under row-level security) or 'schema' \
+             (a schema of its own, built from tenancy.migrations)."
                 .into(),
         )
-        .raise(),
-        other => InvalidValue(
-            format!("invalid isolation \"{other}\""),
-            "Use 'shared' (rows in shared tables under row-level security) or 'schema'.".into(),
-        )
-        .raise(),
+        .raise();
     }
+    let id = Uuid::now_v7();
+    let schema = (isolation == "schema").then(|| schemas::schema_name(id));
 
     let role = security::current_role_name();
     catalog::as_owner(|| {
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
         let row = fetch_row(
-            "INSERT INTO tenancy.tenants AS t (identifier, name, metadata, isolation) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (identifier) DO NOTHING RETURNING t",
+            "INSERT INTO tenancy.tenants AS t (id, identifier, name, metadata, isolation, schema_name) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO NOTHING RETURNING t",
             &[
+                pgrx::Uuid::from_bytes(*id.as_bytes()).into(),
                 identifier.into(),
                 name.into(),
                 JsonB(metadata.clone()).into(),
                 isolation.into(),
+                schema.as_deref().into(),
             ],
         )
         .unwrap_or_else(|| DuplicateIdentifier(identifier.into()).raise());
-        let id = row_id(&row);
-        audit::record(
-            &role,
-            "register",
-            Some((id, identifier)),
-            json!({"name": name, "metadata": metadata, "isolation": isolation}),
-        );
+        let mut details = json!({"name": name, "metadata": metadata, "isolation": isolation});
+        if let Some(schema) = &schema {
+            schemas::provision(id, schema);
+            details["schema"] = Value::from(schema.as_str());
+        }
+        audit::record(&role, "register", Some((id, identifier)), details);
         audit::notify("register", id, identifier, "active");
         row
     })
@@ -173,17 +170,23 @@ fn delete_tenant(
         let status = lock_status(identifier);
         let id = tenant_id(identifier);
         let rows_deleted = destroy_rows(id);
+        let schema = Spi::get_one_with_args::<String>(
+            "SELECT schema_name::text FROM tenancy.tenants WHERE id = $1",
+            &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
+        )
+        .ok()
+        .flatten();
+        let mut details = json!({"previous_status": status, "rows_deleted": rows_deleted});
+        if let Some(schema) = &schema {
+            schemas::drop_schema(schema);
+            details["schema_dropped"] = Value::from(schema.as_str());
+        }
         let row = fetch_row(
             "DELETE FROM tenancy.tenants AS t WHERE identifier = $1 RETURNING t",
             &[identifier.into()],
         )
         .expect("the row is locked");
-        audit::record(
-            &role,
-            "destroy",
-            Some((id, identifier)),
-            json!({"previous_status": status, "rows_deleted": rows_deleted}),
-        );
+        audit::record(&role, "destroy", Some((id, identifier)), details);
         audit::notify("destroy", id, identifier, "destroyed");
         row
     })

@@ -5,4 +5,5 @@ pub mod config;
 pub mod context;
 pub mod lifecycle;
 pub mod policies;
+pub mod schemas;
 pub mod tokens;

@@ -170,7 +170,7 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
 /// Without the header the request runs without a tenant (no rows).
 #[pg_extern(volatile, parallel_unsafe)]
 fn postgrest_pre_request() {
-    let Some(headers) = setting("request.headers") else {
+    let Some(headers) = gucs::setting("request.headers") else {
         return;
     };
     let headers: Value = serde_json::from_str(&headers).unwrap_or_else(|_| {
@@ -389,16 +389,4 @@ fn interval_seconds(interval: pgrx::datum::Interval) -> i64 {
     // Months count as 30 days, as PostgreSQL's own interval arithmetic does.
     (interval.months() as i64 * 30 + interval.days() as i64) * 86_400
         + interval.micros() / 1_000_000
-}
-
-/// A setting's value, or None when it does not exist (a PostgREST placeholder).
-fn setting(name: &str) -> Option<String> {
-    let name = std::ffi::CString::new(name).expect("no NUL");
-    // SAFETY: returns NULL when missing (missing_ok), else a string valid until it changes.
-    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| {
-        unsafe { std::ffi::CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned()
-    })
 }

@@ -121,19 +121,57 @@ pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
     let value = id
         .map(|id| &*id.hyphenated().encode_lower(&mut buf))
         .unwrap_or("");
-    let value = CString::new(value).expect("a uuid has no NUL byte");
-    let action = if local {
+    // PGC_SUSET: the extension sets its superuser-only setting for any role.
+    set(
+        TENANT_GUC,
+        value,
+        pg_sys::GucContext::PGC_SUSET,
+        scope(local),
+    );
+}
+
+/// Set `search_path` for the session or the transaction.
+pub fn set_search_path(value: &str, local: bool) {
+    set(
+        c"search_path",
+        value,
+        pg_sys::GucContext::PGC_USERSET,
+        scope(local),
+    );
+}
+
+/// Set a user setting until the GUC nest level opened by the caller ends (like
+/// a function's `SET` clause; also allowed in parallel mode).
+pub fn save(name: &CStr, value: &str) {
+    set(
+        name,
+        value,
+        pg_sys::GucContext::PGC_USERSET,
+        pg_sys::GucAction::GUC_ACTION_SAVE,
+    );
+}
+
+fn scope(local: bool) -> pg_sys::GucAction::Type {
+    if local {
         pg_sys::GucAction::GUC_ACTION_LOCAL
     } else {
         pg_sys::GucAction::GUC_ACTION_SET
-    };
-    // SAFETY: valid C strings; PGC_SUSET lets the extension set its superuser-only
-    // setting for any role, errors are raised (ERROR) rather than returned.
+    }
+}
+
+fn set(
+    name: &CStr,
+    value: &str,
+    context: pg_sys::GucContext::Type,
+    action: pg_sys::GucAction::Type,
+) {
+    let value = CString::new(value).expect("setting values have no NUL byte");
+    // SAFETY: valid C strings; errors are raised (ERROR) rather than returned.
     unsafe {
         pg_sys::set_config_option(
-            TENANT_GUC.as_ptr(),
+            name.as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
+            context,
             pg_sys::GucSource::PGC_S_SESSION,
             action,
             true,
@@ -141,4 +179,17 @@ pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
             false,
         );
     }
+}
+
+/// A setting's current value, or None when it does not exist (e.g. an unset
+/// placeholder such as PostgREST's `request.headers`).
+pub fn setting(name: &str) -> Option<String> {
+    let name = CString::new(name).expect("setting names have no NUL byte");
+    // SAFETY: returns NULL when missing (missing_ok), else a string valid until it changes.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    (!value.is_null()).then(|| {
+        unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }

@@ -59,23 +59,18 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
             saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
     }
+    let result = with_setting(c"search_path", "pg_catalog, pg_temp", f);
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    result
+}
+
+/// Run `f` with a setting changed, restored afterwards like a function's SET
+/// clause (an error restores it through the (sub)transaction abort).
+pub fn with_setting<R>(name: &CStr, value: &str, f: impl FnOnce() -> R) -> R {
+    // SAFETY: a GUC nest level opened and closed around `f`, as fmgr does for SET clauses.
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
+    crate::postgres::gucs::save(name, value);
     let result = f();
-    unsafe {
-        pg_sys::AtEOXact_GUC(true, nest_level);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-    }
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
     result
 }

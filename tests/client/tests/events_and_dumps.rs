@@ -95,6 +95,15 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
              GRANT SELECT, INSERT ON public.items TO {APP};"
         ))
         .unwrap();
+    // A CALL that commits must be a statement of its own (no implicit transaction).
+    admin
+        .batch_execute(&format!(
+            "CALL tenancy.add_migration('0001-docs', 'CREATE TABLE docs (body text); GRANT SELECT, INSERT ON docs TO {APP}')"
+        ))
+        .unwrap();
+    admin
+        .batch_execute("SELECT tenancy.register_tenant('dump-s', 'Schema tenant', '{}', 'schema')")
+        .unwrap();
     let mut app = connect(APP, src);
     app.batch_execute(
         "SELECT tenancy.set_tenant('dump-a'); INSERT INTO public.items VALUES (DEFAULT, 1, 'a1');",
@@ -155,6 +164,9 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
         "tenancy.protected_tables",
         "tenancy.config_defaults",
         "tenancy.tenant_config",
+        "tenancy.signing_keys",
+        "tenancy.migrations",
+        "tenancy.schema_migrations",
         "public.items",
     ] {
         assert_eq!(

@@ -7,8 +7,11 @@
 use postgres::{Client, NoTls};
 
 fn connect(port: &str, db: &str, user: &str) -> Client {
-    Client::connect(&format!("host=127.0.0.1 port={port} dbname={db} user={user}"), NoTls)
-        .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
+    Client::connect(
+        &format!("host=127.0.0.1 port={port} dbname={db} user={user}"),
+        NoTls,
+    )
+    .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
 }
 
 fn main() {
@@ -17,18 +20,29 @@ fn main() {
         panic!("usage: suspension_probe PORT DATABASE CONNECTIONS TENANT");
     };
     let connections: usize = connections.parse().expect("CONNECTIONS is a number");
-    let mut apps: Vec<Client> = (0..connections).map(|_| connect(port, db, "bench_app")).collect();
+    let mut apps: Vec<Client> = (0..connections)
+        .map(|_| connect(port, db, "bench_app"))
+        .collect();
     for app in &mut apps {
-        app.execute("SELECT tenancy.set_tenant($1)", &[tenant]).unwrap();
-        app.query_one("SELECT count(*) FROM bench.orders WHERE id = 1", &[]).unwrap();
+        app.execute("SELECT tenancy.set_tenant($1)", &[tenant])
+            .unwrap();
+        app.query_one("SELECT count(*) FROM bench.orders WHERE id = 1", &[])
+            .unwrap();
     }
     let mut admin = connect(port, db, "postgres");
-    admin.execute("SELECT tenancy.suspend_tenant($1, 'benchmark')", &[tenant]).unwrap();
+    admin
+        .execute("SELECT tenancy.suspend_tenant($1, 'benchmark')", &[tenant])
+        .unwrap();
     let served = apps
         .iter_mut()
-        .map(|app| app.query_one("SELECT count(*) FROM bench.orders WHERE id = 1", &[]).is_ok())
+        .map(|app| {
+            app.query_one("SELECT count(*) FROM bench.orders WHERE id = 1", &[])
+                .is_ok()
+        })
         .filter(|served| *served)
         .count();
-    admin.execute("SELECT tenancy.activate_tenant($1)", &[tenant]).unwrap();
+    admin
+        .execute("SELECT tenancy.activate_tenant($1)", &[tenant])
+        .unwrap();
     println!("{connections} {served}");
 }

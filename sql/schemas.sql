@@ -1,0 +1,59 @@
+-- Migrations across tenant schemas. Procedures (not functions) so that each
+-- schema commits on its own: thousands of schemas never share one transaction
+-- (and its lock table entries), a failing schema leaves the others migrated,
+-- and a run interrupted by a crash resumes where it stopped.
+
+-- Schema tenants that lack migrations, with how many.
+CREATE FUNCTION tenancy.pending_migrations()
+RETURNS TABLE (identifier text, schema_name name, pending integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.identifier, t.schema_name, count(*)::integer
+      FROM tenancy.tenants t CROSS JOIN tenancy.migrations m
+     WHERE t.isolation = 'schema' AND t.status <> 'deleted'
+       AND NOT EXISTS (SELECT FROM tenancy.schema_migrations s
+                        WHERE s.tenant_id = t.id AND s.migration = m.name)
+     GROUP BY t.identifier, t.schema_name
+     ORDER BY t.identifier
+$$;
+
+-- Bring every schema tenant up to date, committing after each schema.
+-- CALL it outside a transaction block. No SET clause: it would forbid COMMIT.
+CREATE PROCEDURE tenancy.migrate()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    done integer := 0;
+    failed text[] := '{}';
+    total integer;
+BEGIN
+    SELECT count(*) INTO total FROM tenancy.pending_migrations();
+    FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
+        BEGIN
+            PERFORM tenancy.migrate_tenant(t.identifier);
+            done := done + 1;
+            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier, done + cardinality(failed), total;
+        EXCEPTION WHEN OTHERS THEN
+            failed := failed || t.identifier;
+            RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
+                done + cardinality(failed), total, SQLERRM
+                USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
+        END;
+        COMMIT;
+    END LOOP;
+    IF cardinality(failed) > 0 THEN
+        RAISE WARNING 'tenancy: % of % schemas migrated; failed: %', done, total, array_to_string(failed, ', ');
+    ELSE
+        RAISE NOTICE 'tenancy: % of % schemas migrated', done, total;
+    END IF;
+END
+$$;
+
+-- Record a migration (tried first in a scratch schema), commit, migrate every schema.
+CREATE PROCEDURE tenancy.add_migration(name text, sql text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tenancy.record_migration(name, sql);
+    COMMIT;
+    CALL tenancy.migrate();
+END
+$$;

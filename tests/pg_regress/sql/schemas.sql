@@ -1,0 +1,126 @@
+-- Schema-per-tenant isolation, migrations across schemas, hybrid tenants.
+\set SHOW_CONTEXT never
+-- The application role gets DML on whatever migrations create (run as the catalog owner).
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT USAGE ON SEQUENCES TO tenancy_app;
+
+-- The history every schema tenant is built from (recorded before any tenant exists).
+CALL tenancy.add_migration('0001-notes', $$
+    CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);
+$$);
+CALL tenancy.add_migration('0002-notes-view', $$
+    ALTER TABLE notes ADD COLUMN pinned boolean NOT NULL DEFAULT false;
+    CREATE VIEW pinned_notes AS SELECT body FROM notes WHERE pinned;
+$$);
+SELECT name, ordinal FROM tenancy.migrations ORDER BY ordinal;
+
+-- Register schema tenants next to a shared one (hybrid). A hostile identifier
+-- changes nothing: the schema name comes from the id.
+SELECT identifier, isolation, schema_name ~ '^tenant_[0-9a-f]{32}$' AS derived_name,
+       schema_name = 'tenant_' || replace(id::text, '-', '') AS from_the_id
+  FROM tenancy.register_tenant('north', 'North', '{}', 'schema');
+SELECT identifier, isolation FROM tenancy.register_tenant('south-drop-schema-public', 'South', '{}', 'schema');
+SELECT identifier, isolation, schema_name FROM tenancy.register_tenant('shared-co', 'Shared Co');
+SELECT schema_name AS north_schema FROM tenancy.tenants WHERE identifier = 'north' \gset
+SELECT schema_name AS south_schema FROM tenancy.tenants WHERE identifier = 'south-drop-schema-public' \gset
+-- Each new schema replayed the whole history; its tables are pinned to the tenant.
+SELECT t.identifier, count(*) AS applied FROM tenancy.schema_migrations s
+  JOIN tenancy.tenants t ON t.id = s.tenant_id GROUP BY 1 ORDER BY 1;
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+       c.reloptions
+  FROM pg_class c WHERE c.relnamespace = :'north_schema'::regnamespace AND c.relkind IN ('r', 'v')
+ ORDER BY 1;
+
+-- set_tenant puts the schema tenant's schema first on search_path.
+SET search_path = public;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('north') IS NOT NULL AS north;
+SELECT current_setting('search_path') = format('%I, public', :'north_schema') AS schema_first;
+INSERT INTO notes (body, pinned) VALUES ('north one', true), ('north two', false);
+SELECT body FROM notes ORDER BY id;
+SELECT body FROM pinned_notes;
+SELECT tenancy.set_tenant('south-drop-schema-public') IS NOT NULL AS south;
+SELECT current_setting('search_path') = format('%I, public', :'south_schema') AS switched_schema;
+INSERT INTO notes (body) VALUES ('south one');
+SELECT body FROM notes ORDER BY id;
+-- Another tenant's schema, even schema-qualified: no rows, no writes, no TRUNCATE.
+SELECT count(*) AS north_rows_seen_from_south FROM :"north_schema".notes;
+SELECT count(*) AS north_view_rows_seen_from_south FROM :"north_schema".pinned_notes;
+INSERT INTO :"north_schema".notes (body) VALUES ('planted');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE :"north_schema".notes SET body = 'defaced';
+DELETE FROM :"north_schema".notes;
+TRUNCATE :"north_schema".notes;
+\echo :LAST_ERROR_SQLSTATE
+-- A shared tenant: search_path back to what it was, other schemas unreachable.
+SELECT tenancy.set_tenant('shared-co') IS NOT NULL AS shared;
+SELECT current_setting('search_path') AS search_path;
+SELECT count(*) FROM :"north_schema".notes;
+-- No tenant at all: nothing either.
+SELECT tenancy.reset_tenant();
+SELECT count(*) FROM :"south_schema".notes;
+-- Transaction scope restores search_path at commit.
+BEGIN;
+SELECT tenancy.set_tenant('north', is_local => true) IS NOT NULL AS local_north;
+SELECT count(*) AS north_notes FROM notes;
+COMMIT;
+SELECT current_setting('search_path') AS after_commit;
+RESET ROLE;
+RESET search_path;
+
+-- A new migration reaches every schema (committing per schema, with progress).
+CALL tenancy.add_migration('0003-tags', $$ CREATE TABLE tags (name text PRIMARY KEY); $$);
+SELECT t.identifier, array_agg(s.migration ORDER BY s.migration) AS applied
+  FROM tenancy.schema_migrations s JOIN tenancy.tenants t ON t.id = s.tenant_id GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS tags_tables_pinned FROM pg_policy
+ WHERE polname = 'tenancy_schema_isolation' AND polrelid::regclass::text LIKE '%.tags';
+SELECT identifier, pending FROM tenancy.pending_migrations();
+
+-- A migration that cannot work is refused before it is recorded (dry run).
+CALL tenancy.add_migration('0004-broken', $$ ALTER TABLE no_such_table ADD COLUMN x int; $$);
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name = '0004-broken';
+CALL tenancy.add_migration('0003-tags', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+CALL tenancy.add_migration('bad name!', 'SELECT 1');
+
+-- One schema that fails is reported; the others are migrated; a rerun resumes.
+CREATE TABLE :"south_schema".audit_trail (x int);   -- an object the next migration collides with
+CALL tenancy.add_migration('0005-audit-trail', $$ CREATE TABLE audit_trail (at timestamptz DEFAULT now()); $$);
+SELECT identifier, pending FROM tenancy.pending_migrations();
+DROP TABLE :"south_schema".audit_trail;
+CALL tenancy.migrate();
+SELECT identifier, pending FROM tenancy.pending_migrations();
+
+-- migrate_tenant() on one schema, and what it refuses.
+SELECT tenancy.migrate_tenant('north');
+SELECT tenancy.migrate_tenant('shared-co');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.migrate_tenant('nobody');
+-- The application role can do none of it.
+SET ROLE tenancy_app;
+CALL tenancy.migrate();
+SELECT tenancy.record_migration('x', 'SELECT 1');
+RESET ROLE;
+
+-- verify(): a table slipped into a tenant schema outside migrations is flagged.
+CREATE TABLE :"north_schema".sneaky (x int);
+SELECT severity, object ~ '^tenant_[0-9a-f]{32}\.sneaky$' AS is_sneaky, problem
+  FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
+SELECT tenancy.migrate_tenant('north');
+SELECT count(*) AS still_flagged FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
+
+-- Soft delete keeps the schema untouched; destroy drops it.
+SELECT status FROM tenancy.delete_tenant('north');
+SELECT count(*) AS schema_kept FROM pg_namespace WHERE nspname = :'north_schema';
+SELECT tenancy.migrate_tenant('north');
+SELECT status FROM tenancy.delete_tenant('north', destroy_data => true);
+SELECT count(*) AS schema_left FROM pg_namespace WHERE nspname = :'north_schema';
+SELECT count(*) AS migration_records_left FROM tenancy.schema_migrations s
+ WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.id = s.tenant_id);
+SELECT action, tenant_identifier, coalesce(details->>'name', details->>'applied') AS migrations
+  FROM tenancy.audit_log WHERE action IN ('migration', 'migrate') ORDER BY id;
+
+-- Leave the default privileges of this database as they were.
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE USAGE ON SEQUENCES FROM tenancy_app;
