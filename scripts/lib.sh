@@ -93,3 +93,42 @@ stop_cluster() {
 }
 
 server_log() { echo "$SCRATCH/pg-$1/server.log"; }
+
+# start_pgbouncer PORT UPSTREAM_PORT DATABASE: PgBouncer (Debian's package) on a
+# private port in front of the scratch cluster, with two aliases of DATABASE:
+# pooled_tx (transaction pooling, 4 server connections) and pooled_session
+# (session pooling, 1 server connection, server_reset_query = DISCARD ALL).
+start_pgbouncer() {
+    local port=$1 upstream=$2 db=$3 dir="$SCRATCH/pgbouncer-$1"
+    stop_pgbouncer "$port"
+    rm -rf "$dir"
+    server_dir "$dir"
+    as_server tee "$dir/pgbouncer.ini" >/dev/null <<INI
+[databases]
+pooled_tx = host=127.0.0.1 port=$upstream dbname=$db pool_mode=transaction pool_size=4
+pooled_session = host=127.0.0.1 port=$upstream dbname=$db pool_mode=session pool_size=1
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+max_client_conn = 500
+server_reset_query = DISCARD ALL
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+    printf '"tenancy_app" ""\n"postgres" ""\n' | as_server tee "$dir/userlist.txt" >/dev/null
+    # PgBouncer refuses to run as root: it runs as the scratch clusters' user.
+    as_server /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini"
+}
+
+stop_pgbouncer() {
+    local pidfile="$SCRATCH/pgbouncer-$1/pgbouncer.pid"
+    if [ -f "$pidfile" ]; then
+        as_server kill "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile" 2>/dev/null || true
+    fi
+}

@@ -4,12 +4,13 @@
 # scratch clusters this script starts and stops. Ends with "N passed, N failed".
 source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_TEST_PORT:-55433}
+POOLER_PORT=${TENANCY_POOLER_PORT:-56433}
 OUT="$ROOT/target/test-output"
 passed=0 failed=0
 
-ensure_tools
+ensure_tools pgbouncer
 rm -rf "$OUT" && mkdir -p "$OUT"
-trap 'stop_cluster "$PORT"' EXIT
+trap 'stop_pgbouncer "$POOLER_PORT"; stop_cluster "$PORT"' EXIT
 
 count() { # add "N passed, M failed" of one suite to the totals
     passed=$((passed + $1)) failed=$((failed + $2))
@@ -67,13 +68,44 @@ env -u RUST_BACKTRACE "$PGXS_TEST/isolation/pg_isolation_regress" --host=127.0.0
     --schedule="$ROOT/tests/isolation/schedule" 2>&1 | tee "$OUT/isolation.log" || true
 regress_counts "$OUT/isolation.log" "isolation specs" "$OUT/isolation/regression.diffs"
 
-# 3. Client tests: real connections as the application role, several at once.
+# 3. Client tests: real connections as the application role, several at once,
+#    directly and through PgBouncer.
 log "client tests (tests/client)"
+psql -X -q -d postgres -c "CREATE DATABASE tenancy_client_pooler"
+start_pgbouncer "$POOLER_PORT" "$PORT" tenancy_client_pooler
 set +e
 (cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$PORT TENANCY_SERVER_LOG="$(server_log "$PORT")" TENANCY_PG_BIN=$PG_BIN \
+    TENANCY_POOLER_PORT=$POOLER_PORT \
     cargo test --quiet 2>&1) | tee "$OUT/client.log"
 set -e
 cargo_counts "$OUT/client.log" "client tests"
+
+# 4. Other drivers: Python (psycopg 3, in a venv) and Node (pg), same cluster.
+log "driver tests: Python psycopg 3 and Node pg"
+python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_tools python3 python3-venv
+command -v npm >/dev/null || ensure_tools nodejs npm
+[ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+"$ROOT/target/py/bin/python" -c 'import psycopg' 2>/dev/null ||
+    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/tests/drivers/python/requirements.txt"
+[ -d "$ROOT/tests/drivers/node/node_modules/pg" ] ||
+    (cd "$ROOT/tests/drivers/node" && npm ci --no-audit --no-fund --silent)
+set +e
+TENANCY_TEST_PORT=$PORT "$ROOT/target/py/bin/python" "$ROOT/tests/drivers/python/test_isolation.py" 2>&1 |
+    tee "$OUT/python.log"
+(cd "$ROOT/tests/drivers/node" && TENANCY_TEST_PORT=$PORT node --test --test-reporter=tap 2>&1) | tee "$OUT/node.log" |
+    grep -E '^(not )?ok|^# (pass|fail)'
+set -e
+if [[ $(tail -1 "$OUT/python.log") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "Python driver tests"
+else
+    count 0 1 "Python driver tests (did not run, see $OUT/python.log)"
+fi
+node_pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$OUT/node.log") node_fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$OUT/node.log")
+if [ -n "$node_pass" ]; then
+    count "$node_pass" "$node_fail" "Node driver tests"
+else
+    count 0 1 "Node driver tests (did not run, see $OUT/node.log)"
+fi
 
 echo
 echo "$passed passed, $failed failed"

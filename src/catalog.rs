@@ -6,7 +6,9 @@ use crate::postgres::security;
 use crate::tenant::Tenant;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgBuiltInOids, PgOid};
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -78,28 +80,54 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
 }
 
 pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
-    cache::get_by_identifier(identifier).or_else(|| {
-        load(
-            "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants WHERE identifier = $1",
-            identifier,
-        )
-    })
+    cache::get_by_identifier(identifier).or_else(|| load(Lookup::ByIdentifier, identifier))
 }
 
 pub fn find_by_id(id: Uuid) -> Option<Rc<Tenant>> {
-    cache::get_by_id(id).or_else(|| {
-        load(
-            "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants WHERE id = $1",
-            pgrx::Uuid::from_bytes(*id.as_bytes()),
-        )
-    })
+    cache::get_by_id(id).or_else(|| load(Lookup::ById, pgrx::Uuid::from_bytes(*id.as_bytes())))
 }
 
-fn load(query: &str, key: impl IntoDatum) -> Option<Rc<Tenant>> {
+#[derive(Clone, Copy)]
+enum Lookup {
+    ByIdentifier = 0,
+    ById = 1,
+}
+
+thread_local! {
+    /// The two lookups, prepared once per backend and kept (SPI_keepplan): a
+    /// cache miss costs an execution, not a parse and plan. PostgreSQL's plan
+    /// cache revalidates them if the table is ever recreated.
+    static LOOKUPS: OnceCell<Rc<[OwnedPreparedStatement; 2]>> = const { OnceCell::new() };
+}
+
+fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
+    if let Some(lookups) = LOOKUPS.with(|l| l.get().cloned()) {
+        return lookups;
+    }
+    let columns = "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants";
+    let prepare = |filter: &str, arg: PgBuiltInOids| {
+        client
+            .prepare(
+                &*format!("{columns} WHERE {filter} = $1"),
+                &[PgOid::BuiltIn(arg)],
+            )
+            .unwrap_or_else(|e| error!("preparing the tenant lookup failed: {e}"))
+            .keep()
+    };
+    let lookups = Rc::new([
+        prepare("identifier", PgBuiltInOids::TEXTOID),
+        prepare("id", PgBuiltInOids::UUIDOID),
+    ]);
+    LOOKUPS.with(|l| l.get_or_init(|| lookups.clone()).clone())
+}
+
+fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
     let generation = cache::generation();
+    // Prepared under as_owner's pinned search_path, executed as the owner.
     let tenant = as_owner(|| {
         Spi::connect(|client| {
-            let rows = client.select(query, Some(1), &[key.into()])?;
+            let lookups = prepared(client);
+            let rows = client.select(&lookups[lookup as usize], Some(1), &[key.into()])?;
             if rows.is_empty() {
                 return Ok::<_, pgrx::spi::Error>(None);
             }

@@ -1,0 +1,77 @@
+// Tenant isolation through node-postgres (`pg`), as the application role.
+// Run by scripts/test.sh (node --test) against its scratch cluster.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+
+const port = process.env.TENANCY_TEST_PORT;
+const db = 'tenancy_driver_node';
+const connect = async (user, database = db) => {
+  const client = new pg.Client({ host: '127.0.0.1', port, user, database });
+  await client.connect();
+  return client;
+};
+const open = [];
+const app = async () => {
+  const client = await connect('tenancy_app');
+  open.push(client);
+  return client;
+};
+
+before(async () => {
+  const server = await connect('postgres', 'postgres');
+  await server.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await server.query(`CREATE DATABASE ${db}`);
+  await server.end();
+  const admin = await connect('postgres');
+  await admin.query('CREATE EXTENSION tenancy');
+  for (const t of ['js-a', 'js-b']) await admin.query('SELECT tenancy.register_tenant($1, $1)', [t]);
+  await admin.query(`CREATE TABLE items (tenant_id uuid NOT NULL, id serial, name text,
+                     PRIMARY KEY (tenant_id, id))`);
+  await admin.query('GRANT SELECT, INSERT, UPDATE, DELETE ON items TO tenancy_app');
+  await admin.query('GRANT USAGE ON SEQUENCE items_id_seq TO tenancy_app');
+  await admin.end();
+});
+
+after(async () => {
+  await Promise.all(open.map((c) => c.end()));
+});
+
+test('reads and writes stay in their tenant', async () => {
+  const [a, b] = [await app(), await app()];
+  await a.query('SELECT tenancy.set_tenant($1)', ['js-a']);
+  await b.query('SELECT tenancy.set_tenant($1)', ['js-b']);
+  await a.query("INSERT INTO items (name) VALUES ('a1'), ('a2')");
+  await b.query("INSERT INTO items (name) VALUES ('b1')");
+  assert.deepEqual((await a.query('SELECT name FROM items ORDER BY name')).rows.map((r) => r.name), ['a1', 'a2']);
+  assert.deepEqual((await b.query('SELECT name FROM items ORDER BY name')).rows.map((r) => r.name), ['b1']);
+  assert.equal((await b.query("DELETE FROM items WHERE name LIKE 'a%'")).rowCount, 0);
+  const bId = (await b.query('SELECT tenancy.current_tenant() AS id')).rows[0].id;
+  await assert.rejects(a.query("INSERT INTO items (tenant_id, name) VALUES ($1, 'planted')", [bId]), { code: '42501' });
+});
+
+test('transaction scope ends with the transaction', async () => {
+  const c = await app();
+  await c.query('BEGIN');
+  await c.query('SELECT tenancy.set_tenant($1, is_local => true)', ['js-a']);
+  assert.equal((await c.query('SELECT tenancy.current_tenant_identifier() AS t')).rows[0].t, 'js-a');
+  await c.query('COMMIT');
+  assert.equal((await c.query('SELECT tenancy.current_tenant() AS t')).rows[0].t, null);
+  assert.equal((await c.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 0);
+});
+
+test('forging and bad tenants are refused with SQLSTATEs', async () => {
+  const admin = await connect('postgres');
+  const victim = (await admin.query("SELECT id FROM tenancy.tenants WHERE identifier = 'js-a'")).rows[0].id;
+  await admin.end();
+  const c = await app();
+  // A fresh backend has not loaded the library: the SET only makes a
+  // placeholder, which loading the library (first tenancy call) discards.
+  await c.query(`SET tenancy.tenant = '${victim}'`);
+  assert.equal((await c.query('SELECT tenancy.current_tenant() AS t')).rows[0].t, null);
+  assert.equal((await c.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 0);
+  // From then on the setting is superuser-only.
+  await assert.rejects(c.query(`SET tenancy.tenant = '${victim}'`), { code: '42501' });
+  await assert.rejects(c.query(`SELECT set_config('tenancy.tenant', '${victim}', false)`), { code: '42501' });
+  await assert.rejects(c.query("SELECT tenancy.set_tenant('nobody')"), { code: 'P0002' });
+});
