@@ -9,7 +9,7 @@
 # Results also go to target/bench/results.md and docs/benchmarks.svg.
 source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_BENCH_PORT:-55434}
-DURATION=5 ROUNDS=3 CLIENTS=4
+DURATION=5 ROUNDS=5 CLIENTS=4
 while (($#)); do
     case $1 in
     --duration) DURATION=$2; shift 2 ;;
@@ -60,6 +60,13 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A TPS
 for s in "${SCRIPTS[@]}" range_plain_generic range_rls_generic; do TPS[$s]=$(median "${RUNS[$s]}"); done
+# A ratio is the median of the per-round ratios of runs made back to back, so
+# that drift of the machine between rounds affects both sides alike.
+ratio() {
+    paste -d' ' <(tr ' ' '\n' <<<"${RUNS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RUNS[$2]}" | grep .) |
+        awk '{ print $1 / $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 log "EXPLAIN of the product's point select, as the application role"
 PGUSER=bench_app psql -X -d bench -c "EXPLAIN (COSTS OFF) SELECT amount FROM bench.orders WHERE id = 5" | tee "$OUT/explain.txt"
@@ -90,24 +97,23 @@ SERVED=${PROBE#* }
 
 # workload | result | baseline | ratio | target | pass
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 check() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
 {
     row workload result baseline ratio target pass
     row "set_config (unvalidated) vs SELECT 1" "${TPS[set_config]} tps" "${TPS[select1]} tps" \
-        "$(ratio "${TPS[set_config]}" "${TPS[select1]}")" "(reference)" "-"
+        "$(ratio set_config select1)" "(reference)" "-"
     for base in set_config handrolled plpgsql; do
-        r=$(ratio "${TPS[set_tenant_hot]}" "${TPS[$base]}")
+        r=$(ratio set_tenant_hot "$base")
         if [ "$base" = set_config ]; then t=0.95; v=$(check "$r" 0.95); else t="(reference)" v="-"; fi
         row "set_tenant hot vs $base" "${TPS[set_tenant_hot]} tps" "${TPS[$base]} tps" "$r" "$t" "$v"
     done
-    r=$(ratio "${TPS[set_tenant_miss]}" "${TPS[set_tenant_hot]}")
+    r=$(ratio set_tenant_miss set_tenant_hot)
     row "set_tenant miss (100k tenants, cache 1024) vs hot" "${TPS[set_tenant_miss]} tps" "${TPS[set_tenant_hot]} tps" "$r" 0.5 "$(check "$r" 0.5)"
     for q in point range insert; do
-        r=$(ratio "${TPS[${q}_rls]}" "${TPS[${q}_plain]}")
+        r=$(ratio "${q}_rls" "${q}_plain")
         row "$q: protected, no WHERE vs plain + WHERE tenant_id" "${TPS[${q}_rls]} tps" "${TPS[${q}_plain]} tps" "$r" 0.97 "$(check "$r" 0.97)"
     done
-    r=$(ratio "${TPS[range_rls_generic]}" "${TPS[range_plain_generic]}")
+    r=$(ratio range_rls_generic range_plain_generic)
     row "range, both with plan_cache_mode = force_generic_plan" "${TPS[range_rls_generic]} tps" "${TPS[range_plain_generic]} tps" "$r" 0.97 "$(check "$r" 0.97)"
     row "register 10,000 shared tenants" "${REGISTER} s" "-" "-" "< 10 s" "$(awk -v s="$REGISTER" 'BEGIN { print (s < 10) ? "pass" : "FAIL" }')"
     row "register 1,000 schema tenants (10 migrations each)" "${SCHEMA_REGISTER} s" "-" "-" "< 60 s" "$(awk -v s="$SCHEMA_REGISTER" 'BEGIN { print (s < 60) ? "pass" : "FAIL" }')"

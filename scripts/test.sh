@@ -25,11 +25,13 @@ cargo_counts() { # sum cargo's "test result:" lines of a log
 }
 
 # 1. #[pg_test]: functions inside one backend, on pgrx's own temporary cluster.
-#    initdb refuses root, so the server runs as the postgres OS user.
+#    pgrx installs the test build with sudo whenever it runs the server "as"
+#    someone; initdb refuses root, so root runs it as postgres, a user as itself.
 log "unit tests (cargo pgrx test)"
 server_dir "$SCRATCH/pgrx-test"
+if [ "$(id -u)" = 0 ]; then runas=postgres; else runas=$(id -un); fi
 set +e
-(cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS=postgres \
+(cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS="$runas" \
     CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test" cargo pgrx test pg15 2>&1) | tee "$OUT/unit.log" |
     grep -E '^test |test result:|panicked|error(\[|:)'
 set -e
