@@ -120,6 +120,7 @@ check() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; 
     row "one migration across 1,000 schemas ($LAGGING left behind)" "${MIGRATE} s" "-" "-" "< 60 s" "$(awk -v s="$MIGRATE" -v l="$LAGGING" 'BEGIN { print (s < 60 && l == 0) ? "pass" : "FAIL" }')"
     row "statements served after suspension (50 connections)" "$SERVED" "-" "-" "0" "$([ "$SERVED" = 0 ] && echo pass || echo FAIL)"
 } >"$OUT/results.tsv"
+for s in "${!RUNS[@]}"; do printf '%s\t%s\n' "$s" "${RUNS[$s]}"; done | sort >"$OUT/rounds.tsv"
 
 echo
 column -t -s $'\t' "$OUT/results.tsv"
@@ -130,4 +131,4 @@ column -t -s $'\t' "$OUT/results.tsv"
 } >"$OUT/results.md"
 mkdir -p "$ROOT/docs"
 python3 "$ROOT/bench/chart.py" "$OUT/results.tsv" "$ROOT/docs/benchmarks.svg"
-log "table: $OUT/results.md, chart: docs/benchmarks.svg"
+log "table: $OUT/results.md, every round's tps: $OUT/rounds.tsv, chart: docs/benchmarks.svg"

@@ -3,7 +3,7 @@
 
 use crate::cache;
 use crate::postgres::security;
-use crate::tenant::Tenant;
+use crate::tenant::{from_sql, to_sql, Tenant};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -84,7 +84,7 @@ pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
 }
 
 pub fn find_by_id(id: Uuid) -> Option<Rc<Tenant>> {
-    cache::get_by_id(id).or_else(|| load(Lookup::ById, pgrx::Uuid::from_bytes(*id.as_bytes())))
+    cache::get_by_id(id).or_else(|| load(Lookup::ById, to_sql(id)))
 }
 
 #[derive(Clone, Copy)]
@@ -134,7 +134,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
             let row = rows.first();
             let id: pgrx::Uuid = row.get(1)?.expect("id is NOT NULL");
             Ok(Some(Tenant {
-                id: Uuid::from_bytes(*id.as_bytes()),
+                id: from_sql(id),
                 identifier: row.get(2)?.expect("identifier is NOT NULL"),
                 status: row.get(3)?.expect("status is NOT NULL"),
                 schema: row.get(4)?,

@@ -19,6 +19,15 @@ impl Tenant {
     }
 }
 
+/// SQL's uuid (pgrx) to the uuid crate's, which the extension uses inside.
+pub fn from_sql(id: pgrx::Uuid) -> Uuid {
+    Uuid::from_bytes(*id.as_bytes())
+}
+
+pub fn to_sql(id: Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*id.as_bytes())
+}
+
 pub const IDENTIFIER_RULE: &str = "3 to 63 characters: lowercase ASCII letters, digits and single \
      hyphens, starting with a letter and not ending with a hyphen (e.g. 'acme-corp')";
 

@@ -1,5 +1,6 @@
 //! The append-only audit log and lifecycle events.
 
+use crate::tenant::to_sql;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -9,10 +10,7 @@ use uuid::Uuid;
 /// `role` is the caller's role, captured before switching to the owner.
 pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: Value) {
     let (id, identifier) = match tenant {
-        Some((id, identifier)) => (
-            Some(pgrx::Uuid::from_bytes(*id.as_bytes())),
-            Some(identifier),
-        ),
+        Some((id, identifier)) => (Some(to_sql(id)), Some(identifier)),
         None => (None, None),
     };
     Spi::run_with_args(

@@ -7,6 +7,7 @@ use crate::cache;
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{gucs, security};
+use crate::tenant::{from_sql, to_sql};
 use lru::LruCache;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -123,7 +124,7 @@ fn set_tenant_config(identifier: Option<&str>, key: Option<&str>, value: Option<
             "INSERT INTO tenancy.tenant_config AS c (tenant_id, key, value) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now() \
              RETURNING (SELECT value FROM tenancy.tenant_config WHERE tenant_id = $1 AND key = $2)",
-            &[pg_uuid(id).into(), key.into(), JsonB(value.clone()).into()],
+            &[to_sql(id).into(), key.into(), JsonB(value.clone()).into()],
         );
         audit::record(
             &role,
@@ -144,7 +145,7 @@ fn unset_tenant_config(identifier: Option<&str>, key: Option<&str>) -> bool {
         let id = configurable_tenant(identifier);
         let previous = change(
             "DELETE FROM tenancy.tenant_config WHERE tenant_id = $1 AND key = $2 RETURNING value",
-            &[pg_uuid(id).into(), key.into()],
+            &[to_sql(id).into(), key.into()],
         );
         let removed = previous.is_some();
         if removed {
@@ -184,7 +185,7 @@ fn configurable_tenant(identifier: &str) -> Uuid {
         &[identifier.into()],
     );
     match row {
-        Ok((Some(id), Some(status))) if status != "deleted" => Uuid::from_bytes(*id.as_bytes()),
+        Ok((Some(id), Some(status))) if status != "deleted" => from_sql(id),
         Ok((Some(_), Some(_))) => IllegalTransition(
             format!("tenant \"{identifier}\" is deleted and cannot be configured"),
             "A deleted tenant is kept only to reserve its identifier.".into(),
@@ -258,7 +259,7 @@ fn overrides(id: Uuid) -> Document {
 
 fn load(query: &str, tenant: Option<Uuid>) -> Document {
     let args: Vec<pgrx::datum::DatumWithOid> =
-        tenant.map(|id| pg_uuid(id).into()).into_iter().collect();
+        tenant.map(|id| to_sql(id).into()).into_iter().collect();
     let entries = catalog::as_owner(|| {
         Spi::connect(|client| {
             client
@@ -273,8 +274,4 @@ fn load(query: &str, tenant: Option<Uuid>) -> Document {
     })
     .unwrap_or_else(|e| error!("reading tenancy configuration failed: {e}"));
     Rc::new(entries)
-}
-
-fn pg_uuid(id: Uuid) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*id.as_bytes())
 }

@@ -8,7 +8,7 @@ use crate::cache;
 use crate::catalog;
 use crate::error::{required, TenancyError, TenancyError::*};
 use crate::postgres::{gucs, security};
-use crate::tenant::Tenant;
+use crate::tenant::{to_sql, Tenant};
 use pgrx::prelude::*;
 
 /// Validate that `identifier` is an active tenant and make it the context.
@@ -48,7 +48,7 @@ pub(crate) fn enter(
         );
     }
     change_context(Some(&tenant), local);
-    pgrx::Uuid::from_bytes(*tenant.id.as_bytes())
+    to_sql(tenant.id)
 }
 
 /// Clear the session's context (policies then match no row).
@@ -63,7 +63,7 @@ fn reset_tenant() {
 #[pg_extern(stable, parallel_safe)]
 pub fn current_tenant() -> Option<pgrx::Uuid> {
     let id = current()?.id;
-    Some(pgrx::Uuid::from_bytes(*id.as_bytes()))
+    Some(to_sql(id))
 }
 
 #[pg_extern(stable, parallel_safe)]

@@ -8,7 +8,7 @@ use crate::api::{audit, schemas};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
-use crate::tenant::{validate_identifier, validate_metadata, validate_name};
+use crate::tenant::{from_sql, to_sql, validate_identifier, validate_metadata, validate_name};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
 /// A time-ordered (version 7) UUID: the default for `tenancy.tenants.id`.
 #[pg_extern(volatile, parallel_safe)]
 pub fn uuid_v7() -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*Uuid::now_v7().as_bytes())
+    to_sql(Uuid::now_v7())
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
@@ -56,7 +56,7 @@ fn register_tenant(
             "INSERT INTO tenancy.tenants AS t (id, identifier, name, metadata, isolation, schema_name) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO NOTHING RETURNING t",
             &[
-                pgrx::Uuid::from_bytes(*id.as_bytes()).into(),
+                to_sql(id).into(),
                 identifier.into(),
                 name.into(),
                 JsonB(metadata.clone()).into(),
@@ -172,7 +172,7 @@ fn delete_tenant(
         let rows_deleted = destroy_rows(id);
         let schema = Spi::get_one_with_args::<String>(
             "SELECT schema_name::text FROM tenancy.tenants WHERE id = $1",
-            &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
+            &[to_sql(id).into()],
         )
         .ok()
         .flatten();
@@ -256,7 +256,7 @@ fn tenant_id(identifier: &str) -> Uuid {
     .ok()
     .flatten()
     .unwrap_or_else(|| UnknownTenant(identifier.into()).raise());
-    Uuid::from_bytes(*id.as_bytes())
+    from_sql(id)
 }
 
 /// Delete the tenant's rows from every protected table.
@@ -268,7 +268,7 @@ fn destroy_rows(id: Uuid) -> i64 {
             .collect::<Result<_, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| error!("reading tenancy.protected_tables failed: {e}"));
-    let id = pgrx::Uuid::from_bytes(*id.as_bytes());
+    let id = to_sql(id);
     tables
         .iter()
         .map(|(table, column)| {
@@ -303,5 +303,5 @@ fn row_id(row: &TenantRow) -> Uuid {
         .ok()
         .flatten()
         .expect("id is NOT NULL");
-    Uuid::from_bytes(*id.as_bytes())
+    from_sql(id)
 }

@@ -13,6 +13,7 @@ use crate::api::audit;
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{gucs, security};
+use crate::tenant::{from_sql, to_sql};
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -126,7 +127,7 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
             )
             .raise();
         }
-        let id = Uuid::from_bytes(*id.as_bytes());
+        let id = from_sql(id);
         let applied = apply_pending(id, &schema);
         if !applied.is_empty() {
             audit::record(
@@ -209,7 +210,7 @@ fn split_search_path(path: &str) -> Vec<String> {
 /// Apply the migrations `schema` lacks, in order, then pin its new tables to
 /// the tenant. Returns the names applied.
 fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
-    let tenant = pgrx::Uuid::from_bytes(*id.as_bytes());
+    let tenant = to_sql(id);
     let pending = migrations_after(Some(tenant));
     for (name, script) in &pending {
         in_schema(schema, script);

@@ -116,7 +116,15 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
         )
         .unwrap();
 
-    let file = std::env::temp_dir().join(format!("tenancy-dump-{}.pgdump", std::process::id()));
+    /// The dump file, removed however the test ends.
+    struct DumpFile(std::path::PathBuf);
+    impl Drop for DumpFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let file =
+        DumpFile(std::env::temp_dir().join(format!("tenancy-dump-{}.pgdump", std::process::id())));
     let dump = Command::new(pg_bin("pg_dump"))
         .args([
             "-Fc",
@@ -130,7 +138,7 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
             src,
             "-f",
         ])
-        .arg(&file)
+        .arg(&file.0)
         .output()
         .unwrap();
     assert!(
@@ -147,10 +155,9 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
         .unwrap();
     let restore = Command::new(pg_bin("pg_restore"))
         .args(["-h", "127.0.0.1", "-p", &port(), "-U", SUPERUSER, "-d", dst])
-        .arg(&file)
+        .arg(&file.0)
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&file);
     assert!(
         restore.status.success() && restore.stderr.is_empty(),
         "pg_restore: {}",
