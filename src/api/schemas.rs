@@ -170,10 +170,12 @@ fn quietly(f: impl FnOnce()) {
 /// it), with the same scope as the context. A no-op for shared tenants whose
 /// search_path holds no tenant schema: the hot path stays a string scan.
 pub(crate) fn follow_search_path(schema: Option<&str>, local: bool) {
-    let current = gucs::setting("search_path").unwrap_or_default();
-    if schema.is_none() && !current.contains(PREFIX) {
+    let holds_tenant_schema =
+        gucs::with_setting_value(c"search_path", |path| path.contains(PREFIX)).unwrap_or(false);
+    if schema.is_none() && !holds_tenant_schema {
         return;
     }
+    let current = gucs::setting(c"search_path").unwrap_or_default();
     let mut entries: Vec<String> = schema.map(spi::quote_identifier).into_iter().collect();
     entries.extend(
         split_search_path(&current)

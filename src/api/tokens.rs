@@ -170,7 +170,7 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
 /// Without the header the request runs without a tenant (no rows).
 #[pg_extern(volatile, parallel_unsafe)]
 fn postgrest_pre_request() {
-    let Some(headers) = gucs::setting("request.headers") else {
+    let Some(headers) = gucs::setting(c"request.headers") else {
         return;
     };
     let headers: Value = serde_json::from_str(&headers).unwrap_or_else(|_| {

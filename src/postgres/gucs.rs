@@ -183,13 +183,14 @@ fn set(
 
 /// A setting's current value, or None when it does not exist (e.g. an unset
 /// placeholder such as PostgREST's `request.headers`).
-pub fn setting(name: &str) -> Option<String> {
-    let name = CString::new(name).expect("setting names have no NUL byte");
-    // SAFETY: returns NULL when missing (missing_ok), else a string valid until it changes.
+pub fn setting(name: &CStr) -> Option<String> {
+    with_setting_value(name, str::to_string)
+}
+
+/// Look at a setting's value in place, without copying it (hot paths).
+pub fn with_setting_value<R>(name: &CStr, f: impl FnOnce(&str) -> R) -> Option<R> {
+    // SAFETY: returns NULL when missing (missing_ok), else a string that stays
+    // valid until the setting changes, which cannot happen while `f` runs.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| {
-        unsafe { CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned()
-    })
+    (!value.is_null()).then(|| f(&unsafe { CStr::from_ptr(value) }.to_string_lossy()))
 }
