@@ -1,0 +1,24 @@
+-- Fill the previous version with everything an installation accumulates:
+-- shared and schema tenants in every state, configuration, signing keys,
+-- migrations, a protected table with rows, the audit trail.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT tenancy.register_tenant('acme', 'ACME');
+SELECT tenancy.register_tenant('globex', 'Globex', '{"plan": "pro"}');
+SELECT tenancy.register_tenant('initech', 'Initech');
+SELECT tenancy.suspend_tenant('initech', 'unpaid');
+SELECT tenancy.register_tenant('hooli', 'Hooli');
+SELECT tenancy.delete_tenant('hooli');
+SELECT tenancy.set_config_default('billing.plan', '"free"');
+SELECT tenancy.set_tenant_config('globex', 'billing.plan', '"pro"');
+SELECT tenancy.add_signing_key('k1');
+CALL tenancy.add_migration('0001-notes', 'CREATE TABLE notes (id bigint PRIMARY KEY, body text); GRANT SELECT, INSERT ON notes TO tenancy_app');
+SELECT tenancy.register_tenant('umbrella', 'Umbrella', '{}', 'schema');
+
+CREATE TABLE public.orders (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, amount int);
+SELECT tenancy.protect('public.orders'); -- auto-protect did it already: idempotent
+GRANT SELECT, INSERT ON public.orders TO tenancy_app;
+INSERT INTO public.orders
+SELECT g, (SELECT id FROM tenancy.tenants WHERE identifier = CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'globex' END), g
+FROM generate_series(1, 10) g;
+
