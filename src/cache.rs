@@ -8,10 +8,8 @@
 
 use crate::postgres::gucs;
 use crate::tenant::Tenant;
-use lru::LruCache;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -23,49 +21,73 @@ pub struct Stats {
     pub invalidations: i64,
 }
 
+/// Least-recently-used by a use counter stored next to each entry: a hit
+/// writes only the entry it found, where a linked LRU list would also touch
+/// its neighbours (cache misses on the hot path of every statement). The
+/// oldest entry is found by a scan, which only a miss on a full cache pays.
+#[derive(Default)]
 struct Cache {
-    by_id: LruCache<Uuid, Rc<Tenant>>,
+    by_id: HashMap<Uuid, (Rc<Tenant>, u64)>,
     /// identifier → id, kept in step with `by_id` (same entries).
     by_identifier: HashMap<String, Uuid>,
+    /// Counts lookups; an entry's copy says when it was last used.
+    clock: u64,
     stats: Stats,
     /// Bumped by every invalidation: a lookup that raced with one is not cached.
     generation: u64,
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache {
-        by_id: LruCache::new(capacity()),
-        by_identifier: HashMap::new(),
-        stats: Stats::default(),
-        generation: 0,
-    });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-fn capacity() -> NonZeroUsize {
-    NonZeroUsize::new(gucs::CACHE_SIZE.get().max(1) as usize).unwrap()
+fn capacity() -> usize {
+    gucs::CACHE_SIZE.get().max(1) as usize
 }
 
 impl Cache {
-    /// Follow `tenancy.cache_size` when it changes.
+    /// Follow `tenancy.cache_size` when it shrinks.
     fn fit_capacity(&mut self) {
-        let cap = capacity();
-        if self.by_id.cap() != cap {
-            while self.by_id.len() > cap.get() {
-                self.evict_lru();
+        let excess = self.by_id.len().saturating_sub(capacity());
+        if excess > 0 {
+            let mut by_age: Vec<(u64, Uuid)> = self
+                .by_id
+                .iter()
+                .map(|(id, (_, used))| (*used, *id))
+                .collect();
+            by_age.sort_unstable();
+            for (_, id) in &by_age[..excess] {
+                self.remove(*id);
             }
-            self.by_id.resize(cap);
         }
     }
 
     fn evict_lru(&mut self) {
-        if let Some((_, tenant)) = self.by_id.pop_lru() {
+        let oldest = self
+            .by_id
+            .iter()
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(id, _)| *id);
+        if let Some(id) = oldest {
+            self.remove(id);
+        }
+    }
+
+    fn remove(&mut self, id: Uuid) {
+        if let Some((tenant, _)) = self.by_id.remove(&id) {
             self.by_identifier.remove(&tenant.identifier);
             self.stats.evictions += 1;
         }
     }
 
     fn get(&mut self, id: Option<Uuid>) -> Option<Rc<Tenant>> {
-        let found = id.and_then(|id| self.by_id.get(&id).cloned());
+        self.clock += 1;
+        let found = id
+            .and_then(|id| self.by_id.get_mut(&id))
+            .map(|(tenant, used)| {
+                *used = self.clock;
+                tenant.clone()
+            });
         match found {
             Some(_) => self.stats.hits += 1,
             None => self.stats.misses += 1,
@@ -98,14 +120,15 @@ pub fn insert(tenant: Rc<Tenant>, generation: u64) {
             return;
         }
         c.fit_capacity();
-        if let Some(old) = c.by_id.peek(&tenant.id) {
+        if let Some((old, _)) = c.by_id.get(&tenant.id) {
             let old_identifier = old.identifier.clone();
             c.by_identifier.remove(&old_identifier);
-        } else if c.by_id.len() == c.by_id.cap().get() {
+        } else if c.by_id.len() >= capacity() {
             c.evict_lru();
         }
+        c.clock += 1;
         c.by_identifier.insert(tenant.identifier.clone(), tenant.id);
-        c.by_id.put(tenant.id, tenant);
+        c.by_id.insert(tenant.id, (tenant, c.clock));
     })
 }
 
@@ -122,7 +145,7 @@ pub fn invalidate() {
 pub fn stats() -> (Stats, usize, usize) {
     CACHE.with_borrow_mut(|c| {
         c.fit_capacity();
-        (c.stats, c.by_id.len(), c.by_id.cap().get())
+        (c.stats, c.by_id.len(), capacity())
     })
 }
 

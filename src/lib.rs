@@ -49,6 +49,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::invalidation::init();
+    postgres::security::init();
 }
 
 #[cfg(test)]

@@ -117,12 +117,17 @@ pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
 /// The single place that writes the setting (Citus will need it issued as a
 /// propagatable `SET LOCAL` later).
 pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
-    let mut buf = uuid::Uuid::encode_buffer();
-    let value = id
-        .map(|id| &*id.hyphenated().encode_lower(&mut buf))
-        .unwrap_or("");
+    // 36 characters and a NUL, on the stack: this runs on every set_tenant.
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH + 1];
+    let value = match id {
+        Some(id) => {
+            id.hyphenated().encode_lower(&mut buf);
+            CStr::from_bytes_with_nul(&buf).expect("a uuid has no NUL byte")
+        }
+        None => c"",
+    };
     // PGC_SUSET: the extension sets its superuser-only setting for any role.
-    set(
+    set_cstr(
         TENANT_GUC,
         value,
         pg_sys::GucContext::PGC_SUSET,
@@ -166,6 +171,15 @@ fn set(
     action: pg_sys::GucAction::Type,
 ) {
     let value = CString::new(value).expect("setting values have no NUL byte");
+    set_cstr(name, &value, context, action);
+}
+
+fn set_cstr(
+    name: &CStr,
+    value: &CStr,
+    context: pg_sys::GucContext::Type,
+    action: pg_sys::GucAction::Type,
+) {
     // SAFETY: valid C strings; errors are raised (ERROR) rather than returned.
     unsafe {
         pg_sys::set_config_option(
@@ -184,13 +198,13 @@ fn set(
 /// A setting's current value, or None when it does not exist (e.g. an unset
 /// placeholder such as PostgREST's `request.headers`).
 pub fn setting(name: &CStr) -> Option<String> {
-    with_setting_value(name, str::to_string)
+    with_setting_bytes(name, |value| String::from_utf8_lossy(value).into_owned())
 }
 
-/// Look at a setting's value in place, without copying it (hot paths).
-pub fn with_setting_value<R>(name: &CStr, f: impl FnOnce(&str) -> R) -> Option<R> {
+/// Look at a setting's raw value in place, without copying it (hot paths).
+pub fn with_setting_bytes<R>(name: &CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     // SAFETY: returns NULL when missing (missing_ok), else a string that stays
     // valid until the setting changes, which cannot happen while `f` runs.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| f(&unsafe { CStr::from_ptr(value) }.to_string_lossy()))
+    (!value.is_null()).then(|| f(unsafe { CStr::from_ptr(value) }.to_bytes()))
 }

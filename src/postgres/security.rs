@@ -1,6 +1,7 @@
 //! Who is calling, and running catalog work as the catalog's owner.
 
 use pgrx::pg_sys;
+use std::cell::Cell;
 use std::ffi::CStr;
 
 /// Name of the current role (`current_user`).
@@ -18,18 +19,49 @@ unsafe fn role_name(role: pg_sys::Oid) -> String {
     }
 }
 
+thread_local! {
+    /// (role, whether row-level security applies to it) of the last role asked
+    /// about: set_tenant asks on every call. Forgotten when pg_authid changes.
+    static LAST_ROLE: Cell<Option<(pg_sys::Oid, Option<&'static str>)>> = const { Cell::new(None) };
+}
+
+pub fn init() {
+    // SAFETY: called once per backend from _PG_init; the callback only resets a Cell.
+    unsafe {
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            Some(on_role_change),
+            0.into(),
+        )
+    };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_role_change(_arg: pg_sys::Datum, _cacheid: i32, _hash: u32) {
+    LAST_ROLE.set(None);
+}
+
 /// Why row-level security would not apply to the current role, if it would not.
 pub fn rls_bypass_reason() -> Option<&'static str> {
+    // SAFETY: GetUserId() is always a valid role inside a transaction.
+    let role = unsafe { pg_sys::GetUserId() };
+    if let Some((cached, reason)) = LAST_ROLE.get() {
+        if cached == role {
+            return reason;
+        }
+    }
     // SAFETY: plain catalog lookups for the current role.
-    unsafe {
-        if pg_sys::superuser() {
+    let reason = unsafe {
+        if pg_sys::superuser_arg(role) {
             Some("is a superuser")
-        } else if pg_sys::has_bypassrls_privilege(pg_sys::GetUserId()) {
+        } else if pg_sys::has_bypassrls_privilege(role) {
             Some("has the BYPASSRLS attribute")
         } else {
             None
         }
-    }
+    };
+    LAST_ROLE.set(Some((role, reason)));
+    reason
 }
 
 /// True inside BEGIN … COMMIT (explicit or implicit multi-statement block).

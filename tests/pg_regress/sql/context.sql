@@ -128,6 +128,21 @@ SELECT tenancy.set_tenant('alpha');
 SET ROLE tenancy_bypass;
 SELECT tenancy.set_tenant('alpha');
 RESET ROLE;
+-- The answer is kept per backend, and forgotten when the role changes.
+CREATE ROLE regress_flipping LOGIN;
+SET ROLE regress_flipping;
+SELECT tenancy.set_tenant('alpha') IS NOT NULL AS allowed;
+RESET ROLE;
+ALTER ROLE regress_flipping BYPASSRLS;
+SET ROLE regress_flipping;
+SELECT tenancy.set_tenant('alpha');
+RESET ROLE;
+ALTER ROLE regress_flipping NOBYPASSRLS;
+SET ROLE regress_flipping;
+SELECT tenancy.set_tenant('alpha') IS NOT NULL AS allowed_again;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+DROP ROLE regress_flipping;
 
 -- A superuser may pin a role to a tenant; the value must be a tenant id.
 ALTER ROLE tenancy_app SET tenancy.tenant = 'not-a-uuid';
