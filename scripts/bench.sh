@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite of BENCHMARKS.md: loads the data sets into a scratch
 # cluster (port 55434), runs every workload with pgbench as a non-superuser
-# application role, product and baseline interleaved transaction by transaction
-# in one pgbench run per pair, in rounds, and prints
+# application role, baseline and product interleaved in rounds, and prints
 # workload, result, baseline, ratio, target, pass/fail.
 #
 #   scripts/bench.sh [--duration SECONDS] [--rounds N] [--clients N]
@@ -38,56 +37,35 @@ T1=$(psql -X -At -d bench -c "SELECT id FROM tenancy.tenants WHERE identifier = 
 # workloads measure queries, not a set_tenant per transaction.
 psql -X -q -d postgres -c "ALTER ROLE bench_app SET tenancy.tenant = '$T1'"
 
-PGBENCH=(pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -h 127.0.0.1 -p "$PORT" -U bench_app -D t="$T1")
-
-# tps of one pgbench run of bench/$1.pgbench
+# tps of one pgbench run of bench/$1.pgbench (extra settings in $2, as PGOPTIONS)
 tps() {
-    "${PGBENCH[@]}" -f "$ROOT/bench/$1.pgbench" bench 2>&1 |
+    PGOPTIONS=${2:-} pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -h 127.0.0.1 -p "$PORT" -U bench_app \
+        -D t="$T1" -f "$ROOT/bench/$1.pgbench" bench 2>&1 |
         sed -nE 's/^tps = ([0-9.]+) .*without initial connection time.*/\1/p'
 }
 
-# Mean latency (µs) of bench/$1.pgbench and bench/$2.pgbench run in ONE pgbench
-# invocation, each client picking one of the two at random for every
-# transaction (extra settings in $3, as PGOPTIONS): both sides share the same
-# seconds of the machine, so its drift cancels out of their ratio.
-paired() {
-    local logs="$OUT/logs"
-    rm -rf "$logs" && mkdir -p "$logs"
-    PGOPTIONS=${3:-} "${PGBENCH[@]}" -l --log-prefix="$logs/tx" \
-        -f "$ROOT/bench/$1.pgbench" -f "$ROOT/bench/$2.pgbench" bench >/dev/null 2>&1
-    # log line: client transaction latency_us script epoch_s epoch_us
-    cat "$logs"/tx.* | awk '{ sum[$4] += $3; n[$4]++ } END { printf "%.2f %.2f", sum[0] / n[0], sum[1] / n[1] }'
-    rm -rf "$logs"
-}
-
-# product:baseline pairs; for the miss path, product and baseline cannot share
-# connections (misses would evict the hot path's tenants): separate runs.
-PAIRS=(set_config:select1 set_tenant_hot:set_config set_tenant_hot:handrolled set_tenant_hot:plpgsql
-    point_rls:point_plain range_rls:range_plain insert_rls:insert_plain)
-declare -A LAT RUNS
+SCRIPTS=(select1 set_config handrolled plpgsql set_tenant_hot set_tenant_miss
+    point_plain point_rls range_plain range_rls insert_plain insert_rls)
+declare -A RUNS
 for round in $(seq "$ROUNDS"); do
     log "round $round/$ROUNDS (${DURATION}s per workload, $CLIENTS clients)"
-    for pair in "${PAIRS[@]}" generic; do
-        if [ "$pair" = generic ]; then
-            # The range query once more with one plan-cache mode for both sides (see docs/benchmarks.md).
-            read -r a b < <(paired range_rls range_plain "-c plan_cache_mode=force_generic_plan")
-        else
-            read -r a b < <(paired "${pair%:*}" "${pair#*:}")
-        fi
-        LAT[$pair]+="$a:$b "
+    for s in "${SCRIPTS[@]}"; do
+        RUNS[$s]+="$(tps "$s") "
     done
-    for s in set_tenant_hot set_tenant_miss; do RUNS[$s]+="$(tps "$s") "; done
+    # The range query once more with one plan-cache mode for both sides (see docs/benchmarks.md).
+    for s in range_plain range_rls; do
+        RUNS[${s}_generic]+="$(tps "$s" "-c plan_cache_mode=force_generic_plan") "
+    done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# Of a pair: median latencies of each side, and the median over the rounds of
-# baseline latency ÷ product latency (= product throughput ÷ baseline throughput).
-lat_product() { median "$(tr ' ' '\n' <<<"${LAT[$1]}" | cut -d: -f1)"; }
-lat_baseline() { median "$(tr ' ' '\n' <<<"${LAT[$1]}" | cut -d: -f2)"; }
-lat_ratio() { median "$(tr ' ' '\n' <<<"${LAT[$1]}" | grep . | awk -F: '{ print $2 / $1 }')"; }
-# The miss path: median of per-round tps ratios.
-miss_ratio() {
-    median "$(paste -d' ' <(tr ' ' '\n' <<<"${RUNS[set_tenant_miss]}" | grep .) \
-        <(tr ' ' '\n' <<<"${RUNS[set_tenant_hot]}" | grep .) | awk '{ print $1 / $2 }')"
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A TPS
+for s in "${SCRIPTS[@]}" range_plain_generic range_rls_generic; do TPS[$s]=$(median "${RUNS[$s]}"); done
+# A ratio is the median of the per-round ratios of runs made back to back, so
+# that drift of the machine between rounds affects both sides alike.
+ratio() {
+    paste -d' ' <(tr ' ' '\n' <<<"${RUNS[$1]}" | grep .) <(tr ' ' '\n' <<<"${RUNS[$2]}" | grep .) |
+        awk '{ print $1 / $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 log "EXPLAIN of the product's point select, as the application role"
@@ -122,32 +100,27 @@ row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 check() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
 {
     row workload result baseline ratio target pass
-    pair_row() { # pair label target
-        local r
-        r=$(lat_ratio "$1")
-        row "$2" "$(lat_product "$1") µs" "$(lat_baseline "$1") µs" "$r" "$3" \
-            "$([ "$3" = "(reference)" ] && echo - || check "$r" "$3")"
-    }
-    pair_row set_config:select1 "set_config (unvalidated) vs SELECT 1" "(reference)"
-    pair_row set_tenant_hot:set_config "set_tenant hot vs set_config" 0.95
-    pair_row set_tenant_hot:handrolled "set_tenant hot vs handrolled" "(reference)"
-    pair_row set_tenant_hot:plpgsql "set_tenant hot vs plpgsql" "(reference)"
-    r=$(miss_ratio)
-    row "set_tenant miss (100k tenants, cache 1024) vs hot" "$(median "${RUNS[set_tenant_miss]}") tps" \
-        "$(median "${RUNS[set_tenant_hot]}") tps" "$r" 0.5 "$(check "$r" 0.5)"
-    for q in point range insert; do
-        pair_row "${q}_rls:${q}_plain" "$q: protected, no WHERE vs plain + WHERE tenant_id" 0.97
+    row "set_config (unvalidated) vs SELECT 1" "${TPS[set_config]} tps" "${TPS[select1]} tps" \
+        "$(ratio set_config select1)" "(reference)" "-"
+    for base in set_config handrolled plpgsql; do
+        r=$(ratio set_tenant_hot "$base")
+        if [ "$base" = set_config ]; then t=0.95; v=$(check "$r" 0.95); else t="(reference)" v="-"; fi
+        row "set_tenant hot vs $base" "${TPS[set_tenant_hot]} tps" "${TPS[$base]} tps" "$r" "$t" "$v"
     done
-    pair_row generic "range, both with plan_cache_mode = force_generic_plan" 0.97
+    r=$(ratio set_tenant_miss set_tenant_hot)
+    row "set_tenant miss (100k tenants, cache 1024) vs hot" "${TPS[set_tenant_miss]} tps" "${TPS[set_tenant_hot]} tps" "$r" 0.5 "$(check "$r" 0.5)"
+    for q in point range insert; do
+        r=$(ratio "${q}_rls" "${q}_plain")
+        row "$q: protected, no WHERE vs plain + WHERE tenant_id" "${TPS[${q}_rls]} tps" "${TPS[${q}_plain]} tps" "$r" 0.97 "$(check "$r" 0.97)"
+    done
+    r=$(ratio range_rls_generic range_plain_generic)
+    row "range, both with plan_cache_mode = force_generic_plan" "${TPS[range_rls_generic]} tps" "${TPS[range_plain_generic]} tps" "$r" 0.97 "$(check "$r" 0.97)"
     row "register 10,000 shared tenants" "${REGISTER} s" "-" "-" "< 10 s" "$(awk -v s="$REGISTER" 'BEGIN { print (s < 10) ? "pass" : "FAIL" }')"
     row "register 1,000 schema tenants (10 migrations each)" "${SCHEMA_REGISTER} s" "-" "-" "< 60 s" "$(awk -v s="$SCHEMA_REGISTER" 'BEGIN { print (s < 60) ? "pass" : "FAIL" }')"
     row "one migration across 1,000 schemas ($LAGGING left behind)" "${MIGRATE} s" "-" "-" "< 60 s" "$(awk -v s="$MIGRATE" -v l="$LAGGING" 'BEGIN { print (s < 60 && l == 0) ? "pass" : "FAIL" }')"
     row "statements served after suspension (50 connections)" "$SERVED" "-" "-" "0" "$([ "$SERVED" = 0 ] && echo pass || echo FAIL)"
 } >"$OUT/results.tsv"
-{
-    for p in "${!LAT[@]}"; do printf '%s (µs, product:baseline)\t%s\n' "$p" "${LAT[$p]}"; done
-    for s in "${!RUNS[@]}"; do printf '%s (tps)\t%s\n' "$s" "${RUNS[$s]}"; done
-} | sort >"$OUT/rounds.tsv"
+for s in "${!RUNS[@]}"; do printf '%s\t%s\n' "$s" "${RUNS[$s]}"; done | sort >"$OUT/rounds.tsv"
 
 echo
 column -t -s $'\t' "$OUT/results.tsv"
