@@ -35,6 +35,9 @@ struct Cache {
     stats: Stats,
     /// Bumped by every invalidation: a lookup that raced with one is not cached.
     generation: u64,
+    /// The text of `tenancy.tenant` last looked up, and its tenant (an entry
+    /// of `by_id`: forgotten with it).
+    by_setting: Option<(Vec<u8>, Rc<Tenant>)>,
 }
 
 thread_local! {
@@ -74,9 +77,16 @@ impl Cache {
     }
 
     fn remove(&mut self, id: Uuid) {
+        self.forget_setting(id);
         if let Some((tenant, _)) = self.by_id.remove(&id) {
             self.by_identifier.remove(&tenant.identifier);
             self.stats.evictions += 1;
+        }
+    }
+
+    fn forget_setting(&mut self, id: Uuid) {
+        if self.by_setting.as_ref().is_some_and(|(_, t)| t.id == id) {
+            self.by_setting = None;
         }
     }
 
@@ -107,6 +117,33 @@ pub fn get_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
     })
 }
 
+/// The tenant of the context setting's text `setting`, if it is the text
+/// last remembered (see `remember_setting`).
+pub fn get_by_setting(setting: &[u8]) -> Option<Rc<Tenant>> {
+    CACHE.with_borrow_mut(|c| {
+        let tenant = c
+            .by_setting
+            .as_ref()
+            .filter(|(text, _)| text == setting)?
+            .1
+            .clone();
+        c.stats.hits += 1;
+        Some(tenant)
+    })
+}
+
+/// Remember which cached tenant the context setting's text `setting` names.
+pub fn remember_setting(setting: &[u8], tenant: &Rc<Tenant>) {
+    CACHE.with_borrow_mut(|c| {
+        if c.by_id
+            .get(&tenant.id)
+            .is_some_and(|(cached, _)| Rc::ptr_eq(cached, tenant))
+        {
+            c.by_setting = Some((setting.to_vec(), tenant.clone()));
+        }
+    })
+}
+
 /// Take before a catalog lookup and hand to `insert`.
 pub fn generation() -> u64 {
     CACHE.with_borrow(|c| c.generation)
@@ -120,6 +157,7 @@ pub fn insert(tenant: Rc<Tenant>, generation: u64) {
             return;
         }
         c.fit_capacity();
+        c.forget_setting(tenant.id);
         if let Some((old, _)) = c.by_id.get(&tenant.id) {
             let old_identifier = old.identifier.clone();
             c.by_identifier.remove(&old_identifier);
@@ -137,6 +175,7 @@ pub fn invalidate() {
     CACHE.with_borrow_mut(|c| {
         c.by_id.clear();
         c.by_identifier.clear();
+        c.by_setting = None;
         c.generation += 1;
         c.stats.invalidations += 1;
     })
@@ -207,6 +246,24 @@ mod tests {
             "least recently used is gone"
         );
         assert!(get_by_identifier("tenant-3").is_some());
+    }
+
+    #[pgrx::pg_test]
+    fn the_remembered_setting_goes_with_its_entry() {
+        let setting = b"00000000-0000-0000-0000-000000000009";
+        invalidate();
+        insert(tenant(9), generation());
+        remember_setting(setting, &get_by_id(Uuid::from_u128(9)).unwrap());
+        assert_eq!(get_by_setting(setting).unwrap().id, Uuid::from_u128(9));
+        assert!(get_by_setting(b"00000000-0000-0000-0000-000000000008").is_none());
+        invalidate();
+        assert!(get_by_setting(setting).is_none(), "invalidation forgets it");
+
+        pgrx::Spi::run("SET tenancy.cache_size = 1").unwrap();
+        insert(tenant(9), generation());
+        remember_setting(setting, &get_by_id(Uuid::from_u128(9)).unwrap());
+        insert(tenant(10), generation());
+        assert!(get_by_setting(setting).is_none(), "eviction forgets it");
     }
 
     #[pgrx::pg_test]

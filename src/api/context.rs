@@ -96,15 +96,27 @@ fn cache_stats() -> TableIterator<
 
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
-    let Some(id) = gucs::current_tenant_id() else {
-        if gucs::REQUIRE_TENANT.get() {
-            TenantRequired.raise();
+    // Every statement of a protected query asks: while the setting holds the
+    // same text, the cache answers without parsing it or hashing an id.
+    let tenant = match gucs::with_tenant_setting(cache::get_by_setting) {
+        None => {
+            if gucs::REQUIRE_TENANT.get() {
+                TenantRequired.raise();
+            }
+            return None;
         }
-        return None;
+        Some(Some(tenant)) => tenant,
+        Some(None) => {
+            // The setting's check hook admits only UUIDs.
+            let id = gucs::current_tenant_id()
+                .and_then(Result::ok)
+                .unwrap_or_else(|| error!("tenancy.tenant does not hold a tenant id"));
+            let tenant =
+                catalog::find_by_id(id).unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
+            gucs::with_tenant_setting(|setting| cache::remember_setting(setting, &tenant));
+            tenant
+        }
     };
-    // The setting's check hook admits only UUIDs.
-    let id = id.unwrap_or_else(|()| error!("tenancy.tenant does not hold a tenant id"));
-    let tenant = catalog::find_by_id(id).unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
     if !tenant.is_active() {
         refuse(
             &tenant.identifier,

@@ -170,10 +170,8 @@ fn quietly(f: impl FnOnce()) {
 /// it), with the same scope as the context. A no-op for shared tenants whose
 /// search_path holds no tenant schema: the hot path stays a string scan.
 pub(crate) fn follow_search_path(schema: Option<&str>, local: bool) {
-    let holds_tenant_schema = gucs::with_setting_bytes(c"search_path", |path| {
-        path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
-    })
-    .unwrap_or(false);
+    let holds_tenant_schema =
+        gucs::with_search_path(|path| path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes()));
     if schema.is_none() && !holds_tenant_schema {
         return;
     }

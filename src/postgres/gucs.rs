@@ -98,8 +98,13 @@ unsafe extern "C-unwind" fn check_tenant(
 
 /// The tenant id held by the context, without copying the string.
 pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
+    with_tenant_setting(|value| uuid::Uuid::try_parse_ascii(value).map_err(|_| ()))
+}
+
+/// Look at the context setting's text in place; None when it is unset or ''.
+pub fn with_tenant_setting<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     // SAFETY: PostgreSQL owns the string and keeps it valid until the setting changes,
-    // which cannot happen while this function runs.
+    // which cannot happen while `f` runs.
     let value = unsafe {
         let ptr = *TENANT.as_ptr();
         if ptr.is_null() {
@@ -107,10 +112,16 @@ pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
         }
         CStr::from_ptr(ptr).to_bytes()
     };
-    if value.is_empty() {
-        return None;
-    }
-    Some(uuid::Uuid::try_parse_ascii(value).map_err(|_| ()))
+    (!value.is_empty()).then(|| f(value))
+}
+
+/// Look at `search_path` in place, through the variable PostgreSQL keeps it
+/// in (no lookup of the setting by name: this runs on every set_tenant).
+pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the GUC machinery keeps namespace_search_path a valid string
+    // (boot value "$user", public); it cannot change while `f` runs.
+    let path = unsafe { CStr::from_ptr(pg_sys::namespace_search_path) };
+    f(path.to_bytes())
 }
 
 /// Set (or with `None`, clear) the context, with session or transaction scope.
