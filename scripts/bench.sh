@@ -57,7 +57,7 @@ for round in $(seq "$ROUNDS"); do
         RUNS[${s}_generic]+="$(tps "$s" "-c plan_cache_mode=force_generic_plan") "
     done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A TPS
 for s in "${SCRIPTS[@]}" range_plain_generic range_rls_generic; do TPS[$s]=$(median "${RUNS[$s]}"); done
 # A ratio is the median of the per-round ratios of runs made back to back, so

@@ -209,13 +209,11 @@ fn set_cstr(
 /// A setting's current value, or None when it does not exist (e.g. an unset
 /// placeholder such as PostgREST's `request.headers`).
 pub fn setting(name: &CStr) -> Option<String> {
-    with_setting_bytes(name, |value| String::from_utf8_lossy(value).into_owned())
-}
-
-/// Look at a setting's raw value in place, without copying it (hot paths).
-pub fn with_setting_bytes<R>(name: &CStr, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    // SAFETY: returns NULL when missing (missing_ok), else a string that stays
-    // valid until the setting changes, which cannot happen while `f` runs.
+    // SAFETY: returns NULL when missing (missing_ok), else a valid string, copied at once.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| f(unsafe { CStr::from_ptr(value) }.to_bytes()))
+    (!value.is_null()).then(|| {
+        unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
