@@ -94,6 +94,14 @@ stop_cluster() {
 
 server_log() { echo "$SCRATCH/pg-$1/server.log"; }
 
+# The command (for sh -c) that restarts the cluster on PORT immediately: no
+# shutdown checkpoint, crash recovery at start (the crash test runs it).
+restart_command() {
+    local dir="$SCRATCH/pg-$1" user=""
+    [ "$(id -u)" = 0 ] && user="runuser -u postgres --"
+    echo "$user env -u RUST_BACKTRACE $PG_BIN/pg_ctl -D $dir/data -l $dir/server.log -m immediate -w restart >/dev/null"
+}
+
 # start_pgbouncer PORT UPSTREAM_PORT DATABASE: PgBouncer (Debian's package) on a
 # private port in front of the scratch cluster, with two aliases of DATABASE:
 # pooled_tx (transaction pooling, 4 server connections) and pooled_session

@@ -106,6 +106,7 @@ psql -X -q -d postgres -c "CREATE DATABASE tenancy_client_pooler"
 start_pgbouncer "$POOLER_PORT" "$PORT" tenancy_client_pooler
 set +e
 (cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$PORT TENANCY_SERVER_LOG="$(server_log "$PORT")" TENANCY_PG_BIN=$PG_BIN \
+    TENANCY_RESTART_COMMAND="$(restart_command "$PORT")" \
     TENANCY_POOLER_PORT=$POOLER_PORT \
     cargo test --quiet 2>&1) | tee "$OUT/client.log"
 set -e

@@ -1,8 +1,9 @@
 //! Failure behaviour: `kill -9` of a backend in the middle of a registration
-//! (with schema provisioning) and of a migration across schemas. The postmaster
-//! then restarts every backend and replays the WAL (crash recovery). Afterwards
-//! the catalog, the schemas, the migration records and the audit log agree,
-//! nothing committed is lost, and a new `migrate()` finishes the work.
+//! (with schema provisioning) and of a migration across schemas (the postmaster
+//! then restarts every backend and replays the WAL), and an immediate restart
+//! of the whole cluster in the middle of both. Afterwards the catalog, the
+//! schemas, the migration records and the audit log agree, nothing committed
+//! is lost, and a new `migrate()` finishes the work.
 //! One test function, run alone in this binary: a crash ends every connection.
 
 use postgres::Client;
@@ -17,6 +18,18 @@ fn kill_9(pid: i32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -9 {pid}");
+}
+
+/// `pg_ctl restart -m immediate` of the scratch cluster: the postmaster and
+/// every backend stop without a checkpoint, and the new server replays the WAL.
+fn restart_immediately() {
+    let command = std::env::var("TENANCY_RESTART_COMMAND")
+        .expect("TENANCY_RESTART_COMMAND is set by scripts/test.sh");
+    let status = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}");
 }
 
 /// Reconnect once crash recovery has finished.
@@ -68,7 +81,7 @@ fn assert_consistent(admin: &mut Client) {
 }
 
 #[test]
-fn kill_9_during_registration_and_migration_leaves_a_consistent_catalog() {
+fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
     fresh_database(DB);
     let mut admin = connect(SUPERUSER, DB);
     // Each migration creates one table named after it, so schemas can be checked.
@@ -155,6 +168,77 @@ fn kill_9_during_registration_and_migration_leaves_a_consistent_catalog() {
         0
     );
     assert_consistent(&mut admin);
+
+    // 4. An immediate restart of the cluster with committed work that no
+    //    checkpoint has written yet, a registration open and a migration running.
+    admin
+        .batch_execute(
+            "SELECT tenancy.register_tenant('committed', 'Committed'); \
+             SELECT tenancy.suspend_tenant('committed', 'unpaid');",
+        )
+        .unwrap();
+    let mut open = connect(SUPERUSER, DB);
+    open.batch_execute(
+        "BEGIN; SELECT tenancy.register_tenant('half-born-2', 'Half', '{}', 'schema');",
+    )
+    .unwrap();
+    let mut migrator = connect(SUPERUSER, DB);
+    let running = std::thread::spawn(move || {
+        migrator.batch_execute(
+            "CALL tenancy.add_migration('m-3', 'SELECT pg_sleep(0.1); CREATE TABLE m_3 (x int)')",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    restart_immediately();
+    assert!(
+        running.join().unwrap().is_err(),
+        "the migration was cut off"
+    );
+    drop(open);
+    let mut admin = reconnect(SUPERUSER);
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM tenancy.tenants WHERE identifier = 'half-born-2'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM tenancy.tenants WHERE identifier = 'committed' AND status = 'suspended'"
+        ),
+        1,
+        "the committed suspension survived"
+    );
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM tenancy.audit_log a JOIN tenancy.tenants t ON t.id = a.tenant_id \
+             WHERE t.identifier = 'committed' AND a.action IN ('register', 'suspend')"
+        ),
+        2,
+        "the committed audit rows survived"
+    );
+    let migrated = count(
+        &mut admin,
+        "SELECT count(*) FROM tenancy.schema_migrations WHERE migration = 'm-3'",
+    );
+    assert!(
+        0 < migrated && migrated < 20,
+        "restarted midway: {migrated} of 20 schemas migrated"
+    );
+    assert_consistent(&mut admin);
+    admin.batch_execute("CALL tenancy.migrate()").unwrap();
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM tenancy.pending_migrations()"
+        ),
+        0
+    );
+    assert_consistent(&mut admin);
+
     let mut app = reconnect(APP);
     app.execute("SELECT tenancy.set_tenant('crash-3')", &[])
         .unwrap();
