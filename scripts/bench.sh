@@ -47,13 +47,21 @@ tps() {
 SCRIPTS=(select1 set_config handrolled plpgsql set_tenant_hot set_tenant_miss
     point_plain point_rls range_plain range_rls insert_plain insert_rls)
 declare -A RUNS
+# Even rounds run the workloads in reverse order, so that neither side of a
+# pair always runs first (after a checkpoint, on a bigger table, ...).
+reversed() { for ((i = $# ; i > 0 ; i--)); do echo "${!i}"; done; }
 for round in $(seq "$ROUNDS"); do
     log "round $round/$ROUNDS (${DURATION}s per workload, $CLIENTS clients)"
-    for s in "${SCRIPTS[@]}"; do
+    order=("${SCRIPTS[@]}") generic=(range_plain range_rls)
+    if ((round % 2 == 0)); then
+        mapfile -t order < <(reversed "${order[@]}")
+        generic=(range_rls range_plain)
+    fi
+    for s in "${order[@]}"; do
         RUNS[$s]+="$(tps "$s") "
     done
     # The range query once more with one plan-cache mode for both sides (see docs/benchmarks.md).
-    for s in range_plain range_rls; do
+    for s in "${generic[@]}"; do
         RUNS[${s}_generic]+="$(tps "$s" "-c plan_cache_mode=force_generic_plan") "
     done
 done
