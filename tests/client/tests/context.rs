@@ -156,3 +156,37 @@ fn refused_attempts_are_written_to_the_server_log() {
         "refusal not found in the server log"
     );
 }
+
+/// The context functions keep PostgreSQL's default privilege (sql/finalize.sql).
+/// Where default privileges take EXECUTE away from PUBLIC, CREATE EXTENSION
+/// grants it back to them, and only to them.
+#[test]
+fn context_functions_stay_callable_under_restrictive_default_privileges() {
+    const OTHER_DB: &str = "tenancy_client_default_privileges";
+    let mut admin = connect(SUPERUSER, "postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {OTHER_DB} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {OTHER_DB}"))
+        .unwrap();
+    connect(SUPERUSER, OTHER_DB)
+        .batch_execute(
+            "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC; \
+             CREATE EXTENSION tenancy; \
+             SELECT tenancy.register_tenant('alpha', 'Alpha');",
+        )
+        .unwrap();
+    let mut app = connect(APP, OTHER_DB);
+    app.batch_execute("SELECT tenancy.set_tenant('alpha')")
+        .unwrap();
+    let identifier: String = app
+        .query_one("SELECT tenancy.current_tenant_identifier()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(identifier, "alpha");
+    let refused = app
+        .batch_execute("SELECT tenancy.register_tenant('mallory', 'Mallory')")
+        .unwrap_err();
+    assert_eq!(sqlstate(&refused), "42501");
+}

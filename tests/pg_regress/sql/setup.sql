@@ -6,8 +6,11 @@ SELECT c.relname, c.relkind FROM pg_class c
  WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'v')
  ORDER BY 1;
 -- What PUBLIC may execute: the context functions, nothing that administers.
+-- The context functions keep the default privilege (no stored ACL, cheaper
+-- to check at every execution).
 SELECT p.oid::regprocedure AS function,
-       has_function_privilege('tenancy_app', p.oid, 'EXECUTE') AS app_can_execute
+       has_function_privilege('tenancy_app', p.oid, 'EXECUTE') AS app_can_execute,
+       p.proacl IS NULL AS default_privilege
   FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace
  ORDER BY p.oid::regprocedure::text;
 -- The application role cannot read the catalog.
