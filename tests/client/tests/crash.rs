@@ -7,6 +7,7 @@
 //! One test function, run alone in this binary: a crash ends every connection.
 
 use postgres::Client;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tenancy_client_tests::*;
 
@@ -54,6 +55,49 @@ fn count(client: &mut Client, sql: &str) -> i64 {
         .query_one(sql, &[])
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+/// Start adding migration `name` (one table named after it, 0.1 s per schema)
+/// on a connection of its own: its backend's pid, and the call's outcome.
+fn start_slow_migration(name: &str) -> (i32, JoinHandle<Result<(), postgres::Error>>) {
+    let mut migrator = connect(SUPERUSER, DB);
+    let pid: i32 = migrator
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let table = name.replace('-', "_");
+    let sql = format!(
+        "CALL tenancy.add_migration('{name}', 'SELECT pg_sleep(0.1); CREATE TABLE {table} (x int)')"
+    );
+    (
+        pid,
+        std::thread::spawn(move || migrator.batch_execute(&sql)),
+    )
+}
+
+/// Migration `name` was cut off: it reached some of the 20 schemas but not
+/// all, and the records agree with the schemas. Returns how many it reached.
+fn assert_cut_midway(admin: &mut Client, name: &str) -> i64 {
+    let migrated = count(
+        admin,
+        &format!("SELECT count(*) FROM tenancy.schema_migrations WHERE migration = '{name}'"),
+    );
+    assert!(
+        0 < migrated && migrated < 20,
+        "{name} cut off midway: {migrated} of 20 schemas migrated"
+    );
+    assert_consistent(admin);
+    migrated
+}
+
+/// A new migrate() finishes what was cut off.
+fn finish_migrations(admin: &mut Client) {
+    admin.batch_execute("CALL tenancy.migrate()").unwrap();
+    assert_eq!(
+        count(admin, "SELECT count(*) FROM tenancy.pending_migrations()"),
+        0
+    );
+    assert_consistent(admin);
 }
 
 /// Every schema tenant's recorded migrations match the tables in its schema.
@@ -126,48 +170,20 @@ fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
     assert_consistent(&mut admin);
 
     // 2. A migration across the 20 schemas (each one slowed down), killed midway.
-    let mut migrator = connect(SUPERUSER, DB);
-    let pid: i32 = migrator
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    let running = std::thread::spawn(move || {
-        migrator.batch_execute(
-            "CALL tenancy.add_migration('m-2', 'SELECT pg_sleep(0.1); CREATE TABLE m_2 (x int)')",
-        )
-    });
+    let (pid, running) = start_slow_migration("m-2");
     std::thread::sleep(Duration::from_millis(1000));
     kill_9(pid);
-    assert!(
-        running.join().unwrap().is_err(),
-        "the migration was cut off"
-    );
+    assert!(running.join().unwrap().is_err(), "m-2 was cut off");
     let mut admin = reconnect(SUPERUSER);
-    let migrated = count(
-        &mut admin,
-        "SELECT count(*) FROM tenancy.schema_migrations WHERE migration = 'm-2'",
-    );
-    assert!(
-        0 < migrated && migrated < 20,
-        "killed midway: {migrated} of 20 schemas migrated"
-    );
-    assert_consistent(&mut admin);
+    let migrated = assert_cut_midway(&mut admin, "m-2");
     let pending = count(
         &mut admin,
         "SELECT count(*) FROM tenancy.pending_migrations()",
     );
     assert_eq!(pending, 20 - migrated, "the rest is pending");
 
-    // 3. Resume: a new migrate() finishes, and isolation still holds.
-    admin.batch_execute("CALL tenancy.migrate()").unwrap();
-    assert_eq!(
-        count(
-            &mut admin,
-            "SELECT count(*) FROM tenancy.pending_migrations()"
-        ),
-        0
-    );
-    assert_consistent(&mut admin);
+    // 3. Resume: a new migrate() finishes.
+    finish_migrations(&mut admin);
 
     // 4. An immediate restart of the cluster with committed work that no
     //    checkpoint has written yet, a registration open and a migration running.
@@ -182,18 +198,10 @@ fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
         "BEGIN; SELECT tenancy.register_tenant('half-born-2', 'Half', '{}', 'schema');",
     )
     .unwrap();
-    let mut migrator = connect(SUPERUSER, DB);
-    let running = std::thread::spawn(move || {
-        migrator.batch_execute(
-            "CALL tenancy.add_migration('m-3', 'SELECT pg_sleep(0.1); CREATE TABLE m_3 (x int)')",
-        )
-    });
+    let (_, running) = start_slow_migration("m-3");
     std::thread::sleep(Duration::from_millis(1000));
     restart_immediately();
-    assert!(
-        running.join().unwrap().is_err(),
-        "the migration was cut off"
-    );
+    assert!(running.join().unwrap().is_err(), "m-3 was cut off");
     drop(open);
     let mut admin = reconnect(SUPERUSER);
     assert_eq!(
@@ -220,25 +228,10 @@ fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
         2,
         "the committed audit rows survived"
     );
-    let migrated = count(
-        &mut admin,
-        "SELECT count(*) FROM tenancy.schema_migrations WHERE migration = 'm-3'",
-    );
-    assert!(
-        0 < migrated && migrated < 20,
-        "restarted midway: {migrated} of 20 schemas migrated"
-    );
-    assert_consistent(&mut admin);
-    admin.batch_execute("CALL tenancy.migrate()").unwrap();
-    assert_eq!(
-        count(
-            &mut admin,
-            "SELECT count(*) FROM tenancy.pending_migrations()"
-        ),
-        0
-    );
-    assert_consistent(&mut admin);
+    assert_cut_midway(&mut admin, "m-3");
+    finish_migrations(&mut admin);
 
+    // The application role can still enter a tenant.
     let mut app = reconnect(APP);
     app.execute("SELECT tenancy.set_tenant('crash-3')", &[])
         .unwrap();
