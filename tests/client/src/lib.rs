@@ -36,8 +36,8 @@ pub fn connect_with_options(
     config(user, dbname).options(options).connect(NoTls)
 }
 
-/// Drop and recreate `dbname` with the extension installed.
-pub fn fresh_database(dbname: &str) {
+/// Drop and recreate `dbname`, empty.
+pub fn empty_database(dbname: &str) {
     let mut admin = connect(SUPERUSER, "postgres");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
@@ -45,6 +45,11 @@ pub fn fresh_database(dbname: &str) {
     admin
         .batch_execute(&format!("CREATE DATABASE {dbname}"))
         .unwrap();
+}
+
+/// Drop and recreate `dbname` with the extension installed.
+pub fn fresh_database(dbname: &str) {
+    empty_database(dbname);
     connect(SUPERUSER, dbname)
         .batch_execute("CREATE EXTENSION tenancy")
         .unwrap();

@@ -163,13 +163,7 @@ fn refused_attempts_are_written_to_the_server_log() {
 #[test]
 fn context_functions_stay_callable_under_restrictive_default_privileges() {
     const OTHER_DB: &str = "tenancy_client_default_privileges";
-    let mut admin = connect(SUPERUSER, "postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {OTHER_DB} WITH (FORCE)"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {OTHER_DB}"))
-        .unwrap();
+    empty_database(OTHER_DB);
     connect(SUPERUSER, OTHER_DB)
         .batch_execute(
             "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC; \
