@@ -1,6 +1,7 @@
 -- Benchmark data set (BENCHMARKS.md). Run as a superuser on a fresh database.
 \set ON_ERROR_STOP on
 CREATE EXTENSION tenancy;
+SELECT tenancy.set_migration_owner('bench_migrator');
 CREATE SCHEMA bench;
 GRANT USAGE ON SCHEMA bench TO bench_app;
 

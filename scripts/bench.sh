@@ -27,7 +27,7 @@ install_extension --release
 # gigabyte under one side of a pair only): each round starts with one instead.
 fresh_cluster "$PORT" "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 1h" "synchronous_commit = off"
 trap 'stop_cluster "$PORT"' EXIT
-psql -X -q -c "CREATE ROLE bench_app LOGIN" -c "CREATE DATABASE bench" -d postgres
+psql -X -q -c "CREATE ROLE bench_app LOGIN" -c "CREATE ROLE bench_migrator NOLOGIN" -c "CREATE DATABASE bench" -d postgres
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }

@@ -70,7 +70,10 @@ RESET ROLE;
 \echo
 \echo '== 6. A schema tenant next to the shared ones, built from migrations'
 \echo
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT, INSERT ON TABLES TO demo_app;
+-- Migrations run as their own role (no SUPERUSER, no BYPASSRLS), which owns the tenant schemas.
+CREATE ROLE demo_migrator NOLOGIN;
+SELECT tenancy.set_migration_owner('demo_migrator');
+ALTER DEFAULT PRIVILEGES FOR ROLE demo_migrator GRANT SELECT, INSERT ON TABLES TO demo_app;
 CALL tenancy.add_migration('0001-documents', 'CREATE TABLE documents (title text NOT NULL)');
 \echo '(no schema tenant exists yet: the migration is recorded for the ones to come)'
 SELECT identifier, isolation, schema_name FROM tenancy.register_tenant('initech', 'Initech', '{}', 'schema');

@@ -99,3 +99,11 @@ CREATE TABLE tenancy.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, migration)
 );
+
+-- The role that owns the tenant schemas and runs the migrations in them: a
+-- role without SUPERUSER and BYPASSRLS (tenancy.set_migration_owner()), so a
+-- migration script never runs with more rights than it.
+CREATE TABLE tenancy.migration_owner (
+    role     regrole NOT NULL,
+    only_one boolean PRIMARY KEY DEFAULT true CONSTRAINT migration_owner_only_one CHECK (only_one)
+);

@@ -40,6 +40,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_config', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.schema_migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.migration_owner', '');
 
 -- Administration is opt-in (GRANT EXECUTE to an admin role): every routine of
 -- the schema is revoked from PUBLIC except the context functions, which are
@@ -62,7 +63,11 @@ DECLARE
         'tenancy.current_tenant_identifier()',
         'tenancy.config(text)',
         'tenancy.config()',
-        'tenancy.cache_stats()'];
+        'tenancy.cache_stats()',
+        -- Trigger functions (they cannot be called directly): a table's owner
+        -- and the migration owner create the guard triggers that use them.
+        'tenancy.refuse_truncate()',
+        'tenancy.schema_guard()'];
     routine record;
 BEGIN
     FOR routine IN

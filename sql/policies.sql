@@ -19,26 +19,34 @@ BEGIN
             -- Tables just created ...
             SELECT objid AS relid FROM cmd WHERE command_tag <> 'ALTER TABLE'
             UNION
-            -- ... and partitions of an altered table (ATTACH PARTITION reports the parent).
+            -- ... partitions of an altered table (ATTACH PARTITION reports the parent) ...
             SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
+             WHERE cmd.command_tag = 'ALTER TABLE'
+            UNION
+            -- ... and an altered table that now inherits (ALTER TABLE … INHERIT
+            -- reports the child): queried through its parent, its rows are the parent's.
+            SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
              WHERE cmd.command_tag = 'ALTER TABLE'
         )
         SELECT c.oid::regclass AS tbl, col.name AS col,
                a.atttypid = 'uuid'::regtype AND a.attnotnull AS usable
           FROM candidate
+          -- Never temporary tables: no event reports their end, and they are
+          -- their session's own.
           JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
-          -- A partition uses its protected parent's column; a new table, tenant_id.
+                         AND c.relpersistence <> 't'
+          -- A partition or child uses its protected parent's column; a new table, tenant_id.
           CROSS JOIN LATERAL (
                 SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i
                                    JOIN tenancy.protected_tables p ON p.relid = i.inhparent
-                                  WHERE i.inhrelid = c.oid),
+                                  WHERE i.inhrelid = c.oid LIMIT 1),
                                 CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
           ) col
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
          WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
     LOOP
         IF t.usable THEN
-            PERFORM tenancy.protect(t.tbl, t.col);
+            PERFORM tenancy.auto_protect_table(t.tbl, t.col);
         ELSE
             RAISE WARNING 'table % has a column "%" but was not protected: it is not uuid NOT NULL', t.tbl, t.col
                 USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);

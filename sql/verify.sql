@@ -14,8 +14,17 @@ WITH protected AS (
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
        AND n.nspname NOT LIKE 'pg\_%'
 ), tenant_schemas AS (
-    SELECT t.identifier, n.oid AS nspid, t.id
+    SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
       FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
+), generated AS (   -- what protect() generates, as PostgreSQL prints it back
+    SELECT p.*, format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))',
+                       p.tenant_column) AS expected_check
+      FROM protected p
+), pinned AS (      -- the same for the tables of tenant schemas
+    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, ts.identifier, ts.id,
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', ts.id) AS expected_check
+      FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
 ), readers AS (     -- views and materialized views that read a protected table
     SELECT DISTINCT r.ev_class AS view, p.tbl
       FROM pg_rewrite r
@@ -32,9 +41,10 @@ SELECT 'error', c.oid::regclass::text,
  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND c.oid NOT IN (SELECT relid FROM protected)
 UNION ALL
--- Partitions of protected tables: queried directly, they skip the parent's policy.
+-- Partitions and inheritance children of protected tables: queried directly, they
+-- skip the parent's policy, and rows written there show through the parent.
 SELECT 'error', i.inhrelid::regclass::text,
-       format('partition of protected table %s is not protected itself', p.tbl),
+       format('partition or child of protected table %s is not protected itself', p.tbl),
        format('SELECT tenancy.protect(%L, %L);', i.inhrelid::regclass::text, p.tenant_column)
   FROM pg_inherits i JOIN protected p ON p.relid = i.inhparent
  WHERE i.inhrelid NOT IN (SELECT relid FROM protected)
@@ -52,6 +62,38 @@ SELECT 'error', p.tbl, 'the tenancy_isolation policy is missing',
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = p.relid AND pol.polname = 'tenancy_isolation')
 UNION ALL
+-- The policy is there by name but not what protect() made: compare its content.
+SELECT 'error', g.tbl,
+       format('the tenancy_isolation policy differs from what protect() generates (%s)',
+              concat_ws(', ',
+                  CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
+                  CASE WHEN NOT pol.polpermissive THEN 'not permissive' END,
+                  CASE WHEN pol.polroles <> '{0}' THEN 'not TO PUBLIC' END,
+                  CASE WHEN pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM g.expected_check
+                       THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
+                  CASE WHEN pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM g.expected_check
+                       THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
+       format('SELECT tenancy.protect(%L, %L);', g.tbl, g.tenant_column)
+  FROM generated g JOIN pg_policy pol ON pol.polrelid = g.relid AND pol.polname = 'tenancy_isolation'
+ WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
+    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM g.expected_check
+    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM g.expected_check
+UNION ALL
+-- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
+SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
+       format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column)
+  FROM protected p
+ WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = p.relid AND t.tgname = 'tenancy_no_truncate'
+                      AND t.tgenabled <> 'D' AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure)
+UNION ALL
+-- Without the default, inserts must name their tenant (WITH CHECK still holds).
+SELECT 'warning', g.tbl,
+       format('column %I does not default to tenancy.current_tenant()', g.tenant_column),
+       format('SELECT tenancy.protect(%L, %L);', g.tbl, g.tenant_column)
+  FROM generated g
+ WHERE NOT EXISTS (SELECT FROM pg_attrdef d WHERE d.adrelid = g.relid AND d.adnum = g.tenant_attnum
+                      AND pg_get_expr(d.adbin, d.adrelid) = 'tenancy.current_tenant()')
+UNION ALL
 -- Objects in a tenant's schema that another tenant's context could reach.
 SELECT 'error', c.oid::regclass::text,
        format('table in the schema of tenant %s has no row-level security pinned to it', ts.identifier),
@@ -61,6 +103,42 @@ SELECT 'error', c.oid::regclass::text,
    AND NOT (c.relrowsecurity AND c.relforcerowsecurity
             AND EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = c.oid
                            AND pol.polname = 'tenancy_schema_isolation'))
+UNION ALL
+SELECT 'error', pn.tbl,
+       format('the row-level security of this table of tenant %s differs from what migrations pin', pn.identifier),
+       format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
+  FROM pinned pn JOIN pg_policy pol ON pol.polrelid = pn.relid AND pol.polname = 'tenancy_schema_isolation'
+ WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
+    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM pn.expected_check
+    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM pn.expected_check
+UNION ALL
+SELECT 'error', pn.tbl,
+       format('the tenancy_schema_guard trigger of this table of tenant %s is missing or disabled: other tenants'' writes reach its triggers', pn.identifier),
+       format('SELECT tenancy.migrate_tenant(%L);', pn.identifier)
+  FROM pinned pn
+ WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = pn.relid AND t.tgname = 'tenancy_schema_guard'
+                      AND t.tgenabled <> 'D' AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
+                      AND t.tgnargs = 1)
+UNION ALL
+SELECT 'error', f.oid::regprocedure::text,
+       format('SECURITY DEFINER function in the schema of tenant %s runs with its owner''s rights for every caller', ts.identifier),
+       format('ALTER FUNCTION %s SECURITY INVOKER;', f.oid::regprocedure::text)
+  FROM pg_proc f JOIN tenant_schemas ts ON ts.nspid = f.pronamespace
+ WHERE f.prosecdef
+UNION ALL
+SELECT 'error', s.oid::regclass::text,
+       format('sequence in the schema of tenant %s can be used by %s: other tenants can read and advance it',
+              ts.identifier, (SELECT string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
+                                FROM aclexplode(s.relacl) a WHERE a.grantee <> s.relowner)),
+       format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC, …; use identity columns', s.oid::regclass::text)
+  FROM pg_class s JOIN tenant_schemas ts ON ts.nspid = s.relnamespace
+ WHERE s.relkind = 'S' AND EXISTS (SELECT FROM aclexplode(s.relacl) a WHERE a.grantee <> s.relowner)
+UNION ALL
+SELECT 'warning', format('schema %I', ts.nspid::regnamespace::text),
+       format('the schema of tenant %s is not owned by the migration owner but by %s', ts.identifier, ts.nspowner::regrole),
+       'SELECT tenancy.set_migration_owner(…); (it reassigns every tenant schema)'
+  FROM tenant_schemas ts
+ WHERE ts.nspowner IS DISTINCT FROM (SELECT role::oid FROM tenancy.migration_owner)
 UNION ALL
 SELECT 'error', c.oid::regclass::text,
        format('%s in the schema of tenant %s runs with its owner''s rights',
@@ -102,6 +180,21 @@ SELECT 'error', m.oid::regclass::text,
        format('materialized view stores rows of protected table %s for every tenant (no row-level security possible)', r.tbl),
        'Replace it with a protected table or a view with security_invoker = true'
   FROM readers r JOIN pg_class m ON m.oid = r.view AND m.relkind = 'm'
+UNION ALL
+-- SECURITY DEFINER functions run with their owner's rights: an owner that bypasses
+-- row-level security reads every tenant's rows for every caller.
+SELECT CASE WHEN EXISTS (SELECT FROM protected p WHERE f.prosrc ~* ('\m' || (SELECT relname FROM pg_class WHERE oid = p.relid) || '\M'))
+                 OR EXISTS (SELECT FROM pg_depend d JOIN protected p ON p.relid = d.refobjid
+                             WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid)
+            THEN 'error' ELSE 'warning' END,
+       f.oid::regprocedure::text,
+       format('SECURITY DEFINER function runs as %s, who bypasses row-level security', o.rolname),
+       format('ALTER FUNCTION %s OWNER TO a role without SUPERUSER and BYPASSRLS, or SECURITY INVOKER;', f.oid::regprocedure::text)
+  FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace JOIN pg_roles o ON o.oid = f.proowner
+ WHERE f.prosecdef AND (o.rolsuper OR o.rolbypassrls)
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = f.oid AND d.deptype = 'e')
 UNION ALL
 -- SECURITY DEFINER functions with a mutable search_path can be hijacked.
 SELECT 'warning', f.oid::regprocedure::text,

@@ -199,6 +199,7 @@ mod tests {
             identifier: format!("tenant-{n}"),
             status: "active".into(),
             schema: None,
+            created_at: 0,
         })
     }
 

@@ -104,7 +104,8 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
     if let Some(lookups) = LOOKUPS.with(|l| l.get().cloned()) {
         return lookups;
     }
-    let columns = "SELECT id, identifier, status, schema_name::text FROM tenancy.tenants";
+    let columns = "SELECT id, identifier, status, schema_name::text, \
+                   floor(extract(epoch FROM created_at))::int8 FROM tenancy.tenants";
     let prepare = |filter: &str, arg: PgBuiltInOids| {
         client
             .prepare(
@@ -138,6 +139,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
                 identifier: row.get(2)?.expect("identifier is NOT NULL"),
                 status: row.get(3)?.expect("status is NOT NULL"),
                 schema: row.get(4)?,
+                created_at: row.get(5)?.expect("created_at is NOT NULL"),
             }))
         })
     })

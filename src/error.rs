@@ -28,9 +28,19 @@ pub enum TenancyError {
     /// tenancy.require_token is on and the role may not pick a tenant by name.
     TokenRequired(String),
     OpenCursors,
+    /// DECLARE … WITH HOLD under a transaction-scoped context.
+    CursorOutlivesContext,
     TenantRequired,
     /// The context holds a tenant that no longer exists.
     StaleContext,
+    /// The caller lacks a right the operation needs: (message, hint).
+    PermissionDenied(String, String),
+    /// Something an administrator must set up first is missing: (message, hint).
+    NotConfigured(String, String),
+    /// A migration script created something a tenant schema must not hold: (message, hint).
+    ForbiddenObject(String, String),
+    /// tenancy.* settings were given as connection options: their names.
+    ConnectionOptions(String),
 }
 
 use TenancyError::*;
@@ -53,6 +63,10 @@ impl TenancyError {
             InvalidToken(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
+            CursorOutlivesContext => ERRCODE_INVALID_CURSOR_DEFINITION,
+            PermissionDenied(..) | ConnectionOptions(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            NotConfigured(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ForbiddenObject(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
         }
     }
 
@@ -65,7 +79,19 @@ impl TenancyError {
             InvalidValue(message, hint)
             | IllegalTransition(message, hint)
             | UndefinedColumn(message, hint)
-            | BadTenantColumn(message, hint) => (message.clone(), hint.clone()),
+            | BadTenantColumn(message, hint)
+            | PermissionDenied(message, hint)
+            | NotConfigured(message, hint)
+            | ForbiddenObject(message, hint) => (message.clone(), hint.clone()),
+            ConnectionOptions(names) => (
+                format!("{names} cannot be given as a connection option"),
+                "PostgreSQL refuses a tenancy setting from a client that may not set it, and the \
+                 value an administrator configured for the role or database is lost with it, so \
+                 this session may not enter a tenant context. Remove the option (-c, PGOPTIONS, \
+                 the DSN's options) and reconnect; preloading tenancy (shared_preload_libraries) \
+                 refuses such connections at once."
+                    .into(),
+            ),
             DuplicateIdentifier(ident) => (
                 format!("tenant \"{ident}\" already exists"),
                 "Tenant identifiers are unique, including those of soft-deleted tenants; \
@@ -115,6 +141,14 @@ impl TenancyError {
                 "cannot change the tenant context while cursors are open".into(),
                 "Close the session's cursors (CLOSE ALL) first: a cursor keeps returning \
                  the rows of the tenant it was opened for."
+                    .into(),
+            ),
+            CursorOutlivesContext => (
+                "a cursor WITH HOLD cannot outlive a transaction-scoped tenant context".into(),
+                "A held cursor keeps its rows after COMMIT, when the context of \
+                 tenancy.set_tenant(…, is_local => true) has ended (and on a pooled connection \
+                 the next client's request begins): declare it without WITH HOLD and read it \
+                 before COMMIT, or use a session-scoped context."
                     .into(),
             ),
             TenantRequired => (

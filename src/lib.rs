@@ -27,7 +27,7 @@ extension_sql_file!(
     name = "policies",
     requires = [
         "catalog",
-        api::policies::protect,
+        api::policies::auto_protect_table,
         api::policies::auto_protect_enabled
     ]
 );
@@ -50,6 +50,7 @@ pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::invalidation::init();
     postgres::security::init();
+    postgres::hooks::init(api::context::on_hold_cursor, api::context::on_transaction_end);
 }
 
 #[cfg(test)]

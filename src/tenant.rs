@@ -11,6 +11,9 @@ pub struct Tenant {
     pub status: String,
     /// The tenant's own schema (isolation 'schema'), None for shared tenants.
     pub schema: Option<String>,
+    /// When it was registered, in whole Unix seconds (rounded down): a
+    /// credential naming it by identifier must not be older.
+    pub created_at: i64,
 }
 
 impl Tenant {
@@ -49,6 +52,9 @@ pub fn validate_identifier(identifier: &str) -> Result<(), TenancyError> {
         Some("must not end with a hyphen".to_string())
     } else if identifier.contains("--") {
         Some("must not contain two hyphens in a row".to_string())
+    } else if Uuid::try_parse(identifier).is_ok() {
+        // A JWT claim holding it would be read as a tenant id.
+        Some("has the form of a tenant id (a UUID)".to_string())
     } else {
         None
     };
@@ -107,6 +113,8 @@ mod tests {
             "acme corp",
             "acmé",
             "acme;drop",
+            "abcdef0123456789abcdef0123456789",
+            "abcdef01-2345-6789-abcd-ef0123456789",
         ] {
             assert!(validate_identifier(bad).is_err(), "{bad} should be invalid");
         }

@@ -5,5 +5,7 @@ CREATE ROLE tenancy_app LOGIN;
 CREATE ROLE tenancy_admin LOGIN;
 -- A role that bypasses row-level security must never get a tenant context.
 CREATE ROLE tenancy_bypass LOGIN BYPASSRLS;
--- Owns the application's tables (migrations run as it); cannot log in.
+-- Owns the application's tables; cannot log in.
 CREATE ROLE tenancy_owner NOLOGIN;
+-- Owns the tenant schemas and runs the migrations there (set_migration_owner).
+CREATE ROLE tenancy_migrator NOLOGIN;

@@ -6,16 +6,16 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use uuid::Uuid;
 
-/// Write one audit row (same transaction as the change) as the catalog owner.
-/// `role` is the caller's role, captured before switching to the owner.
-pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: Value) {
+/// Write one audit row (same transaction as the change) as the catalog owner;
+/// returns its id. `role` is the caller's role, captured before switching to the owner.
+pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: Value) -> i64 {
     let (id, identifier) = match tenant {
         Some((id, identifier)) => (Some(to_sql(id)), Some(identifier)),
         None => (None, None),
     };
-    Spi::run_with_args(
+    Spi::get_one_with_args::<i64>(
         "INSERT INTO tenancy.audit_log (role, tenant_id, tenant_identifier, action, details) \
-         VALUES ($1, $2, $3, $4, $5)",
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
         &[
             role.into(),
             id.into(),
@@ -24,13 +24,16 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
             pgrx::JsonB(details).into(),
         ],
     )
-    .unwrap_or_else(|e| error!("writing tenancy.audit_log failed: {e}"));
+    .unwrap_or_else(|e| error!("writing tenancy.audit_log failed: {e}"))
+    .expect("RETURNING id")
 }
 
-/// NOTIFY `tenancy_events` (delivered at commit, dropped on rollback).
-pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str) {
-    let payload =
-        json!({"action": action, "tenant_id": id, "identifier": identifier, "status": status});
+/// NOTIFY `tenancy_events` (delivered at commit, dropped on rollback). Any
+/// role may NOTIFY this channel too: `audit_id` names the audit row written
+/// with the change, so a consumer can tell a real event from a forged one.
+pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str, audit_id: i64) {
+    let payload = json!({"action": action, "tenant_id": id, "identifier": identifier,
+                         "status": status, "audit_id": audit_id});
     Spi::run_with_args(
         "SELECT pg_notify('tenancy_events', $1)",
         &[payload.to_string().into()],
@@ -47,6 +50,13 @@ thread_local! {
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_audit_log(older_than: Option<pgrx::datum::Interval>) -> i64 {
     let older_than = crate::error::required(older_than, "older_than");
+    if older_than.months() < 0 || older_than.days() < 0 || older_than.micros() < 0 {
+        crate::error::TenancyError::InvalidValue(
+            format!("the retention interval must not be negative, not {older_than}"),
+            "Pass how old the entries to delete are, e.g. '1 year'.".into(),
+        )
+        .raise();
+    }
     let role = crate::postgres::security::current_role_name();
     crate::catalog::as_owner(|| {
         struct Reset;
@@ -65,7 +75,7 @@ fn purge_audit_log(older_than: Option<pgrx::datum::Interval>) -> i64 {
         .unwrap_or_else(|e| error!("purging tenancy.audit_log failed: {e}"))
         .unwrap_or(0);
         drop(_reset);
-        record(
+        let _ = record(
             &role,
             "purge_audit",
             None,

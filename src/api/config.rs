@@ -10,6 +10,7 @@ use crate::postgres::{gucs, security};
 use crate::tenant::{from_sql, to_sql};
 use lru::LruCache;
 use pgrx::prelude::*;
+use crate::postgres::jsonb::Jsonb;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
@@ -69,9 +70,9 @@ fn config_document() -> JsonB {
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn set_config_default(key: Option<&str>, value: Option<JsonB>) {
+fn set_config_default(key: Option<&str>, value: Option<Jsonb>) {
     let key = valid_key(required(key, "key"));
-    let JsonB(value) = required(value, "value");
+    let Jsonb(value) = required(value, "value");
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let previous = change(
@@ -113,10 +114,10 @@ fn unset_config_default(key: Option<&str>) -> bool {
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn set_tenant_config(identifier: Option<&str>, key: Option<&str>, value: Option<JsonB>) {
+fn set_tenant_config(identifier: Option<&str>, key: Option<&str>, value: Option<Jsonb>) {
     let identifier = required(identifier, "identifier");
     let key = valid_key(required(key, "key"));
-    let JsonB(value) = required(value, "value");
+    let Jsonb(value) = required(value, "value");
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let id = configurable_tenant(identifier);

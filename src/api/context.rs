@@ -12,6 +12,51 @@ use crate::error::{required, TenancyError, TenancyError::*};
 use crate::postgres::{gucs, security};
 use crate::tenant::{to_sql, Tenant};
 use pgrx::prelude::*;
+use std::cell::Cell;
+use uuid::Uuid;
+
+thread_local! {
+    /// The tenant the extension itself acts for (see `acting_for`); no SQL can set it.
+    static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
+    /// This transaction set a transaction-scoped context.
+    static LOCAL_CONTEXT: Cell<bool> = const { Cell::new(false) };
+    /// This transaction declared a WITH HOLD cursor.
+    static HELD_CURSOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Before `DECLARE … WITH HOLD`: a held cursor keeps its rows after COMMIT,
+/// so under a transaction-scoped context it would outlive the context, and
+/// on a transaction-pooled connection reach the next client's request.
+pub(crate) fn on_hold_cursor() {
+    if LOCAL_CONTEXT.get() {
+        CursorOutlivesContext.raise();
+    }
+    HELD_CURSOR.set(true);
+}
+
+pub(crate) fn on_transaction_end() {
+    LOCAL_CONTEXT.set(false);
+    HELD_CURSOR.set(false);
+}
+
+/// Run `f` with `id` as the context whatever the tenant's status, for the
+/// extension's own work on that tenant's rows under the rights of a table's
+/// owner (FORCE ROW LEVEL SECURITY applies to it): destroy deletes them, a
+/// migration may seed them. The context is restored when `f` returns, or by
+/// the (sub)transaction abort if it raises.
+pub(crate) fn acting_for<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Uuid>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTING_FOR.set(self.0);
+        }
+    }
+    let _restore = Restore(ACTING_FOR.replace(Some(id)));
+    security::with_nest_level(|| {
+        gucs::save_tenant_id(id);
+        f()
+    })
+}
 
 /// Validate that `identifier` is an active tenant and make it the context.
 /// `is_local => true` lasts until the end of the transaction (for
@@ -39,6 +84,9 @@ pub(crate) fn enter(
     if let Some(why) = security::rls_bypass_reason() {
         refuse(label, PrivilegedRole(security::current_role_name(), why));
     }
+    if let Some(names) = gucs::shadowed_by_client() {
+        refuse(label, ConnectionOptions(names));
+    }
     if local && !security::in_transaction_block() {
         refuse(label, NoTransactionBlock);
     }
@@ -51,6 +99,12 @@ pub(crate) fn enter(
     }
     change_context(Some(&tenant), local);
     to_sql(tenant.id)
+}
+
+/// No tenant for the rest of this request: for the transaction inside a
+/// transaction block (PostgREST's), else for the session.
+pub(crate) fn clear_for_request() {
+    change_context(None, security::in_transaction_block());
 }
 
 /// Clear the session's context (policies then match no row).
@@ -119,7 +173,7 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
             tenant
         }
     };
-    if !tenant.is_active() {
+    if !tenant.is_active() && ACTING_FOR.get() != Some(tenant.id) {
         refuse(
             &tenant.identifier,
             TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
@@ -131,14 +185,25 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// The one place that changes the context (and, for schema tenants, the
 /// search_path). A cursor keeps the rows of the tenant it was opened for, so
 /// the value may not change while one is open.
+///
+/// Coming from no tenant, cursors hold no tenant's rows: a held cursor of an
+/// earlier transaction was filled without a tenant, and one of this
+/// transaction fetches from now on as the new tenant. So only a held cursor
+/// declared in this transaction (it would be filled at COMMIT as the new
+/// tenant and outlive a transaction-scoped context) stops that switch, and a
+/// cursor an earlier request left on a pooled connection never blocks the next.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
     let current = gucs::current_tenant_id().and_then(Result::ok);
-    if current != id && security::has_open_cursors() {
+    let harmless = current.is_none() && !(local && HELD_CURSOR.get());
+    if current != id && !harmless && security::has_open_cursors() {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             OpenCursors,
         );
+    }
+    if local {
+        LOCAL_CONTEXT.set(true);
     }
     gucs::set_tenant_id(id, local);
     schemas::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);

@@ -4,12 +4,13 @@
 //! row and queues the event in one transaction: an error anywhere leaves nothing.
 //! They run their SQL as the catalog's owner; EXECUTE is what grants the power.
 
-use crate::api::{audit, schemas};
+use crate::api::{audit, context, schemas};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
 use crate::tenant::{from_sql, to_sql, validate_identifier, validate_metadata, validate_name};
 use pgrx::prelude::*;
+use crate::postgres::jsonb::Jsonb;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -26,12 +27,12 @@ pub fn uuid_v7() -> pgrx::Uuid {
 fn register_tenant(
     identifier: Option<&str>,
     name: Option<&str>,
-    metadata: default!(Option<JsonB>, "'{}'"),
+    metadata: default!(Option<Jsonb>, "'{}'"),
     isolation: default!(Option<&str>, "'shared'"),
 ) -> pgrx::composite_type!('static, "tenancy.tenants") {
     let identifier = required(identifier, "identifier");
     let name = required(name, "name");
-    let JsonB(metadata) = required(metadata, "metadata");
+    let Jsonb(metadata) = required(metadata, "metadata");
     let isolation = required(isolation, "isolation");
     validate_identifier(identifier).unwrap_or_else(|e| e.raise());
     validate_name(name).unwrap_or_else(|e| e.raise());
@@ -70,8 +71,8 @@ fn register_tenant(
             schemas::provision(id, schema);
             details["schema"] = Value::from(schema.as_str());
         }
-        audit::record(&role, "register", Some((id, identifier)), details);
-        audit::notify("register", id, identifier, "active");
+        let audit_id = audit::record(&role, "register", Some((id, identifier)), details);
+        audit::notify("register", id, identifier, "active", audit_id);
         row
     })
 }
@@ -107,13 +108,13 @@ fn activate_tenant(identifier: Option<&str>) -> pgrx::composite_type!('static, "
 fn update_tenant(
     identifier: Option<&str>,
     name: default!(Option<&str>, "NULL"),
-    metadata: default!(Option<JsonB>, "NULL"),
+    metadata: default!(Option<Jsonb>, "NULL"),
 ) -> pgrx::composite_type!('static, "tenancy.tenants") {
     let identifier = required(identifier, "identifier");
     if let Some(name) = name {
         validate_name(name).unwrap_or_else(|e| e.raise());
     }
-    let metadata = metadata.map(|JsonB(m)| m);
+    let metadata = metadata.map(|Jsonb(m)| m);
     if let Some(metadata) = &metadata {
         validate_metadata(metadata).unwrap_or_else(|e| e.raise());
     }
@@ -139,13 +140,13 @@ fn update_tenant(
         )
         .expect("the row is locked");
         let id = row_id(&row);
-        audit::record(
+        let audit_id = audit::record(
             &role,
             "update",
             Some((id, identifier)),
             json!({"name": name, "metadata": metadata}),
         );
-        audit::notify("update", id, identifier, &status);
+        audit::notify("update", id, identifier, &status, audit_id);
         row
     })
 }
@@ -186,8 +187,8 @@ fn delete_tenant(
             &[identifier.into()],
         )
         .expect("the row is locked");
-        audit::record(&role, "destroy", Some((id, identifier)), details);
-        audit::notify("destroy", id, identifier, "destroyed");
+        let audit_id = audit::record(&role, "destroy", Some((id, identifier)), details);
+        audit::notify("destroy", id, identifier, "destroyed", audit_id);
         row
     })
 }
@@ -231,8 +232,8 @@ fn transition(
         if let Some(reason) = reason {
             details["reason"] = Value::from(reason);
         }
-        audit::record(&role, action, Some((id, identifier)), details);
-        audit::notify(action, id, identifier, to);
+        let audit_id = audit::record(&role, action, Some((id, identifier)), details);
+        audit::notify(action, id, identifier, to, audit_id);
         row
     })
 }
@@ -259,26 +260,51 @@ fn tenant_id(identifier: &str) -> Uuid {
     from_sql(id)
 }
 
-/// Delete the tenant's rows from every protected table.
+/// Delete the tenant's rows from every protected table, each as the table's
+/// owner in a security-restricted operation with the tenant as the context:
+/// the owner's triggers and rules run with the owner's rights (never the
+/// catalog owner's), and FORCE ROW LEVEL SECURITY keeps the DELETE to the
+/// tenant's rows. Entries whose table is gone (a temporary table recorded by
+/// an earlier version) are forgotten on the way.
 fn destroy_rows(id: Uuid) -> i64 {
-    let tables: Vec<(String, String)> = Spi::connect(|client| {
+    Spi::run(
+        "DELETE FROM tenancy.protected_tables p \
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.relid)",
+    )
+    .unwrap_or_else(|e| error!("forgetting dropped tables failed: {e}"));
+    let tables: Vec<(String, String, pg_sys::Oid)> = Spi::connect(|client| {
         client
-            .select("SELECT relid::text, tenant_column::text FROM tenancy.protected_tables ORDER BY relid", None, &[])?
-            .map(|row| Ok((row.get(1)?.expect("NOT NULL"), row.get(2)?.expect("NOT NULL"))))
+            .select(
+                "SELECT p.relid::text, p.tenant_column::text, c.relowner \
+                 FROM tenancy.protected_tables p JOIN pg_catalog.pg_class c ON c.oid = p.relid \
+                 ORDER BY p.relid",
+                None,
+                &[],
+            )?
+            .map(|row| {
+                Ok((
+                    row.get(1)?.expect("NOT NULL"),
+                    row.get(2)?.expect("NOT NULL"),
+                    row.get(3)?.expect("NOT NULL"),
+                ))
+            })
             .collect::<Result<_, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| error!("reading tenancy.protected_tables failed: {e}"));
-    let id = to_sql(id);
     tables
         .iter()
-        .map(|(table, column)| {
+        .map(|(table, column, owner)| {
             let query = format!(
                 "WITH gone AS (DELETE FROM {table} WHERE {} = $1 RETURNING 1) SELECT count(*) FROM gone",
                 spi::quote_identifier(column)
             );
-            Spi::get_one_with_args::<i64>(&query, &[id.into()])
-                .unwrap_or_else(|e| error!("deleting the tenant's rows from {table} failed: {e}"))
-                .unwrap_or(0)
+            security::as_restricted(*owner, "pg_catalog, pg_temp", || {
+                context::acting_for(id, || {
+                    Spi::get_one_with_args::<i64>(&query, &[to_sql(id).into()])
+                        .unwrap_or_else(|e| error!("deleting the tenant's rows from {table} failed: {e}"))
+                        .unwrap_or(0)
+                })
+            })
         })
         .sum()
 }

@@ -5,5 +5,6 @@ pub mod config;
 pub mod context;
 pub mod lifecycle;
 pub mod policies;
+pub mod roles;
 pub mod schemas;
 pub mod tokens;

@@ -41,16 +41,29 @@ fn with_ddl<R>(f: impl FnOnce() -> R) -> R {
 fn protect(tbl: Option<PgRelation>, tenant_column: default!(Option<&str>, "'tenant_id'")) {
     let relid = required(tbl, "tbl").oid();
     let column = required(tenant_column, "tenant_column");
-    let role = security::current_role_name();
+    protect_tree(relid, column, &security::current_role_name(), false);
+}
+
+/// protect() on behalf of the auto-protect event trigger (internal): audited
+/// under the role that ran the DDL, not the trigger function's owner.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn auto_protect_table(tbl: PgRelation, tenant_column: &str) {
+    // Let go of the relation before altering it (ALTER TABLE refuses a table
+    // that this session still holds open).
+    let relid = tbl.oid();
+    drop(tbl);
+    protect_tree(relid, tenant_column, &security::outer_role_name(), true);
+}
+
+fn protect_tree(relid: pg_sys::Oid, column: &str, role: &str, auto: bool) {
     with_ddl(|| {
         for (relid, table) in partition_tree(relid) {
             protect_one(relid, &table, column);
-            audit::record(
-                &role,
-                "protect",
-                None,
-                json!({"table": table, "tenant_column": column}),
-            );
+            let mut details = json!({"table": table, "tenant_column": column});
+            if auto {
+                details["auto"] = true.into();
+            }
+            audit::record(role, "protect", None, details);
         }
     })
 }
@@ -67,12 +80,14 @@ fn unprotect(tbl: Option<PgRelation>) {
                 continue;
             };
             let column = spi::quote_identifier(&column);
-            run(&format!(
-                "DROP POLICY IF EXISTS {POLICY} ON {table}; \
-                 DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}; \
-                 ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT, \
-                 NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"
-            ));
+            as_table_owner(relid, || {
+                run(&format!(
+                    "DROP POLICY IF EXISTS {POLICY} ON {table}; \
+                     DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}; \
+                     ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT, \
+                     NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"
+                ))
+            });
             Spi::run_with_args(
                 "DELETE FROM tenancy.protected_tables WHERE relid = $1",
                 &[relid.into()],
@@ -89,7 +104,7 @@ fn unprotect(tbl: Option<PgRelation>) {
 fn refuse_truncate<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    if unsafe { pg_sys::superuser() } {
+    if security::is_superuser() {
         return Ok(None);
     }
     let table = trigger
@@ -107,9 +122,10 @@ fn refuse_truncate<'a>(
 }
 
 fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
-    let (relkind, type_ok, not_null, attnum) = Spi::connect(|client| {
+    let (relkind, temporary, type_ok, not_null, attnum) = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT c.relkind::text, a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype, \
+            "SELECT c.relkind::text, c.relpersistence = 't', \
+                    a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype, \
                     a.attnotnull, a.attnum \
              FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_attribute a \
                ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
@@ -120,9 +136,10 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         let row = rows.first();
         Ok::<_, pgrx::spi::Error>((
             row.get::<String>(1)?.unwrap_or_default(),
-            row.get::<bool>(2)?,
+            row.get::<bool>(2)?.unwrap_or(false),
             row.get::<bool>(3)?,
-            row.get::<i16>(4)?,
+            row.get::<bool>(4)?,
+            row.get::<i16>(5)?,
         ))
     })
     .unwrap_or_else(|e| error!("{e}"));
@@ -130,6 +147,15 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         InvalidValue(
             format!("{table} is not a table"),
             "Only tables (plain or partitioned) can be protected; protect the tables a view reads."
+                .into(),
+        )
+        .raise();
+    }
+    if temporary {
+        InvalidValue(
+            format!("{table} is a temporary table"),
+            "A temporary table is visible to its own session only and disappears with it; \
+             protect the permanent tables that tenants share."
                 .into(),
         )
         .raise();
@@ -165,16 +191,6 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
     } else {
         String::new()
     };
-    run(&format!(
-        "ALTER TABLE {table} ALTER COLUMN {quoted} SET DEFAULT tenancy.current_tenant(), \
-             ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
-         {drop_policy} \
-         CREATE POLICY {POLICY} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC \
-             USING ({check}) WITH CHECK ({check}); \
-         REVOKE TRUNCATE ON {table} FROM PUBLIC; \
-         CREATE OR REPLACE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {table} \
-             FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
-    ));
     let indexed = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), attnum.into()],
@@ -182,11 +198,27 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
     .unwrap_or_else(|e| error!("{e}"))
     .unwrap_or(false);
     if !indexed {
-        notice!(
-            "tenancy: creating an index on {table} ({quoted}): every tenant query filters on it"
-        );
-        run(&format!("CREATE INDEX ON {table} ({quoted})"));
+        notice!("tenancy: creating an index on {table} ({quoted}): every tenant query filters on it");
     }
+    as_table_owner(relid, || {
+        // Quietly: DROP TRIGGER IF EXISTS would NOTICE when there is none.
+        security::quietly(|| {
+            run(&format!(
+                "ALTER TABLE {table} ALTER COLUMN {quoted} SET DEFAULT tenancy.current_tenant(), \
+                     ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
+                 {drop_policy} \
+                 CREATE POLICY {POLICY} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC \
+                     USING ({check}) WITH CHECK ({check}); \
+                 REVOKE TRUNCATE ON {table} FROM PUBLIC; \
+                 DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}; \
+                 CREATE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {table} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
+            ))
+        });
+        if !indexed {
+            run(&format!("CREATE INDEX ON {table} ({quoted})"));
+        }
+    });
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables (relid, tenant_column) VALUES ($1, $2) \
          ON CONFLICT (relid) DO UPDATE SET tenant_column = EXCLUDED.tenant_column",
@@ -220,6 +252,19 @@ fn protected_column(relid: pg_sys::Oid) -> Option<String> {
     )
     .ok()
     .flatten()
+}
+
+/// Run `f` as the owner of `relid` in a security-restricted operation: the
+/// DDL that protect() and unprotect() run on a user's table may fire what its
+/// owner attached to it, and must do so with the owner's rights only.
+fn as_table_owner<R>(relid: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    )
+    .unwrap_or_else(|e| error!("{e}"))
+    .unwrap_or_else(|| error!("relation {relid:?} does not exist"));
+    security::as_restricted(owner, "pg_catalog, pg_temp", f)
 }
 
 fn run(sql: &str) {

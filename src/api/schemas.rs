@@ -9,7 +9,7 @@
 //! `migrate()` / `add_migration()` are PL/pgSQL procedures (sql/schemas.sql)
 //! that commit per schema around `migrate_tenant()`.
 
-use crate::api::audit;
+use crate::api::{audit, context, roles};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{gucs, security};
@@ -75,18 +75,21 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
         if exists {
             DuplicateMigration(name.into()).raise();
         }
-        // Dry run: the history plus the new script in a scratch schema.
+        // Dry run: the history plus the new script in a scratch schema, as the
+        // migration owner, with the same checks as in a tenant's schema.
+        let owner = roles::migration_owner();
         let scratch = "tenancy_migration_check";
-        quietly(|| {
+        security::quietly(|| {
             run(&format!(
-                "DROP SCHEMA IF EXISTS {scratch} CASCADE; CREATE SCHEMA {scratch}"
+                "DROP SCHEMA IF EXISTS {scratch} CASCADE; CREATE SCHEMA {scratch} AUTHORIZATION {}",
+                spi::quote_identifier(security::role_name(owner))
             ))
         });
-        for (_, script) in migrations_after(None) {
-            in_schema(scratch, &script);
+        for (previous, script) in migrations_after(None) {
+            run_migration(owner, scratch, None, &previous, &script);
         }
-        in_schema(scratch, sql);
-        quietly(|| run(&format!("DROP SCHEMA {scratch} CASCADE")));
+        run_migration(owner, scratch, None, name, sql);
+        security::quietly(|| run(&format!("DROP SCHEMA {scratch} CASCADE")));
         Spi::run_with_args(
             "INSERT INTO tenancy.migrations (name, ordinal, sql) \
              SELECT $1, coalesce(max(ordinal), 0) + 1, $2 FROM tenancy.migrations",
@@ -141,30 +144,31 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
     })
 }
 
-/// Create a new schema tenant's schema and replay every migration (called by
-/// register_tenant, inside its transaction, as the catalog owner).
+/// Create a new schema tenant's schema, owned by the migration owner, and
+/// replay every migration (called by register_tenant, inside its transaction,
+/// as the catalog owner).
 pub(crate) fn provision(id: Uuid, schema: &str) {
     let quoted = spi::quote_identifier(schema);
+    let owner = spi::quote_identifier(security::role_name(roles::migration_owner()));
     run(&format!(
-        "CREATE SCHEMA {quoted}; GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"
+        "CREATE SCHEMA {quoted} AUTHORIZATION {owner}; GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"
     ));
     apply_pending(id, schema);
 }
 
-/// Drop a destroyed tenant's schema and everything in it.
+/// Drop a destroyed tenant's schema and everything in it, as the schema's owner.
 pub(crate) fn drop_schema(schema: &str) {
-    quietly(|| {
-        run(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            spi::quote_identifier(schema)
-        ))
+    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = $1",
+        &[schema.into()],
+    )
+    .unwrap_or_else(|e| error!("{e}"));
+    let Some(owner) = owner else { return };
+    security::as_restricted(owner, "pg_catalog, pg_temp", || {
+        security::quietly(|| run(&format!("DROP SCHEMA {} CASCADE", spi::quote_identifier(schema))))
     });
 }
 
-/// Without the NOTICEs of DROP … CASCADE.
-fn quietly(f: impl FnOnce()) {
-    security::with_setting(c"client_min_messages", "warning", f)
-}
 
 /// Put the tenant's schema first on search_path (or take tenant schemas off
 /// it), with the same scope as the context. A no-op for shared tenants whose
@@ -212,10 +216,11 @@ fn split_search_path(path: &str) -> Vec<String> {
 /// Apply the migrations `schema` lacks, in order, then pin its new tables to
 /// the tenant. Returns the names applied.
 fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
+    let owner = roles::migration_owner();
     let tenant = to_sql(id);
     let pending = migrations_after(Some(tenant));
     for (name, script) in &pending {
-        in_schema(schema, script);
+        run_migration(owner, schema, Some(id), name, script);
         Spi::run_with_args(
             "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
             &[tenant.into(), name.as_str().into()],
@@ -244,49 +249,184 @@ fn migrations_after(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
     .unwrap_or_else(|e| error!("{e}"))
 }
 
-/// Run a migration script with the schema as the only schema on search_path
-/// (pg_catalog is implicit; shared objects must be schema-qualified).
-fn in_schema(schema: &str, script: &str) {
-    security::with_setting(c"search_path", &spi::quote_identifier(schema), || {
-        Spi::run(script).unwrap_or_else(|e| error!("migration failed in schema {schema}: {e}"))
+/// Run a migration script as the migration owner in a security-restricted
+/// operation, with the schema first on search_path (pg_catalog is implicit,
+/// pg_temp last; shared objects must be schema-qualified) and, in a tenant's
+/// schema, the tenant as the context (so seed rows pass its pinned policy).
+/// Then refuse what the script created that would run with the owner's
+/// rights or let other tenants in.
+fn run_migration(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &str, script: &str) {
+    let path = format!("{}, pg_temp", spi::quote_identifier(schema));
+    security::as_restricted(owner, &path, || {
+        let apply = || {
+            Spi::run(script)
+                .unwrap_or_else(|e| error!("migration {name} failed in schema {schema}: {e}"))
+        };
+        match tenant {
+            Some(id) => context::acting_for(id, apply),
+            None => apply(),
+        }
     });
-}
-
-/// Row-level security pinned to the tenant on every table of its schema that
-/// lacks it, TRUNCATE blocked, views run with the caller's rights.
-fn isolate_schema(id: Uuid, schema: &str) {
-    let objects: Vec<(String, String)> = Spi::connect(|client| {
+    let forbidden: Vec<String> = Spi::connect(|client| {
         client
             .select(
-                "SELECT c.oid::regclass::text, c.relkind::text FROM pg_catalog.pg_class c \
-                 WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p', 'v') \
-                   AND NOT (c.relkind IN ('r', 'p') AND EXISTS (SELECT FROM pg_catalog.pg_policy p \
-                            WHERE p.polrelid = c.oid AND p.polname = $2)) \
-                   AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') @> '{security_invoker=true}')",
+                "SELECT pg_catalog.format('function %s is SECURITY DEFINER', p.oid::pg_catalog.regprocedure) \
+                   FROM pg_catalog.pg_proc p WHERE p.pronamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
+                 UNION ALL \
+                 SELECT pg_catalog.format('%s is a materialized view', c.oid::pg_catalog.regclass) \
+                   FROM pg_catalog.pg_class c \
+                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND c.relkind = 'm' \
+                 UNION ALL \
+                 SELECT pg_catalog.format('trigger %I on %s calls SECURITY DEFINER function %s', \
+                                          t.tgname, c.oid::pg_catalog.regclass, p.oid::pg_catalog.regprocedure) \
+                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+                   JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
+                 UNION ALL \
+                 SELECT pg_catalog.format('column %I of %s takes its default from a sequence', \
+                                          a.attname, c.oid::pg_catalog.regclass) \
+                   FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_class c ON c.oid = d.adrelid \
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+                  WHERE c.relnamespace = $1::pg_catalog.regnamespace \
+                    AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'",
+                None,
+                &[spi::quote_identifier(schema).into()],
+            )?
+            .map(|row| Ok(row.get::<String>(1)?.expect("text")))
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| error!("{e}"));
+    if let Some(first) = forbidden.first() {
+        ForbiddenObject(
+            format!("migration {name} creates what a tenant schema must not hold: {first}"),
+            "In a tenant schema, SECURITY DEFINER functions (also as triggers) and materialized \
+             views would run or store with the migration owner's rights for every caller, and a \
+             sequence default needs a sequence privilege that would let other tenants read and \
+             advance it. Use SECURITY INVOKER functions, views, and identity columns \
+             (GENERATED BY DEFAULT AS IDENTITY) instead of serial."
+                .into(),
+        )
+        .raise();
+    }
+}
+
+/// As each object's owner (the migration owner, for what migrations made):
+/// row-level security pinned to the tenant on every
+/// table of its schema, a statement guard that refuses every other tenant's
+/// writes before any trigger of the migration fires, views run with the
+/// caller's rights, and sequences usable by their owner only (identity columns
+/// need no privilege on theirs).
+fn isolate_schema(id: Uuid, schema: &str) {
+    let objects: Vec<(String, String, bool, bool, pg_sys::Oid)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT c.oid::pg_catalog.regclass::text, c.relkind::text, \
+                        EXISTS (SELECT FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2), \
+                        EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
+                                   AND t.tgname = 'tenancy_schema_guard' AND t.tgenabled <> 'D'), \
+                        c.relowner \
+                 FROM pg_catalog.pg_class c \
+                 WHERE c.relnamespace = $1::pg_catalog.regnamespace \
+                   AND (c.relkind IN ('r', 'p') \
+                        OR (c.relkind = 'v' AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}') \
+                        OR (c.relkind = 'S' AND c.relacl IS NOT NULL))",
                 None,
                 &[spi::quote_identifier(schema).into(), POLICY.into()],
             )?
-            .map(|row| Ok((row.get(1)?.expect("name"), row.get(2)?.expect("kind"))))
+            .map(|row| {
+                Ok((
+                    row.get(1)?.expect("name"),
+                    row.get(2)?.expect("kind"),
+                    row.get(3)?.expect("policy"),
+                    row.get(4)?.expect("guard"),
+                    row.get(5)?.expect("owner"),
+                ))
+            })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| error!("{e}"));
     let check = format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid");
-    for (object, kind) in objects {
-        if kind == "v" {
-            run(&format!(
-                "ALTER VIEW {object} SET (security_invoker = true)"
-            ));
-            continue;
-        }
-        run(&format!(
-            "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
-             CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
-                 USING ({check}) WITH CHECK ({check}); \
-             REVOKE TRUNCATE ON {object} FROM PUBLIC; \
-             CREATE OR REPLACE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {object} \
-                 FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
-        ));
+    for (object, kind, has_policy, has_guard, owner) in objects {
+        security::as_restricted(owner, "pg_catalog, pg_temp", || {
+            match kind.as_str() {
+                "v" => run(&format!("ALTER VIEW {object} SET (security_invoker = true)")),
+                "S" => {
+                    for grantee in sequence_grantees(&object) {
+                        run(&format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"));
+                    }
+                }
+                _ => {
+                    if !has_policy {
+                        run(&format!(
+                            "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
+                             CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
+                                 USING ({check}) WITH CHECK ({check}); \
+                             REVOKE TRUNCATE ON {object} FROM PUBLIC"
+                        ));
+                    }
+                    if !has_guard {
+                        security::quietly(|| run(&format!(
+                            "DROP TRIGGER IF EXISTS tenancy_no_truncate ON {object}; \
+                             DROP TRIGGER IF EXISTS tenancy_schema_guard ON {object}; \
+                             CREATE TRIGGER tenancy_schema_guard \
+                                 BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {object} \
+                                 FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
+                        )));
+                    }
+                }
+            }
+        });
     }
+}
+
+/// Who besides its owner holds a privilege on a sequence (PUBLIC or a quoted role).
+fn sequence_grantees(sequence: &str) -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' \
+                        ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END \
+                 FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
+                 WHERE c.oid = $1::pg_catalog.regclass AND a.grantee <> c.relowner",
+                None,
+                &[sequence.into()],
+            )?
+            .map(|row| Ok(row.get::<String>(1)?.expect("grantee")))
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| error!("{e}"))
+}
+
+/// Statement trigger on every table of a tenant schema (argument: the
+/// tenant's id): writes and TRUNCATE are refused in any other tenant's
+/// context, or none, before the rows are touched and before any row trigger
+/// of the migration sees them. Superusers pass, as with refuse_truncate.
+#[pg_trigger]
+fn schema_guard<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    if security::is_superuser() {
+        return Ok(None);
+    }
+    let pinned = trigger
+        .extra_args()
+        .ok()
+        .and_then(|args| args.first().and_then(|a| Uuid::try_parse(a).ok()));
+    let current = context::current().map(|t| t.id);
+    if pinned.is_some() && current == pinned {
+        return Ok(None);
+    }
+    let table = trigger
+        .relation()
+        .map(|r| r.name().to_string())
+        .unwrap_or_default();
+    PermissionDenied(
+        format!("table \"{table}\" belongs to another tenant's schema"),
+        "A tenant schema's tables can be changed only in that tenant's context \
+         (tenancy.set_tenant()); other tenants' contexts read no row there either."
+            .into(),
+    )
+    .raise()
 }
 
 fn run(sql: &str) {

@@ -104,7 +104,7 @@ fn retire_signing_key(kid: Option<&str>) {
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
 fn issue_token(
     identifier: Option<&str>,
-    ttl: default!(Option<pgrx::datum::Interval>, "'1 hour'"),
+    ttl: default!(Option<pgrx::datum::Interval>, "'5 minutes'"),
 ) -> String {
     let identifier = required(identifier, "identifier");
     let ttl = required(ttl, "ttl");
@@ -156,11 +156,31 @@ fn set_tenant_token(token: Option<&str>, is_local: default!(Option<bool>, false)
 fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let jwt = required(jwt, "jwt");
     let local = required(is_local, "is_local");
-    let tenant =
+    let claims =
         verify_jwt(jwt).unwrap_or_else(|reason| context::refuse("(jwt)", InvalidToken(reason)));
+    let tenant = claims.tenant;
+    // Ids are never reused; identifiers are once a tenant is destroyed, and
+    // no identifier has the form of an id. A JWT naming an identifier must
+    // not be older than the tenant: one issued for a destroyed tenant does not
+    // open the tenant registered later under the same identifier.
     match Uuid::try_parse(&tenant) {
         Ok(id) => context::enter(&tenant, local, || catalog::find_by_id(id)),
-        Err(_) => context::enter(&tenant, local, || catalog::find_by_identifier(&tenant)),
+        Err(_) => context::enter(&tenant, local, || {
+            let found = catalog::find_by_identifier(&tenant)?;
+            match claims.issued_at {
+                Some(iat) if iat >= found.created_at => Some(found),
+                Some(_) => context::refuse(
+                    "(jwt)",
+                    InvalidToken(format!("the JWT was issued before tenant \"{tenant}\" was registered")),
+                ),
+                None => context::refuse(
+                    "(jwt)",
+                    InvalidToken(
+                        "a JWT that names a tenant by identifier needs an iat claim".into(),
+                    ),
+                ),
+            }
+        }),
     }
 }
 
@@ -170,14 +190,16 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
 /// Without the header the request runs without a tenant (no rows).
 #[pg_extern(volatile, parallel_unsafe)]
 fn postgrest_pre_request() {
+    // No header (or no headers): no tenant for this request, whatever an
+    // earlier request of the session set.
     let Some(headers) = gucs::setting(c"request.headers") else {
-        return;
+        return context::clear_for_request();
     };
     let headers: Value = serde_json::from_str(&headers).unwrap_or_else(|_| {
         context::refuse("(jwt)", InvalidToken("request.headers is not JSON".into()))
     });
     let Some(auth) = headers.get("authorization").and_then(Value::as_str) else {
-        return;
+        return context::clear_for_request();
     };
     let Some(jwt) = auth
         .strip_prefix("Bearer ")
@@ -232,7 +254,13 @@ fn verify_token(token: &str) -> Result<Uuid, String> {
     id.ok_or_else(|| "malformed token".into())
 }
 
-fn verify_jwt(jwt: &str) -> Result<String, String> {
+/// What a verified JWT says: the tenant claim, and when it was issued.
+struct JwtClaims {
+    tenant: String,
+    issued_at: Option<i64>,
+}
+
+fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, payload, signature] = parts[..] else {
         return Err("malformed JWT".into());
@@ -255,8 +283,9 @@ fn verify_jwt(jwt: &str) -> Result<String, String> {
         .decode(signature)
         .map_err(|_| "malformed JWT".to_string())?;
     let signed = format!("{}.{}", parts[0], parts[1]);
-    match header.get("kid").and_then(Value::as_str) {
-        Some(kid) => verify(&usable_key(kid)?, signed.as_bytes(), &signature)?,
+    match header.get("kid") {
+        Some(Value::String(kid)) => verify(&usable_key(kid)?, signed.as_bytes(), &signature)?,
+        Some(_) => return Err("the JWT's kid header is not a string".into()),
         None => {
             let (keys, _) = keys();
             let matches = keys
@@ -269,32 +298,45 @@ fn verify_jwt(jwt: &str) -> Result<String, String> {
         }
     }
     let claims = decode(payload)?;
-    let now = unix_now();
-    match claims.get("exp").and_then(Value::as_f64) {
-        Some(exp) if exp > now as f64 => {}
+    let now = unix_now() as f64;
+    // Time claims are NumericDate: a claim of another type is refused, never ignored.
+    let time = |name: &str| -> Result<Option<f64>, String> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| format!("the JWT's {name} claim is not a number")),
+        }
+    };
+    match time("exp")? {
+        Some(exp) if exp > now => {}
         Some(_) => return Err("the JWT has expired".into()),
         None => return Err("the JWT has no exp claim".into()),
     }
-    if claims
-        .get("nbf")
-        .and_then(Value::as_f64)
-        .is_some_and(|nbf| nbf > now as f64)
-    {
+    if time("nbf")?.is_some_and(|nbf| nbf > now) {
         return Err("the JWT is not valid yet (nbf)".into());
     }
+    let issued_at = time("iat")?.map(|iat| iat.floor() as i64);
     let claim = gucs::JWT_CLAIM
         .get()
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_default();
-    claims
+    let tenant = claims
         .get(&claim)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| format!("the JWT has no \"{claim}\" claim naming the tenant"))
+        .ok_or_else(|| format!("the JWT has no \"{claim}\" claim naming the tenant"))?;
+    Ok(JwtClaims { tenant, issued_at })
 }
 
 /// The secret of `kid` if it exists and is not retired.
 fn usable_key(kid: &str) -> Result<Vec<u8>, String> {
+    // Never echo what cannot be a key id (control characters, any length) into
+    // errors and the server log.
+    if !kid_is_valid(kid) {
+        return Err("malformed key id".into());
+    }
     let (keys, _) = keys();
     match keys.get(kid) {
         Some(key) if !key.retired => Ok(key.secret.clone()),

@@ -17,7 +17,51 @@ pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static JWT_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant"));
 
+thread_local! {
+    /// The tenancy.* settings a client gave as connection options without the
+    /// right to set them, found when the library loaded (see `shadowed_by_client`).
+    static FROM_CLIENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Names of the tenancy.* settings given as connection options (-c,
+/// PGOPTIONS, a DSN's options) by a client without the right to set them, or
+/// None. PostgreSQL refuses such a value when the library defines the setting,
+/// but the client's value had already replaced, for the whole session, what an
+/// administrator configured for the role or database (`ALTER ROLE … SET`): the
+/// session runs with the default instead (e.g. require_token off). Entry points
+/// into a tenant context refuse such a session.
+pub fn shadowed_by_client() -> Option<String> {
+    FROM_CLIENT.with_borrow(|names| (!names.is_empty()).then(|| names.join(", ")))
+}
+
+/// Before the definitions replace them: placeholders of ours whose value (or
+/// default for the session) came from the client's startup packet, set by a
+/// role that is not a superuser (PGC_BACKEND; a superuser's is PGC_SU_BACKEND
+/// and legitimately applied).
+fn find_client_placeholders() -> Vec<String> {
+    use pg_sys::{GucContext::PGC_SU_BACKEND, GucSource::PGC_S_CLIENT};
+    let mut names = Vec::new();
+    // SAFETY: PostgreSQL's array of settings, read (not changed) in this backend.
+    unsafe {
+        let vars = pg_sys::get_guc_variables();
+        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+            let var = &**vars.add(i);
+            let name = CStr::from_ptr(var.name).to_string_lossy();
+            let from_client = |source, context| source == PGC_S_CLIENT && context != PGC_SU_BACKEND;
+            if name.starts_with("tenancy.")
+                && var.flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 != 0
+                && (from_client(var.source, var.scontext)
+                    || from_client(var.reset_source, var.reset_scontext))
+            {
+                names.push(name.into_owned());
+            }
+        }
+    }
+    names
+}
+
 pub fn init() {
+    FROM_CLIENT.set(find_client_placeholders());
     // SAFETY: the check hook is a #[pg_guard] function with the signature PostgreSQL expects.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -128,6 +172,15 @@ pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 /// The single place that writes the setting (Citus will need it issued as a
 /// propagatable `SET LOCAL` later).
 pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
+    write_tenant_id(id, scope(local));
+}
+
+/// Set the context until the GUC nest level opened by the caller ends (see `save`).
+pub fn save_tenant_id(id: uuid::Uuid) {
+    write_tenant_id(Some(id), pg_sys::GucAction::GUC_ACTION_SAVE);
+}
+
+fn write_tenant_id(id: Option<uuid::Uuid>, action: pg_sys::GucAction::Type) {
     // 36 characters and a NUL, on the stack: this runs on every set_tenant.
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH + 1];
     let value = match id {
@@ -138,12 +191,7 @@ pub fn set_tenant_id(id: Option<uuid::Uuid>, local: bool) {
         None => c"",
     };
     // PGC_SUSET: the extension sets its superuser-only setting for any role.
-    set_cstr(
-        TENANT_GUC,
-        value,
-        pg_sys::GucContext::PGC_SUSET,
-        scope(local),
-    );
+    set_cstr(TENANT_GUC, value, pg_sys::GucContext::PGC_SUSET, action);
 }
 
 /// Set `search_path` for the session or the transaction.

@@ -1,5 +1,7 @@
 //! The boundary with PostgreSQL internals: the only place with `unsafe`.
 
 pub mod gucs;
+pub mod hooks;
 pub mod invalidation;
+pub mod jsonb;
 pub mod security;

@@ -47,11 +47,14 @@ pub fn empty_database(dbname: &str) {
         .unwrap();
 }
 
-/// Drop and recreate `dbname` with the extension installed.
+/// Drop and recreate `dbname` with the extension installed, migrations
+/// running as `tenancy_migrator` (tests/roles.sql).
 pub fn fresh_database(dbname: &str) {
     empty_database(dbname);
     connect(SUPERUSER, dbname)
-        .batch_execute("CREATE EXTENSION tenancy")
+        .batch_execute(
+            "CREATE EXTENSION tenancy; SELECT tenancy.set_migration_owner('tenancy_migrator')",
+        )
         .unwrap();
 }
 

@@ -53,6 +53,19 @@ fn lifecycle_changes_are_notified_at_commit() {
     assert!(payloads
         .iter()
         .all(|p| p["tenant_id"].as_str().is_some_and(|id| id.len() == 36)));
+    // Any role may NOTIFY the channel: a consumer checks an event against the
+    // audit row it names, which only the extension writes.
+    for p in &payloads {
+        let audit_id = p["audit_id"].as_i64().expect("audit_id in every event");
+        let row = admin
+            .query_one(
+                "SELECT action, tenant_identifier FROM tenancy.audit_log WHERE id = $1",
+                &[&audit_id],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), p["action"].as_str().unwrap());
+        assert_eq!(row.get::<_, String>(1), p["identifier"].as_str().unwrap());
+    }
 }
 
 fn pg_bin(tool: &str) -> String {

@@ -208,7 +208,7 @@ RESET ROLE;
 GRANT TEMPORARY ON DATABASE :DBNAME TO PUBLIC;
 
 -- 19. Another tenant's schema, by qualified name: its tables are pinned to it.
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT, INSERT ON TABLES TO tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT SELECT, INSERT ON TABLES TO tenancy_app;
 CALL tenancy.add_migration('0001-vault', 'CREATE TABLE vault (secret text)');
 SELECT schema_name AS victim_schema
   FROM tenancy.register_tenant('victim-schema', 'Victim (schema)', '{}', 'schema') \gset
@@ -220,7 +220,7 @@ SELECT count(*) AS vault_rows FROM :"victim_schema".vault;
 INSERT INTO :"victim_schema".vault VALUES ('planted');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE SELECT, INSERT ON TABLES FROM tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator REVOKE SELECT, INSERT ON TABLES FROM tenancy_app;
 
 -- 20. Schema-name injection or 63-byte truncation: names come from the id.
 SELECT length(:'victim_schema') AS schema_name_length,
@@ -246,6 +246,186 @@ SET ROLE tenancy_app;
 SET row_security = off;
 SELECT count(*) FROM shop.secrets;
 \echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- Beyond the application role (0.4.0): a table owner, a role granted one admin
+-- function, a client that controls its connection options.
+RESET row_security;
+
+-- 27. The extension runs statements over user tables as the table's owner in
+--     a security-restricted operation: a table owner's trigger fired by
+--     destroy_data runs as that owner (not as the superuser calling
+--     delete_tenant) and cannot make its owner a superuser.
+SELECT (tenancy.register_tenant('doomed', 'Doomed')).identifier AS registered;
+CREATE TABLE shop.trap_log (who name, superuser_attempt text);
+ALTER TABLE shop.trap_log OWNER TO tenancy_owner;
+SET ROLE tenancy_owner;
+CREATE TABLE shop.trap (tenant_id uuid NOT NULL, note text);
+GRANT INSERT ON shop.trap TO tenancy_app;
+CREATE FUNCTION shop.trap_fires() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        ALTER ROLE tenancy_owner SUPERUSER;
+        INSERT INTO shop.trap_log VALUES (current_user, 'succeeded');
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO shop.trap_log VALUES (current_user, SQLSTATE);
+    END;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER trap BEFORE DELETE ON shop.trap FOR EACH ROW EXECUTE FUNCTION shop.trap_fires();
+RESET ROLE;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('doomed') IS NOT NULL AS as_doomed;
+INSERT INTO shop.trap (note) VALUES ('row of doomed');
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SELECT identifier FROM tenancy.delete_tenant('doomed', destroy_data => true);
+SELECT who, superuser_attempt FROM shop.trap_log;
+SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'tenancy_owner';
+SELECT details->'rows_deleted' AS rows_deleted FROM tenancy.audit_log
+ WHERE action = 'destroy' AND tenant_identifier = 'doomed';
+
+-- 28. A role granted the migration functions gets the migration owner's
+--     rights (no SUPERUSER, no BYPASSRLS), not the catalog owner's.
+GRANT EXECUTE ON FUNCTION tenancy.record_migration(text, text) TO tenancy_admin;
+SET ROLE tenancy_admin;
+SELECT tenancy.record_migration('0100-escalate', 'ALTER ROLE tenancy_admin SUPERUSER');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.record_migration('0101-program', $$COPY (SELECT 1) TO PROGRAM 'id'$$);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION tenancy.record_migration(text, text) FROM tenancy_admin;
+SELECT rolsuper AS admin_became_superuser FROM pg_roles WHERE rolname = 'tenancy_admin';
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name LIKE '010%';
+-- The migration owner itself may not bypass row-level security.
+CREATE ROLE tenancy_bypassing_migrator NOLOGIN BYPASSRLS;
+SELECT tenancy.set_migration_owner('tenancy_bypassing_migrator');
+\echo :LAST_ERROR_SQLSTATE
+DROP ROLE tenancy_bypassing_migrator;
+
+-- 29. Connection options (-c tenancy.require_token=off) cannot switch off
+--     what an administrator stored for the role: tests/client/tests/
+--     connection_options.rs (needs its own connections).
+
+-- 30. Tokens as bind parameters never show in other sessions'
+--     pg_stat_activity (tests/client/tests/connection_options.rs); tokens
+--     live 5 minutes by default.
+SELECT tenancy.add_signing_key('attack-key') AS kid \gset
+SELECT split_part(tenancy.issue_token('victim'), '.', 4)::bigint - extract(epoch FROM now())::bigint
+       BETWEEN 299 AND 301 AS five_minutes;
+
+-- 31. What RLS does not cover in tenant schemas: SECURITY DEFINER functions,
+--     materialized views and sequence defaults are refused in migrations;
+--     another tenant's writes are refused before the migration's triggers see
+--     them; sequences are usable by their owner only.
+CALL tenancy.add_migration('0102-definer', $$
+    CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM vault'$$);
+\echo :LAST_ERROR_SQLSTATE
+CALL tenancy.add_migration('0103-matview', 'CREATE MATERIALIZED VIEW vault_copy AS SELECT * FROM vault');
+\echo :LAST_ERROR_SQLSTATE
+CALL tenancy.add_migration('0104-serial', 'CREATE TABLE tickets (no serial PRIMARY KEY)');
+\echo :LAST_ERROR_SQLSTATE
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT SELECT, INSERT ON TABLES TO tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO tenancy_app;
+CALL tenancy.add_migration('0105-ledger', $$
+    CREATE TABLE ledger (no bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, entry text);
+    CREATE FUNCTION ledger_leak() RETURNS trigger LANGUAGE plpgsql AS
+        'BEGIN RAISE NOTICE ''ledger trigger saw %'', NEW.entry; RETURN NEW; END';
+    CREATE TRIGGER a_leak BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION ledger_leak();
+$$);
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator REVOKE SELECT, INSERT ON TABLES FROM tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator REVOKE USAGE, SELECT, UPDATE ON SEQUENCES FROM tenancy_app;
+-- A migration seeding rows runs in each schema's own tenant context, so its
+-- rows pass the pinned policy without the migration owner bypassing it.
+CALL tenancy.add_migration('0106-seed', $$INSERT INTO ledger (entry) VALUES ('opening balance')$$);
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('victim-schema') IS NOT NULL AS as_victim;
+SELECT entry AS seeded FROM ledger;
+INSERT INTO ledger (entry) VALUES ('victim entry');
+SELECT tenancy.set_tenant('attacker') IS NOT NULL AS as_attacker;
+INSERT INTO :"victim_schema".ledger (entry) VALUES ('planted');
+\echo :LAST_ERROR_SQLSTATE
+SELECT has_sequence_privilege(:'victim_schema' || '.ledger_no_seq', 'USAGE') AS app_uses_sequence;
+SELECT nextval(:'victim_schema' || '.ledger_no_seq');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- 32. Temporary tables are never recorded; an entry whose table is gone
+--     (left by 0.3.0) does not block a later destroy and is forgotten.
+SET ROLE tenancy_app;
+CREATE TEMP TABLE scratch (tenant_id uuid NOT NULL);
+RESET ROLE;
+SELECT count(*) AS temp_tables_recorded FROM tenancy.protected_tables p
+  JOIN pg_class c ON c.oid = p.relid WHERE c.relpersistence = 't';
+SELECT tenancy.protect('pg_temp.scratch');
+\echo :LAST_ERROR_SQLSTATE
+DISCARD TEMP;
+INSERT INTO tenancy.protected_tables (relid, tenant_column) VALUES (4000000000::oid::regclass, 'tenant_id');
+SELECT (tenancy.register_tenant('erased', 'Erased')).identifier AS registered;
+SELECT identifier FROM tenancy.delete_tenant('erased', destroy_data => true);
+SELECT count(*) AS dangling_entries FROM tenancy.protected_tables WHERE relid::oid = 4000000000;
+
+-- 33. verify() compares content: a policy rewritten to USING (true), a
+--     disabled TRUNCATE guard, a SECURITY DEFINER function owned by a
+--     superuser that reads a protected table; and a table made a child of a
+--     protected table (ALTER TABLE … INHERIT) is protected on the spot.
+ALTER POLICY tenancy_isolation ON shop.secrets USING (true);
+ALTER TABLE shop.secrets DISABLE TRIGGER tenancy_no_truncate;
+CREATE FUNCTION shop.all_secrets_as_superuser() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog AS 'SELECT secret FROM shop.secrets';
+SELECT severity, object, problem FROM tenancy.verify()
+ WHERE object IN ('shop.secrets', 'shop.all_secrets_as_superuser()') ORDER BY problem;
+SELECT tenancy.protect('shop.secrets');
+DROP FUNCTION shop.all_secrets_as_superuser();
+SELECT count(*) AS problems_after_protect FROM tenancy.verify() WHERE object = 'shop.secrets';
+SET tenancy.auto_protect = off;
+SET ROLE tenancy_owner;
+CREATE TABLE shop.secrets_child (tenant_id uuid NOT NULL, id uuid NOT NULL, secret text NOT NULL);
+RESET ROLE;
+RESET tenancy.auto_protect;
+SET ROLE tenancy_owner;
+ALTER TABLE shop.secrets_child INHERIT shop.secrets;
+RESET ROLE;
+SELECT relid::text AS child_protected FROM tenancy.protected_tables WHERE relid = 'shop.secrets_child'::regclass;
+SELECT role, details->>'auto' AS auto FROM tenancy.audit_log
+ WHERE action = 'protect' AND details->>'table' = 'shop.secrets_child';
+
+-- 34. A credential opens only the tenant it was issued for: a JWT issued
+--     before a tenant was registered does not open it (an identifier reused
+--     after a destroy), and no identifier can be read as another tenant's id.
+SELECT tenancy.register_tenant('abcdef01-2345-6789-abcd-ef0123456789', 'Looks like an id');
+\echo :LAST_ERROR_SQLSTATE
+
+-- 35. Anyone may NOTIFY tenancy_events: events carry the id of their audit
+--     row so a consumer can check them (tests/client/tests/events_and_dumps.rs).
+SET ROLE tenancy_app;
+NOTIFY tenancy_events, '{"action": "suspend", "identifier": "victim"}';
+RESET ROLE;
+
+-- 36. Held cursors on pooled connections: under a transaction-scoped context
+--     a WITH HOLD cursor is refused (it would outlive the context, into the
+--     next client's request); one that an earlier request left behind without
+--     a tenant holds no tenant's rows and does not block the next request.
+SET ROLE tenancy_app;
+SELECT tenancy.reset_tenant();
+BEGIN;
+SELECT tenancy.set_tenant('victim', true) IS NOT NULL AS request_as_victim;
+DECLARE kept CURSOR WITH HOLD FOR SELECT secret FROM shop.secrets;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+DECLARE kept CURSOR WITH HOLD FOR SELECT secret FROM shop.secrets;
+SELECT tenancy.set_tenant('victim', true);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+DECLARE leftover CURSOR WITH HOLD FOR SELECT secret FROM shop.secrets;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant('attacker', true) IS NOT NULL AS next_request;
+FETCH ALL FROM leftover;
+COMMIT;
+CLOSE leftover;
 RESET ROLE;
 
 SET client_min_messages = warning;

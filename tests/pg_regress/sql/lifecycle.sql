@@ -36,6 +36,11 @@ SELECT length(name) FROM tenancy.register_tenant('long-name', repeat('é', 200))
 SELECT tenancy.register_tenant('bad-meta', 'Bad metadata', '[1, 2]');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.register_tenant('bad-meta', 'Bad metadata', '"text"');
+-- Nested deeper than the JSON decoder allows: 22023, not an internal error.
+SELECT tenancy.register_tenant('deep-meta', 'Deep', (repeat('{"a": ', 200) || '1' || repeat('}', 200))::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.set_config_default('deep', (repeat('[', 200) || repeat(']', 200))::jsonb);
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.register_tenant('bad-iso', 'Bad isolation', '{}', 'rows');
 \echo :LAST_ERROR_SQLSTATE
 
@@ -127,6 +132,9 @@ RESET session_replication_role;
 -- Retention is the one way to remove entries, and it is audited itself.
 SELECT tenancy.purge_audit_log('1 hour');
 SELECT tenancy.purge_audit_log(NULL);
+-- A negative interval would reach into the future and delete the whole log.
+SELECT tenancy.purge_audit_log('-1 day');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) > 0 AS kept FROM tenancy.audit_log WHERE action <> 'purge_audit';
 SELECT action, details FROM tenancy.audit_log WHERE action = 'purge_audit';
 

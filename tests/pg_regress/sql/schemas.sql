@@ -1,8 +1,19 @@
 -- Schema-per-tenant isolation, migrations across schemas, hybrid tenants.
 \set SHOW_CONTEXT never
--- The application role gets DML on whatever migrations create (run as the catalog owner).
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO tenancy_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT USAGE ON SEQUENCES TO tenancy_app;
+-- Migrations run as the migration owner, a role without SUPERUSER and
+-- BYPASSRLS that owns the tenant schemas; there is none until one is chosen.
+CALL tenancy.add_migration('0000-nothing', 'SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.set_migration_owner('tenancy_bypass');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE tenancy_admin;
+SELECT tenancy.set_migration_owner('tenancy_migrator');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT tenancy.set_migration_owner('tenancy_migrator');
+-- The application role gets DML on whatever migrations create (run as the migration owner).
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT USAGE ON SEQUENCES TO tenancy_app;
 
 -- The history every schema tenant is built from (recorded before any tenant exists).
 CALL tenancy.add_migration('0001-notes', $$
@@ -122,5 +133,5 @@ SELECT action, tenant_identifier, coalesce(details->>'name', details->>'applied'
   FROM tenancy.audit_log WHERE action IN ('migration', 'migrate') ORDER BY id;
 
 -- Leave the default privileges of this database as they were.
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM tenancy_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres REVOKE USAGE ON SEQUENCES FROM tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM tenancy_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator REVOKE USAGE ON SEQUENCES FROM tenancy_app;

@@ -127,28 +127,56 @@ END $$;
 GRANT EXECUTE ON FUNCTION pg_temp.try_jwt(text) TO tenancy_app;
 SET ROLE tenancy_app;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256", "typ": "JWT", "kid": "authserver"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret')) AS with_kid;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS with_kid;
 SELECT tenancy.current_tenant_identifier();
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', :'tok_a_id', 'exp', :now + 600), :'secret')) AS by_id_without_kid;
+                                   jsonb_build_object('tenant', :'tok_a_id', 'exp', :now + 600, 'iat', :now), :'secret')) AS by_id_without_kid;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), '\x00000000000000000000000000000000')) AS wrong_secret;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), '\x00000000000000000000000000000000')) AS wrong_secret;
 SELECT pg_temp.try_jwt(pg_temp.b64url(convert_to('{"alg": "none"}', 'utf8')) || '.' ||
                        pg_temp.b64url(convert_to('{"tenant": "tok-a", "exp": 9999999999}', 'utf8')) || '.') AS alg_none;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "RS256"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret')) AS alg_rs256;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS alg_rs256;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now - 10), :'secret')) AS expired;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now - 10, 'iat', :now - 700), :'secret')) AS expired;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', '{"tenant": "tok-a"}', :'secret')) AS no_exp;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'nbf', :now + 300), :'secret')) AS not_yet;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('sub', 'x', 'exp', :now + 600), :'secret')) AS no_claim;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'nbf', :now + 300, 'iat', :now), :'secret')) AS not_yet;
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('sub', 'x', 'exp', :now + 600, 'iat', :now), :'secret')) AS no_claim;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', 'tok-c', 'exp', :now + 600), :'secret')) AS suspended_tenant;
+                                   jsonb_build_object('tenant', 'tok-c', 'exp', :now + 600, 'iat', :now), :'secret')) AS suspended_tenant;
+
+-- A JWT that names a tenant by identifier carries iat and does not predate
+-- the tenant; time claims are numbers; a kid that is no key id is not echoed.
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret')) AS no_iat;
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now - 86400), :'secret')) AS issued_before_tenant;
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now, 'nbf', 'tomorrow'), :'secret')) AS nbf_not_a_number;
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', (:now + 600)::text, 'iat', :now), :'secret')) AS exp_not_a_number;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('alg', 'HS256', 'kid', E'k1\nLOG:  forged line'),
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS kid_with_newline;
+RESET ROLE;
+-- A JWT issued for a destroyed tenant does not open the tenant registered
+-- later under the same identifier.
+SELECT (tenancy.register_tenant('reborn', 'Reborn')).identifier AS registered;
+SELECT floor(extract(epoch FROM created_at))::bigint AS reborn_at FROM tenancy.tenants WHERE identifier = 'reborn' \gset
+SELECT pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'reborn', 'exp', :now + 600, 'iat', :reborn_at), :'secret') AS old_jwt \gset
+SET ROLE tenancy_app;
+SELECT pg_temp.try_jwt(:'old_jwt') AS opens_its_tenant;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SELECT identifier FROM tenancy.delete_tenant('reborn', destroy_data => true);
+SELECT pg_sleep(1.1);
+SELECT (tenancy.register_tenant('reborn', 'Reborn again')).identifier AS registered_again;
+SET ROLE tenancy_app;
+SELECT pg_temp.try_jwt(:'old_jwt') AS opens_the_successor;
 
 -- PostgREST: db-pre-request verifies the Authorization header's JWT itself,
 -- so a forged request.jwt.claims cannot choose a tenant.
-SELECT pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret') AS jwt \gset
+SELECT pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret') AS jwt \gset
 SELECT tenancy.reset_tenant();
 BEGIN;
 SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'jwt')::text, true) IS NOT NULL AS header;
@@ -166,12 +194,20 @@ SELECT set_config('request.headers', '{}', true) IS NOT NULL AS no_header;
 SELECT tenancy.postgrest_pre_request();
 SELECT tenancy.current_tenant() IS NULL AS anonymous_request_has_no_tenant;
 COMMIT;
+-- No header: no tenant, even when the session held one before the request.
+SELECT tenancy.set_tenant('tok-a') IS NOT NULL AS session_tenant;
+BEGIN;
+SELECT set_config('request.headers', '{}', true) IS NOT NULL AS no_header;
+SELECT tenancy.postgrest_pre_request();
+SELECT tenancy.current_tenant() IS NULL AS earlier_tenant_not_kept;
+COMMIT;
+SELECT tenancy.reset_tenant();
 RESET ROLE;
 
 -- A custom claim name.
 SET tenancy.jwt_claim = 'org';
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('org', 'tok-a', 'exp', :now + 600), :'secret')) AS org_claim;
+SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('org', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS org_claim;
 RESET ROLE;
 RESET tenancy.jwt_claim;
 

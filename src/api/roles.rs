@@ -1,0 +1,145 @@
+//! Who runs what the extension executes on a caller's behalf.
+//!
+//! The extension's own catalog statements run as the catalog's owner (see
+//! `catalog::as_owner`). Statements that reach user objects run with the
+//! least rights that work, in a security-restricted operation: over a
+//! protected table as that table's owner (policies.rs, lifecycle.rs), and in
+//! tenant schemas as the migration owner, a role without SUPERUSER and
+//! BYPASSRLS that owns those schemas.
+
+use crate::api::audit;
+use crate::catalog;
+use crate::error::{required, TenancyError::*};
+use crate::postgres::security;
+use pgrx::prelude::*;
+use serde_json::json;
+
+/// Make `role` the owner of every tenant schema and of what is in them, and
+/// the role that migrations run as. Superusers only: the migration owner
+/// decides what every tenant schema may contain.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn set_migration_owner(role: Option<&str>) {
+    let role = security::role_oid(required(role, "role"));
+    if !security::is_superuser() {
+        PermissionDenied(
+            "only a superuser can choose the migration owner".into(),
+            "The migration owner runs every migration script in every tenant schema.".into(),
+        )
+        .raise();
+    }
+    check_migration_owner(role);
+    let caller = security::current_role_name();
+    let name = security::role_name(role);
+    catalog::as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenancy.migration_owner (role) VALUES ($1) \
+             ON CONFLICT (only_one) DO UPDATE SET role = EXCLUDED.role",
+            &[role.into()],
+        )
+        .unwrap_or_else(|e| error!("recording the migration owner failed: {e}"));
+        let moved = reassign_tenant_schemas(&name);
+        audit::record(
+            &caller,
+            "migration_owner",
+            None,
+            json!({"role": name, "objects_reassigned": moved}),
+        );
+    })
+}
+
+/// The migration owner, checked again at every use (its attributes may have
+/// changed since it was chosen).
+pub(crate) fn migration_owner() -> pg_sys::Oid {
+    // The 0.4.0 library serves older SQL until ALTER EXTENSION … UPDATE: never
+    // fall back to running migrations as the catalog owner there.
+    let role = catalog::as_owner(|| {
+        let updated = Spi::get_one::<bool>("SELECT to_regclass('tenancy.migration_owner') IS NOT NULL")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if !updated {
+            NotConfigured(
+                "the tenancy objects of this database are older than the tenancy library".into(),
+                "Migrations run as a migration owner since 0.4.0: run ALTER EXTENSION tenancy \
+                 UPDATE, then choose one with tenancy.set_migration_owner(role)."
+                    .into(),
+            )
+            .raise();
+        }
+        Spi::get_one::<pg_sys::Oid>("SELECT role::oid FROM tenancy.migration_owner")
+            .ok()
+            .flatten()
+    });
+    let role = role.unwrap_or_else(|| {
+        NotConfigured(
+            "no migration owner is set".into(),
+            "Migrations run as a role without SUPERUSER and BYPASSRLS that owns the tenant \
+             schemas. Create one (CREATE ROLE tenancy_migrator NOLOGIN) and, as a superuser, \
+             run SELECT tenancy.set_migration_owner('tenancy_migrator');"
+                .into(),
+        )
+        .raise()
+    });
+    check_migration_owner(role);
+    role
+}
+
+fn check_migration_owner(role: pg_sys::Oid) {
+    let name = security::role_name(role);
+    if !security::role_exists(role) {
+        NotConfigured(
+            format!("the migration owner ({name}) no longer exists"),
+            "Choose another one with tenancy.set_migration_owner(role).".into(),
+        )
+        .raise();
+    }
+    if let Some(why) = security::role_bypass_reason(role) {
+        InvalidValue(
+            format!("role \"{name}\" cannot be the migration owner: it {why}"),
+            "Migration scripts run as the migration owner: with SUPERUSER or BYPASSRLS a \
+             script could do anything, and row-level security would not hold for it. \
+             Use a role without both (e.g. CREATE ROLE tenancy_migrator NOLOGIN)."
+                .into(),
+        )
+        .raise();
+    }
+}
+
+/// ALTER … OWNER TO `role` for every tenant schema and the objects in it that
+/// can be owned on their own (indexes, owned sequences and row types follow
+/// their tables). Returns how many statements ran.
+fn reassign_tenant_schemas(role: &str) -> i64 {
+    let statements: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                "WITH s AS (SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n \
+                             JOIN tenancy.tenants t ON t.schema_name = n.nspname) \
+                 SELECT pg_catalog.format('ALTER SCHEMA %I OWNER TO %I', s.nspname, $1) FROM s \
+                 UNION ALL \
+                 SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, $1) \
+                   FROM pg_catalog.pg_class c JOIN s ON s.oid = c.relnamespace \
+                  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+                    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d \
+                                     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                                       AND d.objid = c.oid AND d.deptype IN ('a', 'i')) \
+                 UNION ALL \
+                 SELECT pg_catalog.format('ALTER ROUTINE %s OWNER TO %I', p.oid::pg_catalog.regprocedure, $1) \
+                   FROM pg_catalog.pg_proc p JOIN s ON s.oid = p.pronamespace \
+                 UNION ALL \
+                 SELECT pg_catalog.format('ALTER TYPE %s OWNER TO %I', y.oid::pg_catalog.regtype, $1) \
+                   FROM pg_catalog.pg_type y JOIN s ON s.oid = y.typnamespace \
+                  WHERE y.typtype IN ('d', 'e', 'r') \
+                     OR (y.typtype = 'c' AND (SELECT relkind FROM pg_catalog.pg_class \
+                                               WHERE oid = y.typrelid) = 'c')",
+                None,
+                &[role.into()],
+            )?
+            .map(|row| Ok(row.get::<String>(1)?.expect("statement")))
+            .collect::<Result<_, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| error!("listing the tenant schemas failed: {e}"));
+    for statement in &statements {
+        Spi::run(statement).unwrap_or_else(|e| error!("{statement} failed: {e}"));
+    }
+    statements.len() as i64
+}
