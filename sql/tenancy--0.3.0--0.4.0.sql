@@ -111,15 +111,20 @@ WITH protected AS (
 ), tenant_schemas AS (
     SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
       FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
-), generated AS (   -- what protect() generates, as PostgreSQL prints it back
-    SELECT p.*, format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))',
-                       p.tenant_column) AS expected_check
-      FROM protected p
-), pinned AS (      -- the same for the tables of tenant schemas
-    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, ts.identifier, ts.id,
-           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', ts.id) AS expected_check
+), pinned AS (      -- the tables of tenant schemas
+    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, ts.identifier, ts.id
       FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
+), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
+    SELECT p.relid, p.tbl, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
+           format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS expected_check,
+           format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column) AS fix
+      FROM protected p
+    UNION ALL
+    SELECT pn.relid, pn.tbl, 'tenancy_schema_isolation', format('the migrations of tenant %s', pn.identifier),
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id),
+           format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
+      FROM pinned pn
 ), readers AS (     -- views and materialized views that read a protected table
     SELECT DISTINCT r.ev_class AS view, p.tbl
       FROM pg_rewrite r
@@ -157,22 +162,23 @@ SELECT 'error', p.tbl, 'the tenancy_isolation policy is missing',
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = p.relid AND pol.polname = 'tenancy_isolation')
 UNION ALL
--- The policy is there by name but not what protect() made: compare its content.
-SELECT 'error', g.tbl,
-       format('the tenancy_isolation policy differs from what protect() generates (%s)',
+-- The policy is there by name but not what protect() or the migrations made:
+-- compare its content.
+SELECT 'error', e.tbl,
+       format('the %s policy differs from what %s generated (%s)', e.polname, e.made_by,
               concat_ws(', ',
                   CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
                   CASE WHEN NOT pol.polpermissive THEN 'not permissive' END,
                   CASE WHEN pol.polroles <> '{0}' THEN 'not TO PUBLIC' END,
-                  CASE WHEN pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM g.expected_check
+                  CASE WHEN pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
                        THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
-                  CASE WHEN pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM g.expected_check
+                  CASE WHEN pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
                        THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
-       format('SELECT tenancy.protect(%L, %L);', g.tbl, g.tenant_column)
-  FROM generated g JOIN pg_policy pol ON pol.polrelid = g.relid AND pol.polname = 'tenancy_isolation'
+       e.fix
+  FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
  WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
-    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM g.expected_check
-    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM g.expected_check
+    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
+    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
 UNION ALL
 -- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
 SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
@@ -182,11 +188,11 @@ SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: 
                       AND t.tgenabled <> 'D' AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure)
 UNION ALL
 -- Without the default, inserts must name their tenant (WITH CHECK still holds).
-SELECT 'warning', g.tbl,
-       format('column %I does not default to tenancy.current_tenant()', g.tenant_column),
-       format('SELECT tenancy.protect(%L, %L);', g.tbl, g.tenant_column)
-  FROM generated g
- WHERE NOT EXISTS (SELECT FROM pg_attrdef d WHERE d.adrelid = g.relid AND d.adnum = g.tenant_attnum
+SELECT 'warning', p.tbl,
+       format('column %I does not default to tenancy.current_tenant()', p.tenant_column),
+       format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column)
+  FROM protected p
+ WHERE NOT EXISTS (SELECT FROM pg_attrdef d WHERE d.adrelid = p.relid AND d.adnum = p.tenant_attnum
                       AND pg_get_expr(d.adbin, d.adrelid) = 'tenancy.current_tenant()')
 UNION ALL
 -- Objects in a tenant's schema that another tenant's context could reach.
@@ -198,14 +204,6 @@ SELECT 'error', c.oid::regclass::text,
    AND NOT (c.relrowsecurity AND c.relforcerowsecurity
             AND EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = c.oid
                            AND pol.polname = 'tenancy_schema_isolation'))
-UNION ALL
-SELECT 'error', pn.tbl,
-       format('the row-level security of this table of tenant %s differs from what migrations pin', pn.identifier),
-       format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
-  FROM pinned pn JOIN pg_policy pol ON pol.polrelid = pn.relid AND pol.polname = 'tenancy_schema_isolation'
- WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
-    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM pn.expected_check
-    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM pn.expected_check
 UNION ALL
 SELECT 'error', pn.tbl,
        format('the tenancy_schema_guard trigger of this table of tenant %s is missing or disabled: other tenants'' writes reach its triggers', pn.identifier),

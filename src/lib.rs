@@ -50,7 +50,10 @@ pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::invalidation::init();
     postgres::security::init();
-    postgres::hooks::init(api::context::on_hold_cursor, api::context::on_transaction_end);
+    postgres::hooks::init(
+        api::context::on_hold_cursor,
+        api::context::on_transaction_end,
+    );
 }
 
 #[cfg(test)]

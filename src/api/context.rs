@@ -12,7 +12,7 @@ use crate::error::{required, TenancyError, TenancyError::*};
 use crate::postgres::{gucs, security};
 use crate::tenant::{to_sql, Tenant};
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use uuid::Uuid;
 
 thread_local! {
@@ -20,23 +20,29 @@ thread_local! {
     static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
     /// This transaction set a transaction-scoped context.
     static LOCAL_CONTEXT: Cell<bool> = const { Cell::new(false) };
-    /// This transaction declared a WITH HOLD cursor.
-    static HELD_CURSOR: Cell<bool> = const { Cell::new(false) };
+    /// Names of the WITH HOLD cursors declared in this transaction, and in
+    /// earlier ones (those may be closed since).
+    static HELD_NOW: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static HELD_EARLIER: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Before `DECLARE … WITH HOLD`: a held cursor keeps its rows after COMMIT,
-/// so under a transaction-scoped context it would outlive the context, and
-/// on a transaction-pooled connection reach the next client's request.
-pub(crate) fn on_hold_cursor() {
+/// Before `DECLARE name CURSOR WITH HOLD`: a held cursor keeps its rows after
+/// COMMIT, so under a transaction-scoped context it would outlive the
+/// context, and on a transaction-pooled connection reach the next client's
+/// request.
+pub(crate) fn on_hold_cursor(name: &str) {
     if LOCAL_CONTEXT.get() {
         CursorOutlivesContext.raise();
     }
-    HELD_CURSOR.set(true);
+    HELD_NOW.with_borrow_mut(|held| held.push(name.to_string()));
 }
 
-pub(crate) fn on_transaction_end() {
+pub(crate) fn on_transaction_end(committed: bool) {
     LOCAL_CONTEXT.set(false);
-    HELD_CURSOR.set(false);
+    let declared = HELD_NOW.take();
+    if committed {
+        HELD_EARLIER.with_borrow_mut(|held| held.extend(declared));
+    }
 }
 
 /// Run `f` with `id` as the context whatever the tenant's status, for the
@@ -186,17 +192,19 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// search_path). A cursor keeps the rows of the tenant it was opened for, so
 /// the value may not change while one is open.
 ///
-/// Coming from no tenant, cursors hold no tenant's rows: a held cursor of an
-/// earlier transaction was filled without a tenant, and one of this
-/// transaction fetches from now on as the new tenant. So only a held cursor
-/// declared in this transaction (it would be filled at COMMIT as the new
-/// tenant and outlive a transaction-scoped context) stops that switch, and a
-/// cursor an earlier request left on a pooled connection never blocks the next.
+/// A transaction-scoped context starts a request (on a transaction-pooled
+/// connection, maybe another client's): held cursors that earlier
+/// transactions left behind belong to earlier requests and are closed, so
+/// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
     let current = gucs::current_tenant_id().and_then(Result::ok);
-    let harmless = current.is_none() && !(local && HELD_CURSOR.get());
-    if current != id && !harmless && security::has_open_cursors() {
+    if local {
+        for name in HELD_EARLIER.take() {
+            security::close_held_cursor(&name);
+        }
+    }
+    if current != id && security::has_open_cursors() {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             OpenCursors,

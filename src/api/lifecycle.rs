@@ -7,10 +7,10 @@
 use crate::api::{audit, context, schemas};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
+use crate::postgres::jsonb::Jsonb;
 use crate::postgres::security;
 use crate::tenant::{from_sql, to_sql, validate_identifier, validate_metadata, validate_name};
 use pgrx::prelude::*;
-use crate::postgres::jsonb::Jsonb;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -198,7 +198,9 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
     .unwrap_or_else(|e| error!("{e}"))
     .unwrap_or(false);
     if !indexed {
-        notice!("tenancy: creating an index on {table} ({quoted}): every tenant query filters on it");
+        notice!(
+            "tenancy: creating an index on {table} ({quoted}): every tenant query filters on it"
+        );
     }
     as_table_owner(relid, || {
         // Quietly: DROP TRIGGER IF EXISTS would NOTICE when there is none.

@@ -53,10 +53,11 @@ pub(crate) fn migration_owner() -> pg_sys::Oid {
     // The 0.4.0 library serves older SQL until ALTER EXTENSION … UPDATE: never
     // fall back to running migrations as the catalog owner there.
     let role = catalog::as_owner(|| {
-        let updated = Spi::get_one::<bool>("SELECT to_regclass('tenancy.migration_owner') IS NOT NULL")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+        let updated =
+            Spi::get_one::<bool>("SELECT to_regclass('tenancy.migration_owner') IS NOT NULL")
+                .ok()
+                .flatten()
+                .unwrap_or(false);
         if !updated {
             NotConfigured(
                 "the tenancy objects of this database are older than the tenancy library".into(),

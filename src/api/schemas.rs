@@ -165,10 +165,14 @@ pub(crate) fn drop_schema(schema: &str) {
     .unwrap_or_else(|e| error!("{e}"));
     let Some(owner) = owner else { return };
     security::as_restricted(owner, "pg_catalog, pg_temp", || {
-        security::quietly(|| run(&format!("DROP SCHEMA {} CASCADE", spi::quote_identifier(schema))))
+        security::quietly(|| {
+            run(&format!(
+                "DROP SCHEMA {} CASCADE",
+                spi::quote_identifier(schema)
+            ))
+        })
     });
 }
-
 
 /// Put the tenant's schema first on search_path (or take tenant schemas off
 /// it), with the same scope as the context. A no-op for shared tenants whose
@@ -347,32 +351,34 @@ fn isolate_schema(id: Uuid, schema: &str) {
     .unwrap_or_else(|e| error!("{e}"));
     let check = format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid");
     for (object, kind, has_policy, has_guard, owner) in objects {
-        security::as_restricted(owner, "pg_catalog, pg_temp", || {
-            match kind.as_str() {
-                "v" => run(&format!("ALTER VIEW {object} SET (security_invoker = true)")),
-                "S" => {
-                    for grantee in sequence_grantees(&object) {
-                        run(&format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"));
-                    }
+        security::as_restricted(owner, "pg_catalog, pg_temp", || match kind.as_str() {
+            "v" => run(&format!(
+                "ALTER VIEW {object} SET (security_invoker = true)"
+            )),
+            "S" => {
+                for grantee in sequence_grantees(&object) {
+                    run(&format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"));
                 }
-                _ => {
-                    if !has_policy {
-                        run(&format!(
+            }
+            _ => {
+                if !has_policy {
+                    run(&format!(
                             "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
                              CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
                                  USING ({check}) WITH CHECK ({check}); \
                              REVOKE TRUNCATE ON {object} FROM PUBLIC"
                         ));
-                    }
-                    if !has_guard {
-                        security::quietly(|| run(&format!(
+                }
+                if !has_guard {
+                    security::quietly(|| {
+                        run(&format!(
                             "DROP TRIGGER IF EXISTS tenancy_no_truncate ON {object}; \
                              DROP TRIGGER IF EXISTS tenancy_schema_guard ON {object}; \
                              CREATE TRIGGER tenancy_schema_guard \
                                  BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {object} \
                                  FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
-                        )));
-                    }
+                        ))
+                    });
                 }
             }
         });

@@ -171,7 +171,9 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
                 Some(iat) if iat >= found.created_at => Some(found),
                 Some(_) => context::refuse(
                     "(jwt)",
-                    InvalidToken(format!("the JWT was issued before tenant \"{tenant}\" was registered")),
+                    InvalidToken(format!(
+                        "the JWT was issued before tenant \"{tenant}\" was registered"
+                    )),
                 ),
                 None => context::refuse(
                     "(jwt)",

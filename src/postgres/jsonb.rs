@@ -14,7 +14,11 @@ pub struct Jsonb(pub serde_json::Value);
 impl_sql_translatable!(Jsonb, "jsonb");
 
 impl FromDatum for Jsonb {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null {
             return None;
         }

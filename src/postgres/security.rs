@@ -123,6 +123,29 @@ pub fn has_open_cursors() -> bool {
     unsafe { !pg_sys::ThereAreNoReadyPortals() }
 }
 
+/// Close the cursor `name` if it is a held cursor of an earlier transaction
+/// (not one of this transaction, not running, not pinned by a procedure).
+pub fn close_held_cursor(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: the portal is looked up by name and dropped as CLOSE does.
+    unsafe {
+        let portal = pg_sys::GetPortalByName(name.as_ptr());
+        if portal.is_null() {
+            return;
+        }
+        let p = &*portal;
+        if p.cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
+            && p.createSubid == 0 // InvalidSubTransactionId: persisted at an earlier commit
+            && p.status == pg_sys::PortalStatus::PORTAL_READY
+            && !p.portalPinned
+        {
+            pg_sys::PortalDrop(portal, false);
+        }
+    }
+}
+
 /// Run `f` as `owner` with `search_path` pinned to pg_catalog, like a
 /// SECURITY DEFINER function with `SET search_path`: callers need no privilege
 /// on the catalog, and objects on their search_path (operators, functions)
@@ -130,7 +153,12 @@ pub fn has_open_cursors() -> bool {
 /// extension's own statements on its own catalog: never for statements that
 /// reach user objects (see `as_restricted`).
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    switch_user(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE, "pg_catalog, pg_temp", f)
+    switch_user(
+        owner,
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE,
+        "pg_catalog, pg_temp",
+        f,
+    )
 }
 
 /// Run `f` as `role` in a security-restricted operation, the way PostgreSQL

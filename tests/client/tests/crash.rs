@@ -13,12 +13,23 @@ use tenancy_client_tests::*;
 
 const DB: &str = "tenancy_client_crash";
 
-fn kill_9(pid: i32) {
+/// `kill -9` of a backend, then wait until the postmaster has ended every
+/// other backend, `sentinel`'s too: a connection made before that would be
+/// ended by the restart as well.
+fn kill_9(pid: i32, sentinel: &mut Client) {
     let status = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success(), "kill -9 {pid}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sentinel.simple_query("SELECT 1").is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the postmaster did not restart the backends"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `pg_ctl restart -m immediate` of the scratch cluster: the postmaster and
@@ -152,7 +163,7 @@ fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
             "BEGIN; SELECT tenancy.register_tenant('half-born', 'Half', '{}', 'schema');",
         )
         .unwrap();
-    kill_9(pid);
+    kill_9(pid, &mut admin);
     drop(victim);
     let mut admin = reconnect(SUPERUSER);
     assert_eq!(
@@ -172,7 +183,7 @@ fn crashes_during_registration_and_migration_leave_a_consistent_catalog() {
     // 2. A migration across the 20 schemas (each one slowed down), killed midway.
     let (pid, running) = start_slow_migration("m-2");
     std::thread::sleep(Duration::from_millis(1000));
-    kill_9(pid);
+    kill_9(pid, &mut admin);
     assert!(running.join().unwrap().is_err(), "m-2 was cut off");
     let mut admin = reconnect(SUPERUSER);
     let migrated = assert_cut_midway(&mut admin, "m-2");

@@ -75,3 +75,18 @@ test('forging and bad tenants are refused with SQLSTATEs', async () => {
   await assert.rejects(c.query(`SELECT set_config('tenancy.tenant', '${victim}', false)`), { code: '42501' });
   await assert.rejects(c.query("SELECT tenancy.set_tenant('nobody')"), { code: 'P0002' });
 });
+
+test('a bound token stays out of pg_stat_activity', async () => {
+  const admin = await connect('postgres');
+  await admin.query("SELECT tenancy.add_signing_key('js-key')");
+  const token = (await admin.query("SELECT tenancy.issue_token('js-a') AS t")).rows[0].t;
+  await admin.end();
+  const [presenter, neighbour] = [await app(), await app()];
+  const pid = (await presenter.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  // The token as a bind parameter: the statement text holds $1 only.
+  await presenter.query('SELECT tenancy.set_tenant_token($1)', [token]);
+  assert.equal((await presenter.query('SELECT tenancy.current_tenant_identifier() AS t')).rows[0].t, 'js-a');
+  await presenter.query('SELECT tenancy.set_tenant_token($1)', [token]);
+  const seen = (await neighbour.query('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].query;
+  assert.ok(seen.includes('$1') && !seen.includes(token), seen);
+});

@@ -81,6 +81,21 @@ def test_forging_and_bad_tenants_are_refused_with_sqlstates():
             assert e.diag.message_hint, "errors carry a hint"
 
 
+def test_a_bound_token_stays_out_of_pg_stat_activity():
+    with connect("postgres") as admin:
+        admin.execute("SELECT tenancy.add_signing_key('py-key') WHERE NOT EXISTS "
+                      "(SELECT FROM tenancy.signing_keys WHERE kid = 'py-key')")
+        token = admin.execute("SELECT tenancy.issue_token('py-a')").fetchone()[0]
+    with connect("tenancy_app") as presenter, connect("tenancy_app") as neighbour:
+        pid = presenter.info.backend_pid
+        # The token as a bind parameter: the statement text holds $1 only.
+        presenter.execute("SELECT tenancy.set_tenant_token(%s)", (token,))
+        assert presenter.execute("SELECT tenancy.current_tenant_identifier()").fetchone()[0] == "py-a"
+        presenter.execute("SELECT tenancy.set_tenant_token(%s)", (token,))  # the last statement
+        seen = neighbour.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]
+        assert "$1" in seen and token not in seen, seen
+
+
 def main():
     setup()
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]

@@ -378,6 +378,12 @@ SELECT severity, object, problem FROM tenancy.verify()
 SELECT tenancy.protect('shop.secrets');
 DROP FUNCTION shop.all_secrets_as_superuser();
 SELECT count(*) AS problems_after_protect FROM tenancy.verify() WHERE object = 'shop.secrets';
+-- The same for the policy pinned in a tenant schema.
+ALTER POLICY tenancy_schema_isolation ON :"victim_schema".vault USING (true);
+SELECT severity, problem FROM tenancy.verify() WHERE object = :'victim_schema' || '.vault';
+DROP POLICY tenancy_schema_isolation ON :"victim_schema".vault;
+SELECT tenancy.migrate_tenant('victim-schema');
+SELECT count(*) AS problems_after_migrate FROM tenancy.verify() WHERE object = :'victim_schema' || '.vault';
 SET tenancy.auto_protect = off;
 SET ROLE tenancy_owner;
 CREATE TABLE shop.secrets_child (tenant_id uuid NOT NULL, id uuid NOT NULL, secret text NOT NULL);
@@ -404,8 +410,8 @@ RESET ROLE;
 
 -- 36. Held cursors on pooled connections: under a transaction-scoped context
 --     a WITH HOLD cursor is refused (it would outlive the context, into the
---     next client's request); one that an earlier request left behind without
---     a tenant holds no tenant's rows and does not block the next request.
+--     next client's request); one that an earlier request left behind is
+--     closed when the next request sets its context, instead of blocking it.
 SET ROLE tenancy_app;
 SELECT tenancy.reset_tenant();
 BEGIN;
@@ -424,9 +430,19 @@ COMMIT;
 BEGIN;
 SELECT tenancy.set_tenant('attacker', true) IS NOT NULL AS next_request;
 FETCH ALL FROM leftover;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- A held cursor filled as the victim stays pinned to the victim, even after
+-- RESET ALL took the context away behind the extension's back.
+SELECT tenancy.set_tenant('victim') IS NOT NULL AS as_victim;
+BEGIN;
+DECLARE stolen CURSOR WITH HOLD FOR SELECT secret FROM shop.secrets;
 COMMIT;
-CLOSE leftover;
+RESET ALL;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('attacker');
+\echo :LAST_ERROR_SQLSTATE
+CLOSE stolen;
 RESET ROLE;
-
 SET client_min_messages = warning;
 DROP SCHEMA shop CASCADE;
