@@ -48,7 +48,7 @@ fn add_signing_key(kid: Option<&str>, secret: default!(Option<&[u8]>, "NULL")) -
     let kid = required(kid, "kid");
     if !kid_is_valid(kid) {
         InvalidValue(
-            format!("invalid key id \"{kid}\""),
+            format!("invalid key id {kid:?}"),
             "A key id has 1 to 63 characters: lowercase letters, digits, '_' and '-'.".into(),
         )
         .raise();
@@ -90,7 +90,7 @@ fn retire_signing_key(kid: Option<&str>) {
         .unwrap_or(false);
         if !found {
             InvalidValue(
-                format!("signing key \"{kid}\" does not exist"),
+                format!("signing key {kid:?} does not exist"),
                 "List the keys with SELECT kid, created_at, retired_at FROM tenancy.signing_keys."
                     .into(),
             )
@@ -342,8 +342,8 @@ fn usable_key(kid: &str) -> Result<Vec<u8>, String> {
     let (keys, _) = keys();
     match keys.get(kid) {
         Some(key) if !key.retired => Ok(key.secret.clone()),
-        Some(_) => Err(format!("signing key \"{kid}\" is retired")),
-        None => Err(format!("unknown signing key \"{kid}\"")),
+        Some(_) => Err(format!("signing key {kid:?} is retired")),
+        None => Err(format!("unknown signing key {kid:?}")),
     }
 }
 
