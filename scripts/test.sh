@@ -118,6 +118,15 @@ else
     count 0 1 "Node driver tests (did not run, see $OUT/node.log)"
 fi
 
+# 5. Citus: a coordinator and two workers of its own, when Citus is installed.
+log "Citus layer (tests/citus)"
+"$ROOT/tests/citus/run.sh" "$OUT" 2>&1 | tee "$OUT/citus-layer.log" || true
+if [[ $(tail -1 "$OUT/citus-layer.log") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "Citus layer"
+else
+    count 0 1 "Citus layer (did not run, see $OUT/citus-layer.log)"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -107,3 +107,13 @@ CREATE TABLE tenancy.migration_owner (
     role     regrole NOT NULL,
     only_one boolean PRIMARY KEY DEFAULT true CONSTRAINT migration_owner_only_one CHECK (only_one)
 );
+
+-- The key that signs a coordinator's tenant context for Citus workers
+-- (tenancy.context). Random per installation; tenancy.distribute() gives the
+-- workers the coordinator's. Nobody but the owner reads it.
+CREATE TABLE tenancy.cluster_key (
+    key      bytea   NOT NULL CONSTRAINT cluster_key_length CHECK (length(key) >= 32),
+    only_one boolean PRIMARY KEY DEFAULT true CONSTRAINT cluster_key_only_one CHECK (only_one)
+);
+INSERT INTO tenancy.cluster_key (key)
+VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'));

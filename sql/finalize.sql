@@ -15,7 +15,11 @@ CREATE TRIGGER catalog_changed
 CREATE TRIGGER catalog_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.signing_keys
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+CREATE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.cluster_key
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
 ALTER TABLE tenancy.tenants ENABLE ALWAYS TRIGGER catalog_changed;
+ALTER TABLE tenancy.cluster_key ENABLE ALWAYS TRIGGER catalog_changed;
 ALTER TABLE tenancy.signing_keys ENABLE ALWAYS TRIGGER catalog_changed;
 ALTER TABLE tenancy.config_defaults ENABLE ALWAYS TRIGGER catalog_changed;
 ALTER TABLE tenancy.tenant_config ENABLE ALWAYS TRIGGER catalog_changed;

@@ -35,6 +35,7 @@ BEGIN
           -- their session's own.
           JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
                          AND c.relpersistence <> 't'
+                         AND c.relnamespace <> 'tenancy'::regnamespace
           -- A partition or child uses its protected parent's column; a new table, tenant_id.
           CROSS JOIN LATERAL (
                 SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i

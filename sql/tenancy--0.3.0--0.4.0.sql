@@ -60,6 +60,7 @@ BEGIN
           -- their session's own.
           JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
                          AND c.relpersistence <> 't'
+                         AND c.relnamespace <> 'tenancy'::regnamespace
           -- A partition or child uses its protected parent's column; a new table, tenant_id.
           CROSS JOIN LATERAL (
                 SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i
@@ -85,6 +86,46 @@ CREATE FUNCTION "schema_guard"()
 	RETURNS TRIGGER
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'schema_guard_wrapper';
+
+-- Citus: the key that signs a coordinator's context for the workers, and
+-- the functions that distribute the catalog and protected tables.
+-- The key that signs a coordinator's tenant context for Citus workers
+-- (tenancy.context). Random per installation; tenancy.distribute() gives the
+-- workers the coordinator's. Nobody but the owner reads it.
+CREATE TABLE tenancy.cluster_key (
+    key      bytea   NOT NULL CONSTRAINT cluster_key_length CHECK (length(key) >= 32),
+    only_one boolean PRIMARY KEY DEFAULT true CONSTRAINT cluster_key_only_one CHECK (only_one)
+);
+INSERT INTO tenancy.cluster_key (key)
+VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'));
+CREATE TRIGGER catalog_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.cluster_key
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.catalog_changed();
+ALTER TABLE tenancy.cluster_key ENABLE ALWAYS TRIGGER catalog_changed;
+CREATE  FUNCTION "distribute"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'distribute_wrapper';
+REVOKE ALL ON FUNCTION tenancy.distribute() FROM PUBLIC;
+CREATE  FUNCTION "distribute_table"(
+	"tbl" regclass, /* Option < pgrx :: PgRelation > */
+	"colocate_with" TEXT DEFAULT 'default', /* Option < & str > */
+	"reference" bool DEFAULT false /* Option < bool > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'distribute_table_wrapper';
+REVOKE ALL ON FUNCTION tenancy.distribute_table(regclass, text, boolean) FROM PUBLIC;
+CREATE  FUNCTION "citus_placement_problems"() RETURNS TABLE (
+	"severity" TEXT,  /* String */
+	"object" TEXT,  /* String */
+	"problem" TEXT,  /* String */
+	"fix" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'citus_placement_problems_wrapper';
+REVOKE ALL ON FUNCTION tenancy.citus_placement_problems() FROM PUBLIC;
 
 -- Tokens live 5 minutes by default (1 hour before).
 CREATE OR REPLACE FUNCTION "issue_token"(
@@ -116,13 +157,15 @@ WITH protected AS (
       FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
+    -- (on a Citus table protect() makes it without the sub-select, which Citus refuses)
     SELECT p.relid, p.tbl, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
            format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS expected_check,
+           format('(%I = tenancy.current_tenant())', p.tenant_column) AS also_expected,
            format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column) AS fix
       FROM protected p
     UNION ALL
     SELECT pn.relid, pn.tbl, 'tenancy_schema_isolation', format('the migrations of tenant %s', pn.identifier),
-           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id),
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id), NULL,
            format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
       FROM pinned pn
 ), readers AS (     -- views and materialized views that read a protected table
@@ -170,15 +213,15 @@ SELECT 'error', e.tbl,
                   CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
                   CASE WHEN NOT pol.polpermissive THEN 'not permissive' END,
                   CASE WHEN pol.polroles <> '{0}' THEN 'not TO PUBLIC' END,
-                  CASE WHEN pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
+                  CASE WHEN NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
                        THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
-                  CASE WHEN pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
+                  CASE WHEN NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
                        THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
        e.fix
   FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
  WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
-    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
-    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
+    OR NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
+    OR NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
 UNION ALL
 -- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
 SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
@@ -194,6 +237,9 @@ SELECT 'warning', p.tbl,
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_attrdef d WHERE d.adrelid = p.relid AND d.adnum = p.tenant_attnum
                       AND pg_get_expr(d.adbin, d.adrelid) = 'tenancy.current_tenant()')
+UNION ALL
+-- On Citus: every shard placement of a protected table (empty elsewhere).
+SELECT * FROM tenancy.citus_placement_problems()
 UNION ALL
 -- Objects in a tenant's schema that another tenant's context could reach.
 SELECT 'error', c.oid::regclass::text,

@@ -21,13 +21,15 @@ WITH protected AS (
       FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
+    -- (on a Citus table protect() makes it without the sub-select, which Citus refuses)
     SELECT p.relid, p.tbl, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
            format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS expected_check,
+           format('(%I = tenancy.current_tenant())', p.tenant_column) AS also_expected,
            format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column) AS fix
       FROM protected p
     UNION ALL
     SELECT pn.relid, pn.tbl, 'tenancy_schema_isolation', format('the migrations of tenant %s', pn.identifier),
-           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id),
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id), NULL,
            format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
       FROM pinned pn
 ), readers AS (     -- views and materialized views that read a protected table
@@ -75,15 +77,15 @@ SELECT 'error', e.tbl,
                   CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
                   CASE WHEN NOT pol.polpermissive THEN 'not permissive' END,
                   CASE WHEN pol.polroles <> '{0}' THEN 'not TO PUBLIC' END,
-                  CASE WHEN pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
+                  CASE WHEN NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
                        THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
-                  CASE WHEN pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
+                  CASE WHEN NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
                        THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
        e.fix
   FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
  WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
-    OR pg_get_expr(pol.polqual, pol.polrelid) IS DISTINCT FROM e.expected_check
-    OR pg_get_expr(pol.polwithcheck, pol.polrelid) IS DISTINCT FROM e.expected_check
+    OR NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
+    OR NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
 UNION ALL
 -- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
 SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
@@ -99,6 +101,9 @@ SELECT 'warning', p.tbl,
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_attrdef d WHERE d.adrelid = p.relid AND d.adnum = p.tenant_attnum
                       AND pg_get_expr(d.adbin, d.adrelid) = 'tenancy.current_tenant()')
+UNION ALL
+-- On Citus: every shard placement of a protected table (empty elsewhere).
+SELECT * FROM tenancy.citus_placement_problems()
 UNION ALL
 -- Objects in a tenant's schema that another tenant's context could reach.
 SELECT 'error', c.oid::regclass::text,

@@ -19,6 +19,7 @@ struct Relations {
     config_defaults: pg_sys::Oid,
     tenant_config: pg_sys::Oid,
     signing_keys: pg_sys::Oid,
+    cluster_key: pg_sys::Oid,
     owner: pg_sys::Oid,
 }
 
@@ -51,6 +52,7 @@ fn relations() -> Relations {
             config_defaults: relid(c"config_defaults"),
             tenant_config: relid(c"tenant_config"),
             signing_keys: relid(c"signing_keys"),
+            cluster_key: relid(c"cluster_key"),
             owner,
         }
     };
@@ -65,9 +67,17 @@ pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
             r.config_defaults,
             r.tenant_config,
             r.signing_keys,
+            r.cluster_key,
         ]
         .contains(&relid)
     })
+}
+
+/// The relation every backend's caches watch (any catalog change is sent as
+/// a change of it: on a Citus worker a trigger fires on a reference table's
+/// placement, not on the table the caches know).
+pub fn tenants_relid() -> pg_sys::Oid {
+    relations().tenants
 }
 
 pub fn forget_relations() {

@@ -28,6 +28,10 @@ pub enum TenancyError {
     /// tenancy.require_token is on and the role may not pick a tenant by name.
     TokenRequired(String),
     OpenCursors,
+    /// A Citus worker got a tenancy.context that does not verify: the reason.
+    InvalidContext(String),
+    /// A session-scoped context where Citus runs protected tables on workers.
+    SessionScopeOnCitus,
     /// DECLARE … WITH HOLD under a transaction-scoped context.
     CursorOutlivesContext,
     TenantRequired,
@@ -64,6 +68,8 @@ impl TenancyError {
             TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
             CursorOutlivesContext => ERRCODE_INVALID_CURSOR_DEFINITION,
+            SessionScopeOnCitus => ERRCODE_FEATURE_NOT_SUPPORTED,
+            InvalidContext(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             PermissionDenied(..) | ConnectionOptions(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NotConfigured(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ForbiddenObject(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -141,6 +147,20 @@ impl TenancyError {
                 "cannot change the tenant context while cursors are open".into(),
                 "Close the session's cursors (CLOSE ALL) first: a cursor keeps returning \
                  the rows of the tenant it was opened for."
+                    .into(),
+            ),
+            InvalidContext(reason) => (
+                format!("invalid tenant context from the coordinator: {reason}"),
+                "tenancy.context is set by a Citus coordinator for one distributed transaction \
+                 (tenancy.set_tenant(…, is_local => true) there); it cannot be set by hand, \
+                 replayed, or used on a connection to a worker."
+                    .into(),
+            ),
+            SessionScopeOnCitus => (
+                "a session-scoped tenant context does not reach the Citus workers".into(),
+                "Protected tables are distributed: call tenancy.set_tenant(…, is_local => true) \
+                 (or the token and JWT forms) at the start of every transaction; Citus carries \
+                 only transaction-scoped settings to the workers."
                     .into(),
             ),
             CursorOutlivesContext => (

@@ -31,7 +31,11 @@ extension_sql_file!(
         api::policies::auto_protect_enabled
     ]
 );
-extension_sql_file!("../sql/verify.sql", name = "verify", requires = ["catalog"]);
+extension_sql_file!(
+    "../sql/verify.sql",
+    name = "verify",
+    requires = ["catalog", api::citus::citus_placement_problems]
+);
 // Migration procedures around migrate_tenant().
 extension_sql_file!(
     "../sql/schemas.sql",

@@ -5,7 +5,7 @@
 //! last call, a comparison of 36 bytes; after a change, a UUID parse and a
 //! cache lookup.
 
-use crate::api::schemas;
+use crate::api::{citus, schemas};
 use crate::cache;
 use crate::catalog;
 use crate::error::{required, TenancyError, TenancyError::*};
@@ -39,6 +39,7 @@ pub(crate) fn on_hold_cursor(name: &str) {
 
 pub(crate) fn on_transaction_end(committed: bool) {
     LOCAL_CONTEXT.set(false);
+    citus::on_transaction_end();
     let declared = HELD_NOW.take();
     if committed {
         HELD_EARLIER.with_borrow_mut(|held| held.extend(declared));
@@ -162,6 +163,10 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
     // same text, the cache answers without parsing it or hashing an id.
     let tenant = match gucs::with_tenant_setting(cache::get_by_setting) {
         None => {
+            // On a Citus worker, the coordinator's signed context.
+            if let Some(tenant) = citus::carried_tenant() {
+                return Some(tenant);
+            }
             if gucs::REQUIRE_TENANT.get() {
                 TenantRequired.raise();
             }
@@ -210,10 +215,17 @@ fn change_context(tenant: Option<&Tenant>, local: bool) {
             OpenCursors,
         );
     }
+    let on_citus = citus::active();
+    if on_citus && !local && id.is_some() {
+        citus::check_session_scope();
+    }
     if local {
         LOCAL_CONTEXT.set(true);
     }
     gucs::set_tenant_id(id, local);
+    if on_citus && local {
+        citus::carry(tenant);
+    }
     schemas::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);
 }
 

@@ -17,6 +17,13 @@ use uuid::Uuid;
 
 type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
 
+/// A changed row as `tenancy.tenants`, column by column: on Citus the catalog
+/// is a reference table, whose statements run on a placement with a row
+/// type of its own (a whole-row `RETURNING t` would not cast back).
+const ROW: &str = "ROW(t.id, t.identifier, t.name, t.status, t.isolation, t.schema_name, \
+     t.metadata, t.status_reason, t.created_at, t.updated_at, t.suspended_at, \
+     t.deleted_at)::tenancy.tenants";
+
 /// A time-ordered (version 7) UUID: the default for `tenancy.tenants.id`.
 #[pg_extern(volatile, parallel_safe)]
 pub fn uuid_v7() -> pgrx::Uuid {
@@ -54,8 +61,8 @@ fn register_tenant(
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
         let row = fetch_row(
-            "INSERT INTO tenancy.tenants AS t (id, identifier, name, metadata, isolation, schema_name) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO NOTHING RETURNING t",
+            &format!("INSERT INTO tenancy.tenants AS t (id, identifier, name, metadata, isolation, schema_name) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"),
             &[
                 to_sql(id).into(),
                 identifier.into(),
@@ -129,9 +136,11 @@ fn update_tenant(
             .raise();
         }
         let row = fetch_row(
-            "UPDATE tenancy.tenants AS t SET name = coalesce($2, name), \
+            &format!(
+                "UPDATE tenancy.tenants AS t SET name = coalesce($2, name), \
              metadata = coalesce($3, metadata), updated_at = now() \
-             WHERE identifier = $1 RETURNING t",
+             WHERE identifier = $1 RETURNING {ROW}"
+            ),
             &[
                 identifier.into(),
                 name.into(),
@@ -183,7 +192,7 @@ fn delete_tenant(
             details["schema_dropped"] = Value::from(schema.as_str());
         }
         let row = fetch_row(
-            "DELETE FROM tenancy.tenants AS t WHERE identifier = $1 RETURNING t",
+            &format!("DELETE FROM tenancy.tenants AS t WHERE identifier = $1 RETURNING {ROW}"),
             &[identifier.into()],
         )
         .expect("the row is locked");
@@ -223,7 +232,7 @@ fn transition(
             .raise();
         }
         let row = fetch_row(
-            &format!("UPDATE tenancy.tenants AS t SET {set}, updated_at = now() WHERE identifier = $1 RETURNING t"),
+            &format!("UPDATE tenancy.tenants AS t SET {set}, updated_at = now() WHERE identifier = $1 RETURNING {ROW}"),
             &[identifier.into(), reason.into()],
         )
         .expect("the row is locked");

@@ -1,6 +1,7 @@
 //! The SQL surface, one module per concept.
 
 pub mod audit;
+pub mod citus;
 pub mod config;
 pub mod context;
 pub mod lifecycle;

@@ -5,7 +5,7 @@
 //! and usable as an index condition (a bare STABLE call would run per row in a
 //! sequential scan's filter).
 
-use crate::api::audit;
+use crate::api::{audit, citus};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
@@ -22,8 +22,14 @@ thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Run `f` as the catalog owner with auto-protect paused (reset on error too).
+/// Run `f` as the catalog owner with auto-protect paused.
 fn with_ddl<R>(f: impl FnOnce() -> R) -> R {
+    without_auto_protect(|| catalog::as_owner(f))
+}
+
+/// Run `f` with auto-protect paused (resumed on error too): for DDL the
+/// extension runs itself.
+pub(crate) fn without_auto_protect<R>(f: impl FnOnce() -> R) -> R {
     struct Resume(bool);
     impl Drop for Resume {
         fn drop(&mut self) {
@@ -31,7 +37,7 @@ fn with_ddl<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let _resume = Resume(BUSY.replace(true));
-    catalog::as_owner(f)
+    f()
 }
 
 /// Protect a table (and its partitions): tenant default, ENABLE + FORCE row
@@ -52,6 +58,9 @@ fn auto_protect_table(tbl: PgRelation, tenant_column: &str) {
     // that this session still holds open).
     let relid = tbl.oid();
     drop(tbl);
+    if citus::is_shard(relid) {
+        return;
+    }
     protect_tree(relid, tenant_column, &security::outer_role_name(), true);
 }
 
@@ -179,18 +188,37 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         .raise(),
         _ => {}
     }
-    let check = format!("{quoted} = (SELECT tenancy.current_tenant())");
-    let has_policy = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2)",
-        &[relid.into(), POLICY.into()],
-    )
-    .unwrap_or_else(|e| error!("{e}"))
-    .unwrap_or(false);
-    let drop_policy = if has_policy {
-        format!("DROP POLICY {POLICY} ON {table};")
-    } else {
-        String::new()
+    // On Citus a policy may not hold a sub-select, and the default of the
+    // distribution column cannot change: a plain accessor call (per row, on
+    // the workers), and inserts name their tenant (WITH CHECK still holds).
+    let on_citus = citus::table_kind(relid, column);
+    let check = match on_citus {
+        Some(_) => format!("{quoted} = tenancy.current_tenant()"),
+        None => format!("{quoted} = (SELECT tenancy.current_tenant())"),
     };
+    let mut statements = Vec::new();
+    if on_citus != Some(true) {
+        statements.push(format!(
+            "ALTER TABLE {table} ALTER COLUMN {quoted} SET DEFAULT tenancy.current_tenant()"
+        ));
+    }
+    statements.push(format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
+    ));
+    // One statement at a time: Citus propagates DDL statement by statement.
+    statements.extend([
+        format!("DROP POLICY IF EXISTS {POLICY} ON {table}"),
+        format!(
+            "CREATE POLICY {POLICY} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC \
+             USING ({check}) WITH CHECK ({check})"
+        ),
+        format!("REVOKE TRUNCATE ON {table} FROM PUBLIC"),
+        format!("DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}"),
+        format!(
+            "CREATE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {table} \
+             FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
+        ),
+    ]);
     let indexed = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), attnum.into()],
@@ -201,25 +229,19 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         notice!(
             "tenancy: creating an index on {table} ({quoted}): every tenant query filters on it"
         );
+        statements.push(format!("CREATE INDEX ON {table} ({quoted})"));
     }
     as_table_owner(relid, || {
-        // Quietly: DROP TRIGGER IF EXISTS would NOTICE when there is none.
+        // Quietly: DROP … IF EXISTS would NOTICE when there is none. Citus
+        // refuses triggers on its tables unless told they are safe; this one
+        // only refuses TRUNCATE.
         security::quietly(|| {
-            run(&format!(
-                "ALTER TABLE {table} ALTER COLUMN {quoted} SET DEFAULT tenancy.current_tenant(), \
-                     ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
-                 {drop_policy} \
-                 CREATE POLICY {POLICY} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC \
-                     USING ({check}) WITH CHECK ({check}); \
-                 REVOKE TRUNCATE ON {table} FROM PUBLIC; \
-                 DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}; \
-                 CREATE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {table} \
-                     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
-            ))
-        });
-        if !indexed {
-            run(&format!("CREATE INDEX ON {table} ({quoted})"));
-        }
+            let run_all = || statements.iter().for_each(|statement| run(statement));
+            match on_citus {
+                Some(_) => security::with_setting(c"citus.enable_unsafe_triggers", "on", run_all),
+                None => run_all(),
+            }
+        })
     });
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables (relid, tenant_column) VALUES ($1, $2) \
@@ -277,10 +299,11 @@ fn run(sql: &str) {
 /// current_setting(): calling it loads the library, which discards any value a
 /// plain role set as a placeholder before the load. Off with row_security = off,
 /// which pg_dump and pg_restore set: restored tables keep exactly the protection
-/// they were dumped with.
+/// they were dumped with. Off on Citus workers: their tables are the
+/// coordinator's shells and shards, protected from the coordinator.
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
     // SAFETY: reading a PostgreSQL setting variable of this backend.
     let row_security = unsafe { pg_sys::row_security };
-    crate::postgres::gucs::AUTO_PROTECT.get() && row_security && !BUSY.get()
+    crate::postgres::gucs::AUTO_PROTECT.get() && row_security && !BUSY.get() && !citus::is_worker()
 }

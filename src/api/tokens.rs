@@ -423,7 +423,7 @@ fn random_secret() -> Vec<u8> {
     secret
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     // PostgreSQL timestamps count microseconds from 2000-01-01.
     const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
     (unsafe { pg_sys::GetCurrentTimestamp() }) / 1_000_000 + POSTGRES_EPOCH_IN_UNIX_SECONDS

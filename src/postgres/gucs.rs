@@ -16,6 +16,10 @@ pub static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static JWT_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant"));
+/// On a Citus worker: the coordinator's tenant context, signed for one
+/// distributed transaction (see api/citus.rs). Anyone may set it: it opens
+/// nothing unless it verifies.
+static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 thread_local! {
     /// The tenancy.* settings a client gave as connection options without the
@@ -119,6 +123,14 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"tenancy.context",
+        c"The coordinator's tenant context on a Citus worker, signed for one distributed transaction.",
+        c"Set by the coordinator through Citus (SET LOCAL); a value that does not verify is an error.",
+        &CONTEXT,
+        GucContext::Userset,
+        GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
+    );
     // Placeholders such as a `SET tenancy.tenant` made before the library was
     // loaded are discarded by the definitions above; reserving the prefix
     // refuses new ones for the rest of the session.
@@ -151,6 +163,19 @@ pub fn with_tenant_setting<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     // which cannot happen while `f` runs.
     let value = unsafe {
         let ptr = *TENANT.as_ptr();
+        if ptr.is_null() {
+            return None;
+        }
+        CStr::from_ptr(ptr).to_bytes()
+    };
+    (!value.is_empty()).then(|| f(value))
+}
+
+/// Look at the Citus context carrier's text in place; None when unset or ''.
+pub fn with_context_setting<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    // SAFETY: as for the tenant setting.
+    let value = unsafe {
+        let ptr = *CONTEXT.as_ptr();
         if ptr.is_null() {
             return None;
         }

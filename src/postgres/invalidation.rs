@@ -2,7 +2,7 @@
 //! invalidation messages: sent at commit by the writer, processed by every other
 //! backend at its next transaction start (or lock acquisition).
 
-use crate::api::{config, tokens};
+use crate::api::{citus, config, tokens};
 use crate::{cache, catalog};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -20,16 +20,19 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
         cache::invalidate();
         config::invalidate();
         tokens::invalidate();
+        citus::invalidate();
     }
 }
 
 /// Statement trigger on the catalog tables: any change, through the API or
-/// plain DML, invalidates every backend's caches.
+/// plain DML, invalidates every backend's caches. Sent as a change of
+/// tenancy.tenants whichever table changed: on a Citus worker the trigger
+/// fires on a reference table's placement, which no cache watches.
 #[pg_trigger]
 fn catalog_changed<'a>(
-    trigger: &'a pgrx::PgTrigger<'a>,
+    _trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    // SAFETY: the trigger's relation is open; the message is queued for commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relation().unwrap().oid()) };
+    // SAFETY: the message is queued for commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(catalog::tenants_relid()) };
     Ok(None)
 }

@@ -1,5 +1,6 @@
 //! The boundary with PostgreSQL internals: the only place with `unsafe`.
 
+pub mod citus;
 pub mod gucs;
 pub mod hooks;
 pub mod invalidation;

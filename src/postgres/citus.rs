@@ -1,0 +1,48 @@
+//! The boundary with Citus, when its library is loaded (it must be preloaded,
+//! so that does not change during a backend's life): whether it is, whether
+//! this database has the extension, and starting its coordinated transaction.
+
+use pgrx::pg_sys;
+use std::cell::OnceCell;
+
+thread_local! {
+    static LOADED: OnceCell<bool> = const { OnceCell::new() };
+}
+
+/// The Citus library is loaded in this backend.
+pub fn loaded() -> bool {
+    LOADED.with(|loaded| {
+        *loaded.get_or_init(|| {
+            // SAFETY: a lookup by name; NULL when the setting does not exist.
+            !unsafe {
+                pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
+            }
+            .is_null()
+        })
+    })
+}
+
+/// This database has the citus extension (and the library is loaded).
+pub fn installed() -> bool {
+    // SAFETY: a catalog lookup that returns InvalidOid when missing.
+    loaded() && unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid
+}
+
+/// Make the current transaction a coordinated one, which assigns its
+/// distributed transaction id now rather than at its first distributed
+/// statement (Citus' UseCoordinatedTransaction(); a no-op when it already is).
+pub fn use_coordinated_transaction() {
+    // SAFETY: Citus exports `void UseCoordinatedTransaction(void)`; the
+    // library is loaded (checked by the caller), so the lookup finds it, and
+    // it raises an ERROR (never returns garbage) in a wrong state.
+    unsafe {
+        let function = pg_sys::load_external_function(
+            c"$libdir/citus".as_ptr(),
+            c"UseCoordinatedTransaction".as_ptr(),
+            true,
+            std::ptr::null_mut(),
+        );
+        let function: extern "C-unwind" fn() = std::mem::transmute(function);
+        function();
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The Citus layer, run by scripts/test.sh: a coordinator and two workers on
+# loopback (ports 57640-57642), the citus extension in database
+# tenancy_citus on each, then tests/citus/sql/*.sql through pg_regress
+# against the coordinator (the scripts connect to the workers themselves).
+# Needs a Citus build for the PostgreSQL under test (from its packages);
+# without one it says "skipped: Citus not installed". Prints
+# "N passed, N failed" last.
+source "$(dirname "$0")/../../scripts/lib.sh"
+OUT=${1:?usage: run.sh OUTPUT_DIR}
+HERE="$ROOT/tests/citus"
+PORTS=(57640 57641 57642)
+DB=tenancy_citus
+
+if [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+    echo "skipped: Citus not installed"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+trap 'for port in "${PORTS[@]}"; do stop_cluster "$port"; done' EXIT
+for port in "${PORTS[@]}"; do
+    fresh_cluster "$port" "shared_preload_libraries = 'citus'" \
+        "citus.node_conninfo = 'sslmode=disable'" "max_prepared_transactions = 100" \
+        "citus.log_remote_commands = off"
+    psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres \
+        -c "CREATE DATABASE $DB" -c "\\c $DB" -c "CREATE EXTENSION citus"
+done
+coordinator=${PORTS[0]}
+psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" \
+    -c "SELECT citus_set_coordinator_host('127.0.0.1', $coordinator)" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORTS[1]})" \
+    -c "SELECT citus_add_node('127.0.0.1', ${PORTS[2]})" >/dev/null
+# Roles are cluster-wide objects: Citus propagates them from the coordinator.
+psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" -f "$ROOT/tests/roles.sql"
+
+schedule=$(cd "$HERE/sql" && ls *.sql | sed 's/\.sql$//')
+env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --host=127.0.0.1 --port="$coordinator" \
+    --user=postgres --inputdir="$HERE" --outputdir="$OUT/citus" --use-existing \
+    --dbname="$DB" $schedule 2>&1 | tee "$OUT/citus.log" || true
+line=$(grep -E 'tests? (passed|failed)' "$OUT/citus.log" | tail -1)
+if [[ $line =~ All\ ([0-9]+)\ tests?\ passed ]]; then
+    echo "${BASH_REMATCH[1]} passed, 0 failed"
+elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests?\ failed ]]; then
+    cat "$OUT/citus/regression.diffs" || true
+    echo "$((BASH_REMATCH[2] - BASH_REMATCH[1])) passed, ${BASH_REMATCH[1]} failed"
+else
+    echo "0 passed, 1 failed"
+fi
