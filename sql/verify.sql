@@ -29,7 +29,8 @@ WITH protected AS (
       FROM protected p
     UNION ALL
     SELECT pn.relid, pn.tbl, 'tenancy_schema_isolation', format('the migrations of tenant %s', pn.identifier),
-           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id), NULL,
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id),
+           format('(tenancy.current_tenant() = %L::uuid)', pn.id),
            format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
       FROM pinned pn
 ), readers AS (     -- views and materialized views that read a protected table

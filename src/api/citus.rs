@@ -240,6 +240,61 @@ pub(crate) fn is_shard(relid: pg_sys::Oid) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether tenant schemas become Citus distributed schemas: on Citus, once
+/// `distribute()` has made the catalog reference tables.
+pub(crate) fn shards_schemas() -> bool {
+    active()
+        && Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition \
+                            WHERE logicalrelid = 'tenancy.tenants'::pg_catalog.regclass)",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// After migrations ran in a tenant's schema (as the migration owner): make
+/// it a distributed schema of Citus' schema-based sharding, or make the
+/// tables the migrations created there tables of it (Citus converts only
+/// top-level CREATE TABLE statements). The tables' triggers are the
+/// extension's guards.
+pub(crate) fn distribute_schema(schema: &str) {
+    security::with_setting(c"citus.enable_unsafe_triggers", "on", || {
+        let distributed = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_schema \
+                            WHERE schemaid = $1::pg_catalog.regnamespace)",
+            &[spi::quote_identifier(schema).into()],
+        )
+        .unwrap_or_else(|e| error!("{e}"))
+        .unwrap_or(false);
+        if !distributed {
+            Spi::run_with_args(
+                "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
+                &[spi::quote_identifier(schema).into()],
+            )
+            .unwrap_or_else(|e| error!("distributing schema {schema} failed: {e}"));
+            return;
+        }
+        let new_tables: Vec<pg_sys::Oid> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT c.oid FROM pg_catalog.pg_class c \
+                     WHERE c.relnamespace = $1::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') \
+                       AND NOT c.relispartition \
+                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = c.oid)",
+                    None,
+                    &[spi::quote_identifier(schema).into()],
+                )?
+                .map(|row| Ok(row.get::<pg_sys::Oid>(1)?.expect("oid")))
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| error!("{e}"));
+        for relid in new_tables {
+            citus::create_tenant_schema_table(relid);
+        }
+    });
+}
+
 /// Make this Citus cluster one for tenancy (superusers, on the coordinator):
 /// the tenant catalog, configuration and migrations become reference tables
 /// (the same rows on every node), and every worker gets the coordinator's

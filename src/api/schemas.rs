@@ -9,7 +9,7 @@
 //! `migrate()` / `add_migration()` are PL/pgSQL procedures (sql/schemas.sql)
 //! that commit per schema around `migrate_tenant()`.
 
-use crate::api::{audit, context, roles};
+use crate::api::{audit, citus, context, roles};
 use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{gucs, security};
@@ -80,10 +80,13 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
         let owner = roles::migration_owner();
         let scratch = "tenancy_migration_check";
         security::quietly(|| {
-            run(&format!(
-                "DROP SCHEMA IF EXISTS {scratch} CASCADE; CREATE SCHEMA {scratch} AUTHORIZATION {}",
-                spi::quote_identifier(security::role_name(owner))
-            ))
+            run(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
+            without_schema_sharding(|| {
+                run(&format!(
+                    "CREATE SCHEMA {scratch} AUTHORIZATION {}",
+                    spi::quote_identifier(security::role_name(owner))
+                ))
+            });
         });
         for (previous, script) in migrations_after(None) {
             run_migration(owner, scratch, None, &previous, &script);
@@ -149,10 +152,24 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
 /// as the catalog owner).
 pub(crate) fn provision(id: Uuid, schema: &str) {
     let quoted = spi::quote_identifier(schema);
-    let owner = spi::quote_identifier(security::role_name(roles::migration_owner()));
-    run(&format!(
-        "CREATE SCHEMA {quoted} AUTHORIZATION {owner}; GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"
-    ));
+    let owner = roles::migration_owner();
+    let create = || {
+        without_schema_sharding(|| {
+            run(&format!(
+                "CREATE SCHEMA {quoted} AUTHORIZATION {}",
+                spi::quote_identifier(security::role_name(owner))
+            ));
+            run(&format!("GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"));
+        })
+    };
+    if citus::shards_schemas() {
+        // On Citus, as the migration owner: it distributes the schema once
+        // its tables exist (apply_pending), over its own connections to the
+        // workers, which must see the schema this transaction creates.
+        security::as_owner(owner, create);
+    } else {
+        create();
+    }
     apply_pending(id, schema);
 }
 
@@ -231,8 +248,28 @@ fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
         )
         .unwrap_or_else(|e| error!("{e}"));
     }
-    isolate_schema(id, schema);
+    let on_citus = citus::shards_schemas();
+    isolate_schema(id, schema, on_citus);
+    if on_citus {
+        // Citus' own statements, as the migration owner (who must be able to
+        // log in to the workers: Citus connects as the current user).
+        security::as_owner(owner, || citus::distribute_schema(schema));
+    }
     pending.into_iter().map(|(name, _)| name).collect()
+}
+
+/// Run `f` (creating a schema) with Citus' schema-based sharding off, when
+/// Citus is there: the extension distributes tenant schemas itself, and never
+/// its scratch schema; and with the schema created on the workers at once
+/// (Citus defers that inside a transaction block, or a function).
+fn without_schema_sharding(f: impl FnOnce()) {
+    if citus::active() {
+        security::with_setting(c"citus.enable_schema_based_sharding", "off", || {
+            security::with_setting(c"citus.create_object_propagation", "immediate", f)
+        })
+    } else {
+        f()
+    }
 }
 
 /// Migrations in order; with a tenant, only those it has not applied.
@@ -320,7 +357,11 @@ fn run_migration(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &
 /// writes before any trigger of the migration fires, views run with the
 /// caller's rights, and sequences usable by their owner only (identity columns
 /// need no privilege on theirs).
-fn isolate_schema(id: Uuid, schema: &str) {
+///
+/// On Citus the policy calls the accessor without the sub-select (Citus
+/// refuses sub-selects in policies of distributed tables), and the guard
+/// trigger is declared safe for Citus.
+fn isolate_schema(id: Uuid, schema: &str, on_citus: bool) {
     let objects: Vec<(String, String, bool, bool, pg_sys::Oid)> = Spi::connect(|client| {
         client
             .select(
@@ -349,40 +390,70 @@ fn isolate_schema(id: Uuid, schema: &str) {
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| error!("{e}"));
-    let check = format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid");
+    let check = if on_citus {
+        format!("tenancy.current_tenant() = '{id}'::uuid")
+    } else {
+        format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid")
+    };
+    let path = "pg_catalog, pg_temp";
     for (object, kind, has_policy, has_guard, owner) in objects {
-        security::as_restricted(owner, "pg_catalog, pg_temp", || match kind.as_str() {
-            "v" => run(&format!(
-                "ALTER VIEW {object} SET (security_invoker = true)"
-            )),
-            "S" => {
-                for grantee in sequence_grantees(&object) {
-                    run(&format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"));
-                }
-            }
-            _ => {
-                if !has_policy {
-                    run(&format!(
-                            "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
-                             CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
-                                 USING ({check}) WITH CHECK ({check}); \
-                             REVOKE TRUNCATE ON {object} FROM PUBLIC"
-                        ));
-                }
-                if !has_guard {
-                    security::quietly(|| {
-                        run(&format!(
-                            "DROP TRIGGER IF EXISTS tenancy_no_truncate ON {object}; \
-                             DROP TRIGGER IF EXISTS tenancy_schema_guard ON {object}; \
-                             CREATE TRIGGER tenancy_schema_guard \
-                                 BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {object} \
-                                 FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
-                        ))
-                    });
-                }
+        security::as_restricted(owner, path, || {
+            if on_citus {
+                security::with_setting(c"citus.enable_unsafe_triggers", "on", || {
+                    isolate_object(id, &object, &kind, has_policy, has_guard, &check)
+                })
+            } else {
+                isolate_object(id, &object, &kind, has_policy, has_guard, &check)
             }
         });
     }
+}
+
+fn isolate_object(
+    id: Uuid,
+    object: &str,
+    kind: &str,
+    has_policy: bool,
+    has_guard: bool,
+    check: &str,
+) {
+    // One statement at a time: Citus propagates DDL statement by statement.
+    let statements = match kind {
+        "v" => vec![format!("ALTER VIEW {object} SET (security_invoker = true)")],
+        "S" => sequence_grantees(object)
+            .into_iter()
+            .map(|grantee| format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"))
+            .collect(),
+        _ => {
+            let mut statements = Vec::new();
+            if !has_policy {
+                statements.extend([
+                    format!(
+                        "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
+                    ),
+                    format!(
+                        "CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
+                         USING ({check}) WITH CHECK ({check})"
+                    ),
+                    format!("REVOKE TRUNCATE ON {object} FROM PUBLIC"),
+                ]);
+            }
+            if !has_guard {
+                statements.extend([
+                    format!("DROP TRIGGER IF EXISTS tenancy_no_truncate ON {object}"),
+                    format!("DROP TRIGGER IF EXISTS tenancy_schema_guard ON {object}"),
+                    format!(
+                        "CREATE TRIGGER tenancy_schema_guard \
+                         BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {object} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
+                    ),
+                ]);
+            }
+            statements
+        }
+    };
+    // Quietly: DROP … IF EXISTS would NOTICE when there is none.
+    security::quietly(|| statements.iter().for_each(|statement| run(statement)));
 }
 
 /// Who besides its owner holds a privilege on a sequence (PUBLIC or a quoted role).

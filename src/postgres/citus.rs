@@ -28,6 +28,24 @@ pub fn installed() -> bool {
     loaded() && unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid
 }
 
+/// Make `relid`, a new table of a distributed (tenant) schema, one of the
+/// schema's tables, as Citus does for a top-level CREATE TABLE there (it
+/// does not for tables created by a statement run from a function).
+pub fn create_tenant_schema_table(relid: pg_sys::Oid) {
+    // SAFETY: Citus exports `void CreateTenantSchemaTable(Oid)`; the library
+    // is loaded (checked by the caller); it raises on error.
+    unsafe {
+        let function = pg_sys::load_external_function(
+            c"$libdir/citus".as_ptr(),
+            c"CreateTenantSchemaTable".as_ptr(),
+            true,
+            std::ptr::null_mut(),
+        );
+        let function: extern "C-unwind" fn(pg_sys::Oid) = std::mem::transmute(function);
+        function(relid);
+    }
+}
+
 /// Make the current transaction a coordinated one, which assigns its
 /// distributed transaction id now rather than at its first distributed
 /// statement (Citus' UseCoordinatedTransaction(); a no-op when it already is).

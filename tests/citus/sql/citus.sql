@@ -175,6 +175,42 @@ CREATE TABLE worker_local (tenant_id uuid NOT NULL);
 SELECT count(*) AS recorded_on_worker FROM tenancy.protected_tables WHERE relid = 'worker_local'::regclass;
 DROP TABLE worker_local;
 
+-- Schema tenants on Citus' schema-based sharding: a tenant's schema becomes
+-- a distributed schema, tables of later migrations join it, and they keep
+-- their pinned policy and guard. The migration owner must be able to log in
+-- to the workers (Citus connects as the current user) and create schemas (it
+-- creates them on Citus, so that its own connections to the workers see them).
+\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
+SET client_min_messages = warning;
+ALTER ROLE tenancy_migrator LOGIN;
+GRANT CREATE ON DATABASE tenancy_citus TO tenancy_migrator;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenancy_migrator GRANT SELECT, INSERT ON TABLES TO tenancy_app;
+CALL tenancy.add_migration('0001-notes', 'CREATE TABLE notes (body text NOT NULL)');
+SELECT schema_name AS gamma_schema FROM tenancy.register_tenant('gamma', 'Gamma', '{}', 'schema') \gset
+SELECT schema_name AS delta_schema FROM tenancy.register_tenant('delta', 'Delta', '{}', 'schema') \gset
+SELECT count(*) AS distributed_schemas FROM pg_dist_schema
+ WHERE schemaid::regnamespace::text IN (:'gamma_schema', :'delta_schema');
+CALL tenancy.add_migration('0002-tags', 'CREATE TABLE tags (name text NOT NULL)');
+SELECT regexp_replace(logicalrelid::text, '^tenant_[0-9a-f]+\.', '') AS gamma_table, partmethod
+  FROM pg_dist_partition WHERE logicalrelid::text LIKE :'gamma_schema' || '.%' ORDER BY 1;
+SELECT count(*) AS errors FROM tenancy.verify() WHERE severity = 'error';
+\c - tenancy_app
+BEGIN;
+SELECT tenancy.set_tenant('gamma', true) IS NOT NULL AS as_gamma;
+INSERT INTO notes (body) VALUES ('gamma note');
+INSERT INTO tags (name) VALUES ('gamma tag');
+SELECT count(*) AS gamma_notes FROM notes;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant('delta', true) IS NOT NULL AS as_delta;
+SELECT count(*) AS gamma_notes_seen_by_delta FROM :"gamma_schema".notes;
+\set VERBOSITY sqlstate
+INSERT INTO :"gamma_schema".tags (name) VALUES ('planted');
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT count(*) AS gamma_notes_without_context FROM :"gamma_schema".notes;
+
 -- Signed tokens carry the same way.
 \c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
 SELECT tenancy.add_signing_key('k1') AS kid \gset
