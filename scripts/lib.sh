@@ -81,7 +81,16 @@ fresh_cluster() {
         printf '%s\n' "$@"
     } | as_server tee -a "$dir/data/postgresql.conf" >/dev/null
     # RUST_BACKTRACE would append backtraces to error details (unstable output).
-    as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        log "port $port on 127.0.0.1 is taken by another server (another user's demo or tests, a second clone?)"
+        log "choose another port: TENANCY_DEMO_PORT=… scripts/demo.sh, TENANCY_TEST_PORT=… scripts/test.sh"
+        exit 1
+    fi
+    if ! as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null; then
+        tail -5 "$dir/server.log" >&2 || true
+        log "PostgreSQL did not start on port $port; its log is $dir/server.log"
+        exit 1
+    fi
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
 }
 

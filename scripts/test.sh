@@ -70,13 +70,18 @@ env -u RUST_BACKTRACE "$PGXS_TEST/isolation/pg_isolation_regress" --host=127.0.0
     --schedule="$ROOT/tests/isolation/schedule" 2>&1 | tee "$OUT/isolation.log" || true
 regress_counts "$OUT/isolation.log" "isolation specs" "$OUT/isolation/regression.diffs"
 
-log "upgrade path (tests/upgrade)"
-"$ROOT/tests/upgrade/run.sh" "$OUT" 2>&1 | tee "$OUT/upgrade.log" || true
-if [[ $(tail -1 "$OUT/upgrade.log") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-    count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "upgrade path"
-else
-    count 0 1 "upgrade path (did not run, see $OUT/upgrade.log)"
-fi
+layer() { # layer NAME SCRIPT: a layer with its own script ending in "N passed, N failed"
+    log "$1"
+    local logfile="$OUT/${1// /-}.log"
+    "$2" "$OUT" 2>&1 | tee "$logfile" || true
+    if [[ $(tail -1 "$logfile") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "$1"
+    else
+        count 0 1 "$1 (did not run, see $logfile)"
+    fi
+}
+
+layer "upgrade path" "$ROOT/tests/upgrade/run.sh"
 
 # 3. Client tests: real connections as the application role, several at once,
 #    directly and through PgBouncer.
@@ -119,13 +124,7 @@ else
 fi
 
 # 5. Citus: a coordinator and two workers of its own, when Citus is installed.
-log "Citus layer (tests/citus)"
-"$ROOT/tests/citus/run.sh" "$OUT" 2>&1 | tee "$OUT/citus-layer.log" || true
-if [[ $(tail -1 "$OUT/citus-layer.log") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-    count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "Citus layer"
-else
-    count 0 1 "Citus layer (did not run, see $OUT/citus-layer.log)"
-fi
+layer "Citus layer" "$ROOT/tests/citus/run.sh"
 
 echo
 echo "$passed passed, $failed failed"

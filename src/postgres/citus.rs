@@ -32,35 +32,33 @@ pub fn installed() -> bool {
 /// schema's tables, as Citus does for a top-level CREATE TABLE there (it
 /// does not for tables created by a statement run from a function).
 pub fn create_tenant_schema_table(relid: pg_sys::Oid) {
-    // SAFETY: Citus exports `void CreateTenantSchemaTable(Oid)`; the library
-    // is loaded (checked by the caller); it raises on error.
-    unsafe {
-        let function = pg_sys::load_external_function(
-            c"$libdir/citus".as_ptr(),
-            c"CreateTenantSchemaTable".as_ptr(),
-            true,
-            std::ptr::null_mut(),
-        );
-        let function: extern "C-unwind" fn(pg_sys::Oid) = std::mem::transmute(function);
-        function(relid);
-    }
+    // SAFETY: Citus exports `void CreateTenantSchemaTable(Oid)`; it raises on error.
+    let function: extern "C-unwind" fn(pg_sys::Oid) =
+        unsafe { std::mem::transmute(function(c"CreateTenantSchemaTable")) };
+    function(relid);
 }
 
 /// Make the current transaction a coordinated one, which assigns its
 /// distributed transaction id now rather than at its first distributed
 /// statement (Citus' UseCoordinatedTransaction(); a no-op when it already is).
 pub fn use_coordinated_transaction() {
-    // SAFETY: Citus exports `void UseCoordinatedTransaction(void)`; the
-    // library is loaded (checked by the caller), so the lookup finds it, and
-    // it raises an ERROR (never returns garbage) in a wrong state.
+    // SAFETY: Citus exports `void UseCoordinatedTransaction(void)`; it raises
+    // an ERROR (never returns garbage) in a wrong state.
+    let function: extern "C-unwind" fn() =
+        unsafe { std::mem::transmute(function(c"UseCoordinatedTransaction")) };
+    function();
+}
+
+/// A function exported by the Citus library, which the caller checked is
+/// loaded (`load_external_function` raises if the symbol is missing).
+fn function(name: &std::ffi::CStr) -> *mut std::ffi::c_void {
+    // SAFETY: valid C strings; the library is already loaded in this backend.
     unsafe {
-        let function = pg_sys::load_external_function(
+        pg_sys::load_external_function(
             c"$libdir/citus".as_ptr(),
-            c"UseCoordinatedTransaction".as_ptr(),
+            name.as_ptr(),
             true,
             std::ptr::null_mut(),
-        );
-        let function: extern "C-unwind" fn() = std::mem::transmute(function);
-        function();
+        )
     }
 }

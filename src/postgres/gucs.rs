@@ -159,23 +159,19 @@ pub fn current_tenant_id() -> Option<Result<uuid::Uuid, ()>> {
 
 /// Look at the context setting's text in place; None when it is unset or ''.
 pub fn with_tenant_setting<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    // SAFETY: PostgreSQL owns the string and keeps it valid until the setting changes,
-    // which cannot happen while `f` runs.
-    let value = unsafe {
-        let ptr = *TENANT.as_ptr();
-        if ptr.is_null() {
-            return None;
-        }
-        CStr::from_ptr(ptr).to_bytes()
-    };
-    (!value.is_empty()).then(|| f(value))
+    with_text(&TENANT, f)
 }
 
 /// Look at the Citus context carrier's text in place; None when unset or ''.
 pub fn with_context_setting<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    // SAFETY: as for the tenant setting.
+    with_text(&CONTEXT, f)
+}
+
+fn with_text<R>(setting: &GucSetting<Option<CString>>, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    // SAFETY: PostgreSQL owns the string and keeps it valid until the setting
+    // changes, which cannot happen while `f` runs.
     let value = unsafe {
-        let ptr = *CONTEXT.as_ptr();
+        let ptr = *setting.as_ptr();
         if ptr.is_null() {
             return None;
         }
