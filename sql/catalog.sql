@@ -91,7 +91,9 @@ CREATE TABLE tenancy.migrations (
              CONSTRAINT migrations_name_format CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'),
     ordinal  integer     NOT NULL UNIQUE,
     sql      text        NOT NULL,
-    added_at timestamptz NOT NULL DEFAULT now()
+    added_at timestamptz NOT NULL DEFAULT now(),
+    -- Retired (tenancy.retire_migration()): no schema applies it any more.
+    retired_at timestamptz
 );
 CREATE TABLE tenancy.schema_migrations (
     tenant_id  uuid        NOT NULL REFERENCES tenancy.tenants (id) ON DELETE CASCADE,

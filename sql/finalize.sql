@@ -68,6 +68,8 @@ DECLARE
         'tenancy.config(text)',
         'tenancy.config()',
         'tenancy.cache_stats()',
+        'tenancy.current_tenant_info()',
+        'tenancy.audit(text, jsonb)',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.
         'tenancy.refuse_truncate()',

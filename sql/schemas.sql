@@ -9,7 +9,7 @@ RETURNS TABLE (identifier text, schema_name name, pending integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT t.identifier, t.schema_name, count(*)::integer
       FROM tenancy.tenants t CROSS JOIN tenancy.migrations m
-     WHERE t.isolation = 'schema' AND t.status <> 'deleted'
+     WHERE t.isolation = 'schema' AND t.status <> 'deleted' AND m.retired_at IS NULL
        AND NOT EXISTS (SELECT FROM tenancy.schema_migrations s
                         WHERE s.tenant_id = t.id AND s.migration = m.name)
      GROUP BY t.identifier, t.schema_name
@@ -18,6 +18,10 @@ $$;
 
 -- Bring every schema tenant up to date, committing after each schema.
 -- CALL it outside a transaction block. No SET clause: it would forbid COMMIT.
+-- When a schema fails, the others go on (and stay committed); at the end the
+-- call raises the first failure's SQLSTATE, naming the failed tenants: a
+-- WARNING alone is dropped by most drivers, and the failure would look like
+-- a success.
 CREATE PROCEDURE tenancy.migrate()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -25,6 +29,8 @@ DECLARE
     done integer := 0;
     failed text[] := '{}';
     total integer;
+    first_state text;
+    first_error text;
 BEGIN
     SELECT count(*) INTO total FROM tenancy.pending_migrations();
     FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
@@ -34,6 +40,10 @@ BEGIN
             RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier, done + cardinality(failed), total;
         EXCEPTION WHEN OTHERS THEN
             failed := failed || t.identifier;
+            IF first_state IS NULL THEN
+                first_state := SQLSTATE;
+                first_error := format('%s: %s', t.identifier, SQLERRM);
+            END IF;
             RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
                 done + cardinality(failed), total, SQLERRM
                 USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
@@ -41,10 +51,13 @@ BEGIN
         COMMIT;
     END LOOP;
     IF cardinality(failed) > 0 THEN
-        RAISE WARNING 'tenancy: % of % schemas migrated; failed: %', done, total, array_to_string(failed, ', ');
-    ELSE
-        RAISE NOTICE 'tenancy: % of % schemas migrated', done, total;
+        RAISE EXCEPTION 'tenancy: % of % schemas migrated; failed: %', done, total, array_to_string(failed, ', ')
+            USING ERRCODE = first_state,
+                  DETAIL = format('First error: %s', first_error),
+                  HINT = 'The migrated schemas are committed. Fix the cause and CALL tenancy.migrate() again, '
+                         'or retire a migration that cannot apply with tenancy.retire_migration(name).';
     END IF;
+    RAISE NOTICE 'tenancy: % of % schemas migrated', done, total;
 END
 $$;
 

@@ -127,6 +127,104 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'citus_placement_problems_wrapper';
 REVOKE ALL ON FUNCTION tenancy.citus_placement_problems() FROM PUBLIC;
 
+-- The application developer's path: the current tenant in one round trip,
+-- the application's own audit events, administration for a granted role,
+-- migrations that fail loudly and can be retired.
+ALTER TABLE tenancy.migrations ADD COLUMN retired_at timestamptz;
+CREATE  FUNCTION "current_tenant_info"() RETURNS TABLE (
+	"id" uuid,  /* pgrx :: Uuid */
+	"identifier" TEXT,  /* String */
+	"name" TEXT,  /* String */
+	"status" TEXT,  /* String */
+	"isolation" TEXT,  /* String */
+	"metadata" jsonb  /* pgrx :: JsonB */
+)
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_tenant_info_wrapper';
+CREATE  FUNCTION "audit"(
+	"action" TEXT, /* Option < & str > */
+	"details" jsonb DEFAULT '{}' /* Option < Jsonb > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_wrapper';
+CREATE  FUNCTION "grant_admin"(
+	"role" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'grant_admin_wrapper';
+REVOKE ALL ON FUNCTION tenancy.grant_admin(text) FROM PUBLIC;
+CREATE  FUNCTION "revoke_admin"(
+	"role" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_admin_wrapper';
+REVOKE ALL ON FUNCTION tenancy.revoke_admin(text) FROM PUBLIC;
+CREATE  FUNCTION "retire_migration"(
+	"name" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'retire_migration_wrapper';
+REVOKE ALL ON FUNCTION tenancy.retire_migration(text) FROM PUBLIC;
+CREATE  FUNCTION "library_preloaded"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'library_preloaded_wrapper';
+REVOKE ALL ON FUNCTION tenancy.library_preloaded() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION tenancy.pending_migrations()
+RETURNS TABLE (identifier text, schema_name name, pending integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT t.identifier, t.schema_name, count(*)::integer
+      FROM tenancy.tenants t CROSS JOIN tenancy.migrations m
+     WHERE t.isolation = 'schema' AND t.status <> 'deleted' AND m.retired_at IS NULL
+       AND NOT EXISTS (SELECT FROM tenancy.schema_migrations s
+                        WHERE s.tenant_id = t.id AND s.migration = m.name)
+     GROUP BY t.identifier, t.schema_name
+     ORDER BY t.identifier
+$$;
+CREATE OR REPLACE PROCEDURE tenancy.migrate()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    done integer := 0;
+    failed text[] := '{}';
+    total integer;
+    first_state text;
+    first_error text;
+BEGIN
+    SELECT count(*) INTO total FROM tenancy.pending_migrations();
+    FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
+        BEGIN
+            PERFORM tenancy.migrate_tenant(t.identifier);
+            done := done + 1;
+            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier, done + cardinality(failed), total;
+        EXCEPTION WHEN OTHERS THEN
+            failed := failed || t.identifier;
+            IF first_state IS NULL THEN
+                first_state := SQLSTATE;
+                first_error := format('%s: %s', t.identifier, SQLERRM);
+            END IF;
+            RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
+                done + cardinality(failed), total, SQLERRM
+                USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
+        END;
+        COMMIT;
+    END LOOP;
+    IF cardinality(failed) > 0 THEN
+        RAISE EXCEPTION 'tenancy: % of % schemas migrated; failed: %', done, total, array_to_string(failed, ', ')
+            USING ERRCODE = first_state,
+                  DETAIL = format('First error: %s', first_error),
+                  HINT = 'The migrated schemas are committed. Fix the cause and CALL tenancy.migrate() again, '
+                         'or retire a migration that cannot apply with tenancy.retire_migration(name).';
+    END IF;
+    RAISE NOTICE 'tenancy: % of % schemas migrated', done, total;
+END
+$$;
+
 -- Tokens live 5 minutes by default (1 hour before).
 CREATE OR REPLACE FUNCTION "issue_token"(
 	"identifier" TEXT, /* Option < & str > */
@@ -379,8 +477,7 @@ UNION ALL
 SELECT 'warning', 'shared_preload_libraries',
        'the tenancy library is not preloaded: until a session first calls tenancy, its settings are placeholders',
        'Add tenancy to shared_preload_libraries (or session_preload_libraries) and restart'
- WHERE current_setting('shared_preload_libraries') !~ '(^|[ ,])tenancy($|[ ,])'
-   AND current_setting('session_preload_libraries') !~ '(^|[ ,])tenancy($|[ ,])'
+ WHERE NOT tenancy.library_preloaded()
 ORDER BY 1, 2, 3
 $$;
 

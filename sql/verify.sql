@@ -243,7 +243,6 @@ UNION ALL
 SELECT 'warning', 'shared_preload_libraries',
        'the tenancy library is not preloaded: until a session first calls tenancy, its settings are placeholders',
        'Add tenancy to shared_preload_libraries (or session_preload_libraries) and restart'
- WHERE current_setting('shared_preload_libraries') !~ '(^|[ ,])tenancy($|[ ,])'
-   AND current_setting('session_preload_libraries') !~ '(^|[ ,])tenancy($|[ ,])'
+ WHERE NOT tenancy.library_preloaded()
 ORDER BY 1, 2, 3
 $$;

@@ -173,7 +173,7 @@ impl TenancyError {
             ),
             TenantRequired => (
                 "no tenant context is set".into(),
-                "Call tenancy.set_tenant(identifier) first (tenancy.require_tenant is on).".into(),
+                "Call tenancy.set_tenant(identifier) (or its token or JWT form) first.".into(),
             ),
             StaleContext => (
                 "the tenant of this context no longer exists".into(),

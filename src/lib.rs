@@ -34,7 +34,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/verify.sql",
     name = "verify",
-    requires = ["catalog", api::citus::citus_placement_problems]
+    requires = [
+        "catalog",
+        api::citus::citus_placement_problems,
+        api::policies::library_preloaded
+    ]
 );
 // Migration procedures around migrate_tenant().
 extension_sql_file!(

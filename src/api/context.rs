@@ -229,12 +229,71 @@ fn change_context(tenant: Option<&Tenant>, local: bool) {
     schemas::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);
 }
 
-/// Log a refused context attempt (the failed transaction keeps no trace), then raise.
+thread_local! {
+    /// When this backend last logged a refusal (Unix seconds), and how many
+    /// it has not logged since.
+    static LAST_REFUSAL_LOG: Cell<(i64, u64)> = const { Cell::new((i64::MIN, 0)) };
+}
+
+/// Log a refused context attempt (the failed transaction keeps no trace),
+/// then raise. At most one line per backend and second: a client that keeps
+/// presenting bad tenants or tokens cannot write the log without bound, and
+/// the next line says how many were left out.
 pub(crate) fn refuse(tenant: &str, error: TenancyError) -> ! {
-    log!(
-        "tenancy: refused tenant context \"{tenant}\" for role \"{}\": {}",
-        security::current_role_name(),
-        error.message()
-    );
+    let now = crate::api::tokens::unix_now();
+    let (last, suppressed) = LAST_REFUSAL_LOG.get();
+    if now > last {
+        let more = match suppressed {
+            0 => String::new(),
+            n => format!(" ({n} more refused in this session since the last line)"),
+        };
+        log!(
+            "tenancy: refused tenant context \"{tenant}\" for role \"{}\": {}{more}",
+            security::current_role_name(),
+            error.message()
+        );
+        LAST_REFUSAL_LOG.set((now, 0));
+    } else {
+        LAST_REFUSAL_LOG.set((last, suppressed + 1));
+    }
     error.raise()
+}
+
+/// The current tenant as the application sees it, in one round trip: id,
+/// identifier, name, status, isolation and metadata; no row without a tenant.
+/// Executable by every role (it reads the catalog as its owner, and only the
+/// row of the context's tenant).
+#[pg_extern(stable, parallel_safe, requires = ["catalog"])]
+fn current_tenant_info() -> TableIterator<
+    'static,
+    (
+        name!(id, pgrx::Uuid),
+        name!(identifier, String),
+        name!(name, String),
+        name!(status, String),
+        name!(isolation, String),
+        name!(metadata, pgrx::JsonB),
+    ),
+> {
+    let Some(tenant) = current() else {
+        return TableIterator::new(Vec::new());
+    };
+    let row = catalog::as_owner(|| {
+        Spi::get_three_with_args::<String, String, pgrx::JsonB>(
+            "SELECT name, isolation, metadata FROM tenancy.tenants WHERE id = $1",
+            &[to_sql(tenant.id).into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("reading tenancy.tenants failed: {e}"));
+    let (Some(name), Some(isolation), Some(metadata)) = row else {
+        refuse(&tenant.id.to_string(), StaleContext)
+    };
+    TableIterator::once((
+        to_sql(tenant.id),
+        tenant.identifier.clone(),
+        name,
+        tenant.status.clone(),
+        isolation,
+        metadata,
+    ))
 }

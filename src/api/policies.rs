@@ -295,6 +295,20 @@ fn run(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| error!("{e}"));
 }
 
+/// For verify(): whether shared_preload_libraries or session_preload_libraries
+/// names tenancy. Read here rather than with current_setting(), which a role
+/// without pg_read_all_settings may not do for shared_preload_libraries.
+#[pg_extern(stable, parallel_safe)]
+fn library_preloaded() -> bool {
+    let names = |setting: &std::ffi::CStr| {
+        crate::postgres::gucs::setting(setting)
+            .unwrap_or_default()
+            .split(',')
+            .any(|name| name.trim().trim_matches('"') == "tenancy")
+    };
+    names(c"shared_preload_libraries") || names(c"session_preload_libraries")
+}
+
 /// Whether the auto-protect event trigger acts. A Rust function rather than
 /// current_setting(): calling it loads the library, which discards any value a
 /// plain role set as a placeholder before the load. Off with row_security = off,

@@ -144,3 +144,96 @@ fn reassign_tenant_schemas(role: &str) -> i64 {
     }
     statements.len() as i64
 }
+
+/// Every administration routine, and the catalog tables that those running
+/// with the caller's rights read (verify(), pending_migrations(), migrate()).
+/// Not the signing keys, the cluster key, set_migration_owner() or
+/// distribute(): a granted administrator cannot read secrets or choose who
+/// runs migrations, and migrations run as the migration owner.
+const ADMIN_ROUTINES: &[&str] = &[
+    "tenancy.register_tenant(text, text, jsonb, text)",
+    "tenancy.suspend_tenant(text, text)",
+    "tenancy.activate_tenant(text)",
+    "tenancy.update_tenant(text, text, jsonb)",
+    "tenancy.delete_tenant(text, boolean)",
+    "tenancy.protect(regclass, text)",
+    "tenancy.unprotect(regclass)",
+    "tenancy.verify()",
+    "tenancy.library_preloaded()",
+    "tenancy.citus_placement_problems()",
+    "tenancy.distribute_table(regclass, text, boolean)",
+    "tenancy.add_migration(text, text)",
+    "tenancy.migrate()",
+    "tenancy.migrate_tenant(text)",
+    "tenancy.record_migration(text, text)",
+    "tenancy.retire_migration(text)",
+    "tenancy.pending_migrations()",
+    "tenancy.set_config_default(text, jsonb)",
+    "tenancy.unset_config_default(text)",
+    "tenancy.set_tenant_config(text, text, jsonb)",
+    "tenancy.unset_tenant_config(text, text)",
+    "tenancy.add_signing_key(text, bytea)",
+    "tenancy.retire_signing_key(text)",
+    "tenancy.issue_token(text, interval)",
+    "tenancy.purge_audit_log(interval)",
+];
+const ADMIN_TABLES: &[&str] = &[
+    "tenancy.tenants",
+    "tenancy.protected_tables",
+    "tenancy.migrations",
+    "tenancy.schema_migrations",
+    "tenancy.migration_owner",
+    "tenancy.config_defaults",
+    "tenancy.tenant_config",
+    "tenancy.audit_log",
+];
+
+/// Give `role` what administering tenancy needs, and nothing more
+/// (superusers only; audited).
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn grant_admin(role: Option<&str>) {
+    change_admin(required(role, "role"), true)
+}
+
+/// Take back what grant_admin() gave (superusers only; audited).
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn revoke_admin(role: Option<&str>) {
+    change_admin(required(role, "role"), false)
+}
+
+fn change_admin(role: &str, grant: bool) {
+    let oid = security::role_oid(role);
+    if !security::is_superuser() {
+        PermissionDenied(
+            "only a superuser can grant or revoke tenancy administration".into(),
+            "It hands out the lifecycle of every tenant.".into(),
+        )
+        .raise();
+    }
+    let caller = security::current_role_name();
+    let grantee = spi::quote_identifier(security::role_name(oid));
+    let (verb, preposition) = if grant {
+        ("GRANT", "TO")
+    } else {
+        ("REVOKE", "FROM")
+    };
+    catalog::as_owner(|| {
+        for routine in ADMIN_ROUTINES {
+            Spi::run(&format!(
+                "{verb} EXECUTE ON ROUTINE {routine} {preposition} {grantee}"
+            ))
+            .unwrap_or_else(|e| error!("{verb} on {routine} failed: {e}"));
+        }
+        for table in ADMIN_TABLES {
+            Spi::run(&format!("{verb} SELECT ON {table} {preposition} {grantee}"))
+                .unwrap_or_else(|e| error!("{verb} on {table} failed: {e}"));
+        }
+        let action = if grant { "grant_admin" } else { "revoke_admin" };
+        audit::record(
+            &caller,
+            action,
+            None,
+            json!({"role": security::role_name(oid)}),
+        );
+    })
+}

@@ -103,6 +103,37 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
     })
 }
 
+/// Retire a migration: no schema applies it from now on (those that did keep
+/// what it made). The way out of a migration that can never apply, which would
+/// block every new schema tenant: retire it and add a corrected one.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn retire_migration(name: Option<&str>) {
+    let name = required(name, "name");
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let found = Spi::get_one_with_args::<bool>(
+            "WITH m AS (UPDATE tenancy.migrations SET retired_at = coalesce(retired_at, now()) \
+             WHERE name = $1 RETURNING 1) SELECT count(*) > 0 FROM m",
+            &[name.into()],
+        )
+        .unwrap_or_else(|e| error!("{e}"))
+        .unwrap_or(false);
+        if !found {
+            InvalidValue(
+                format!("migration {name:?} does not exist"),
+                "List the migrations with SELECT name, retired_at FROM tenancy.migrations.".into(),
+            )
+            .raise();
+        }
+        audit::record(
+            &role,
+            "migration",
+            None,
+            json!({"name": name, "event": "retired"}),
+        );
+    })
+}
+
 /// Bring one schema tenant up to date, in the current transaction; returns
 /// how many migrations were applied. `migrate()` calls it once per schema.
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
@@ -278,8 +309,8 @@ fn migrations_after(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
         client
             .select(
                 "SELECT m.name, m.sql FROM tenancy.migrations m \
-                 WHERE $1::uuid IS NULL OR NOT EXISTS (SELECT FROM tenancy.schema_migrations s \
-                                                       WHERE s.tenant_id = $1 AND s.migration = m.name) \
+                 WHERE m.retired_at IS NULL AND ($1::uuid IS NULL OR NOT EXISTS (SELECT FROM tenancy.schema_migrations s \
+                                                       WHERE s.tenant_id = $1 AND s.migration = m.name)) \
                  ORDER BY m.ordinal",
                 None,
                 &[tenant.into()],

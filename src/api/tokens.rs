@@ -13,6 +13,7 @@ use crate::postgres::{gucs, security};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -320,6 +321,36 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
         return Err("the JWT is not valid yet (nbf)".into());
     }
     let issued_at = time("iat")?.map(|iat| iat.floor() as i64);
+    let max_lifetime = gucs::JWT_MAX_LIFETIME.get() as f64;
+    if max_lifetime > 0.0 {
+        let exp = time("exp")?.unwrap_or(0.0);
+        let lifetime = exp - time("iat")?.unwrap_or(now);
+        if lifetime > max_lifetime {
+            return Err(format!(
+                "the JWT lives {lifetime:.0} s, longer than tenancy.jwt_max_lifetime ({max_lifetime:.0} s)"
+            ));
+        }
+    }
+    let setting = |s: &GucSetting<Option<std::ffi::CString>>| {
+        s.get()
+            .map(|v| v.to_string_lossy().into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(audience) = setting(&gucs::JWT_AUDIENCE) {
+        let matches = match claims.get("aud") {
+            Some(Value::String(aud)) => *aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&audience)),
+            _ => false,
+        };
+        if !matches {
+            return Err(format!("the JWT is not for audience {audience:?} (aud)"));
+        }
+    }
+    if let Some(issuer) = setting(&gucs::JWT_ISSUER) {
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
+            return Err(format!("the JWT was not issued by {issuer:?} (iss)"));
+        }
+    }
     let claim = gucs::JWT_CLAIM
         .get()
         .map(|c| c.to_string_lossy().into_owned())

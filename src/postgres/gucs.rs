@@ -16,6 +16,9 @@ pub static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static JWT_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant"));
+pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 /// On a Citus worker: the coordinator's tenant context, signed for one
 /// distributed transaction (see api/citus.rs). Anyone may set it: it opens
 /// nothing unless it verifies.
@@ -122,6 +125,32 @@ pub fn init() {
         &JWT_CLAIM,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_audience",
+        c"When set, a JWT's aud claim must be (or contain) this value.",
+        c"",
+        &JWT_AUDIENCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_issuer",
+        c"When set, a JWT's iss claim must be this value.",
+        c"",
+        &JWT_ISSUER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.jwt_max_lifetime",
+        c"Longest accepted JWT lifetime in seconds (exp - iat, or exp - now without iat); 0: no limit.",
+        c"",
+        &JWT_MAX_LIFETIME,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_string_guc(
         c"tenancy.context",

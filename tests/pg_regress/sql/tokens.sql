@@ -151,7 +151,7 @@ SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret')) AS no_iat;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
-                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now - 86400), :'secret')) AS issued_before_tenant;
+                                   jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now - 3600), :'secret')) AS issued_before_tenant;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now, 'nbf', 'tomorrow'), :'secret')) AS nbf_not_a_number;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',

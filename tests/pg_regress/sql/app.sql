@@ -1,0 +1,70 @@
+-- What an application gets from SQL besides isolation: its tenant in one
+-- round trip, its own audit events, and JWTs checked the way auth servers
+-- issue them.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT (tenancy.register_tenant('app-one', 'App One', '{"plan": "pro"}')).identifier;
+SET ROLE tenancy_app;
+-- current_tenant_info(): no row without a tenant; the tenant's row with one.
+SELECT count(*) AS rows_without_tenant FROM tenancy.current_tenant_info();
+SELECT tenancy.set_tenant('app-one') IS NOT NULL AS as_app_one;
+SELECT identifier, name, status, isolation, metadata, id = tenancy.current_tenant() AS same_id
+  FROM tenancy.current_tenant_info();
+-- audit(): the application's own events, for its tenant, stored as app.<action>.
+SELECT tenancy.audit('invoice.sent', '{"invoice": 42}') > 0 AS audited;
+SELECT tenancy.audit('Invoice Sent');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenancy.audit('user.invited', '[1]');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT tenancy.audit('rolled.back') > 0 AS audited;
+ROLLBACK;
+SELECT tenancy.reset_tenant();
+SELECT tenancy.audit('no.tenant');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT action, tenant_identifier, details, role FROM tenancy.audit_log
+ WHERE action LIKE 'app.%' ORDER BY id;
+
+-- JWTs: audience, issuer and a maximum lifetime, when configured.
+CREATE EXTENSION pgcrypto;
+CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
+    $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
+CREATE FUNCTION pg_temp.jwt(claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
+    SELECT s || '.' || pg_temp.b64url(hmac(convert_to(s, 'utf8'), secret, 'sha256'))
+      FROM (SELECT pg_temp.b64url(convert_to('{"alg": "HS256"}', 'utf8')) || '.' ||
+                   pg_temp.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
+CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
+SELECT tenancy.add_signing_key('app-auth', decode(repeat('7b', 32), 'hex'));
+SELECT decode(repeat('7b', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
+GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, bytea), pg_temp.b64url(bytea), pg_temp.try_jwt(text) TO tenancy_app;
+SET tenancy.jwt_audience = 'api';
+SET tenancy.jwt_issuer = 'https://auth.example';
+SET ROLE tenancy_app;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+       'aud', 'api', 'iss', 'https://auth.example'), :'secret')) AS matching;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+       'aud', jsonb_build_array('web', 'api'), 'iss', 'https://auth.example'), :'secret')) AS audience_in_list;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+       'aud', 'web', 'iss', 'https://auth.example'), :'secret')) AS wrong_audience;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+       'iss', 'https://auth.example'), :'secret')) AS no_audience;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+       'aud', 'api', 'iss', 'https://evil.example'), :'secret')) AS wrong_issuer;
+RESET ROLE;
+RESET tenancy.jwt_audience;
+RESET tenancy.jwt_issuer;
+SET tenancy.jwt_max_lifetime = '1h';
+SET ROLE tenancy_app;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 7200), :'secret')) AS two_hours;
+SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 3000), :'secret')) AS fifty_minutes;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+RESET tenancy.jwt_max_lifetime;
+SELECT tenancy.retire_signing_key('app-auth');
+DROP EXTENSION pgcrypto;
