@@ -58,10 +58,14 @@ impl TenancyError {
             BadTenantColumn(..) => ERRCODE_DATATYPE_MISMATCH,
             InvalidValue(..) => ERRCODE_INVALID_PARAMETER_VALUE,
             DuplicateIdentifier(_) | DuplicateMigration(_) => ERRCODE_UNIQUE_VIOLATION,
-            UnknownTenant(_) | StaleContext => ERRCODE_NO_DATA_FOUND,
-            IllegalTransition(..) | TenantNotActive(..) | TenantRequired => {
-                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
-            }
+            // What an application branches on has a code of its own:
+            // unknown P0002 (404), suspended 55000 (403), deleted or
+            // destroyed 42704 (410), no tenant 0P000, token 28000 (401).
+            UnknownTenant(_) => ERRCODE_NO_DATA_FOUND,
+            TenantNotActive(_, status) if status == "deleted" => ERRCODE_UNDEFINED_OBJECT,
+            StaleContext => ERRCODE_UNDEFINED_OBJECT,
+            TenantRequired => ERRCODE_INVALID_ROLE_SPECIFICATION,
+            IllegalTransition(..) | TenantNotActive(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             PrivilegedRole(..) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NoTransactionBlock => ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
             InvalidToken(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -112,12 +116,20 @@ impl TenancyError {
             ),
             UnknownTenant(ident) => (
                 format!("tenant \"{ident}\" does not exist"),
-                "List the known tenants with SELECT identifier FROM tenancy.tenants.".into(),
+                "No tenant has this identifier: for an application, not found (HTTP 404); \
+                 check how it resolves tenants. Administrators list them in tenancy.tenants."
+                    .into(),
+            ),
+            TenantNotActive(ident, status) if status == "deleted" => (
+                format!("tenant \"{ident}\" is deleted"),
+                "For an application, gone (HTTP 410). The identifier stays reserved until an \
+                 administrator destroys the tenant (delete_tenant(…, destroy_data => true))."
+                    .into(),
             ),
             TenantNotActive(ident, status) => (
                 format!("tenant \"{ident}\" is {status}"),
-                "Only active tenants can be used as a context; an administrator can \
-                 reinstate a suspended tenant with tenancy.activate_tenant()."
+                "For an application, forbidden (HTTP 403). An administrator reinstates a \
+                 suspended tenant with tenancy.activate_tenant()."
                     .into(),
             ),
             PrivilegedRole(role, why) => (
@@ -135,7 +147,9 @@ impl TenancyError {
             ),
             InvalidToken(reason) => (
                 format!("invalid tenant token: {reason}"),
-                "Ask the gateway for a new token (tenancy.issue_token()).".into(),
+                "For an application, unauthenticated (HTTP 401): get a new token from the \
+                 gateway (tenancy.issue_token()) or a new JWT from the auth server."
+                    .into(),
             ),
             TokenRequired(role) => (
                 format!("role \"{role}\" must present a signed tenant token"),
@@ -173,12 +187,14 @@ impl TenancyError {
             ),
             TenantRequired => (
                 "no tenant context is set".into(),
-                "Call tenancy.set_tenant(identifier) (or its token or JWT form) first.".into(),
+                "Set the request's tenant first: tenancy.set_tenant(identifier, is_local => true) \
+                 (or its token or JWT form) at the start of the transaction."
+                    .into(),
             ),
             StaleContext => (
                 "the tenant of this context no longer exists".into(),
-                "Set a new context with tenancy.set_tenant() or clear it with \
-                 tenancy.reset_tenant()."
+                "For an application, gone (HTTP 410): the tenant was destroyed. Set another \
+                 context with tenancy.set_tenant() or clear it with tenancy.reset_tenant()."
                     .into(),
             ),
         }

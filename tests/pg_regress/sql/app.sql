@@ -68,3 +68,31 @@ RESET ROLE;
 RESET tenancy.jwt_max_lifetime;
 SELECT tenancy.retire_signing_key('app-auth');
 DROP EXTENSION pgcrypto;
+
+-- Each condition an application branches on has its own SQLSTATE:
+-- unknown P0002 (404), suspended 55000 (403), deleted or destroyed 42704
+-- (410), no tenant while one is required 0P000, invalid token 28000 (401).
+SELECT (tenancy.register_tenant('app-paused', 'Paused')).identifier;
+SELECT (tenancy.suspend_tenant('app-paused')).status;
+SELECT (tenancy.register_tenant('app-gone', 'Gone')).identifier;
+SELECT (tenancy.delete_tenant('app-gone')).status;
+SELECT (tenancy.register_tenant('app-doomed', 'Doomed')).identifier;
+SET ROLE tenancy_app;
+\set VERBOSITY sqlstate
+SELECT tenancy.set_tenant('app-nobody');
+SELECT tenancy.set_tenant('app-paused');
+SELECT tenancy.set_tenant('app-gone');
+SELECT tenancy.set_tenant_token('tn1.k.x.1.y');
+SELECT tenancy.set_tenant('app-doomed') IS NOT NULL AS as_doomed;
+RESET ROLE;
+SELECT (tenancy.delete_tenant('app-doomed', destroy_data => true)).identifier;
+SET ROLE tenancy_app;
+SELECT tenancy.current_tenant();
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SET tenancy.require_tenant = on;
+SET ROLE tenancy_app;
+SELECT tenancy.current_tenant();
+RESET ROLE;
+RESET tenancy.require_tenant;
+\set VERBOSITY default
