@@ -124,6 +124,7 @@ start_pgbouncer() {
 [databases]
 pooled_tx = host=127.0.0.1 port=$upstream dbname=$db pool_mode=transaction pool_size=4
 pooled_session = host=127.0.0.1 port=$upstream dbname=$db pool_mode=session pool_size=1
+* = host=127.0.0.1 port=$upstream pool_mode=transaction pool_size=4
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -137,7 +138,7 @@ ignore_startup_parameters = extra_float_digits
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
-    printf '"tenancy_app" ""\n"postgres" ""\n' | as_server tee "$dir/userlist.txt" >/dev/null
+    printf '"tenancy_app" ""\n"tenancy_admin" ""\n"postgres" ""\n' | as_server tee "$dir/userlist.txt" >/dev/null
     # PgBouncer refuses to run as root: it runs as the scratch clusters' user.
     as_server /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini"
 }

@@ -123,6 +123,26 @@ else
     count 0 1 "Node driver tests (did not run, see $OUT/node.log)"
 fi
 
+# The FastAPI example's own tests (examples/fastapi), directly and through
+# PgBouncer in transaction mode.
+log "FastAPI example (examples/fastapi)"
+"$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx' 2>/dev/null ||
+    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt"
+for port in "$PORT" "$POOLER_PORT"; do
+    set +e
+    (cd "$ROOT/examples/fastapi" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
+        "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/fastapi-$port.log"
+    set -e
+    summary=$(tail -1 "$OUT/fastapi-$port.log")
+    if [[ $summary =~ ([0-9]+)\ passed ]]; then
+        p=${BASH_REMATCH[1]}
+        [[ $summary =~ ([0-9]+)\ (failed|error) ]] && f=${BASH_REMATCH[1]} || f=0
+        count "$p" "$f" "FastAPI example (port $port)"
+    else
+        count 0 1 "FastAPI example (port $port; see $OUT/fastapi-$port.log)"
+    fi
+done
+
 # 5. Citus: a coordinator and two workers of its own, when Citus is installed.
 layer "Citus layer" "$ROOT/tests/citus/run.sh"
 
