@@ -101,7 +101,7 @@ log "driver tests: Python psycopg 3 and Node pg"
 python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_tools python3 python3-venv
 command -v npm >/dev/null || ensure_tools nodejs npm
 [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
-"$ROOT/target/py/bin/python" -c 'import psycopg' 2>/dev/null ||
+"$ROOT/target/py/bin/python" -c 'import psycopg, asyncpg' 2>/dev/null ||
     "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/tests/drivers/python/requirements.txt"
 [ -d "$ROOT/tests/drivers/node/node_modules/pg" ] ||
     (cd "$ROOT/tests/drivers/node" && npm ci --no-audit --no-fund --silent)
@@ -123,23 +123,25 @@ else
     count 0 1 "Node driver tests (did not run, see $OUT/node.log)"
 fi
 
-# The FastAPI example's own tests (examples/fastapi), directly and through
-# PgBouncer in transaction mode.
-log "FastAPI example (examples/fastapi)"
-"$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx' 2>/dev/null ||
-    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt"
-for port in "$PORT" "$POOLER_PORT"; do
+# The Python examples' own tests: examples/fastapi directly and through
+# PgBouncer in transaction mode, examples/django directly.
+log "Python examples (examples/)"
+"$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx, django' 2>/dev/null ||
+    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt" \
+        -r "$ROOT/examples/django/requirements.txt"
+for run in "fastapi $PORT" "fastapi $POOLER_PORT" "django $PORT"; do
+    read -r example port <<<"$run"
     set +e
-    (cd "$ROOT/examples/fastapi" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
-        "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/fastapi-$port.log"
+    (cd "$ROOT/examples/$example" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
+        "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/$example-$port.log"
     set -e
-    summary=$(tail -1 "$OUT/fastapi-$port.log")
+    summary=$(tail -1 "$OUT/$example-$port.log")
     if [[ $summary =~ ([0-9]+)\ passed ]]; then
         p=${BASH_REMATCH[1]}
         [[ $summary =~ ([0-9]+)\ (failed|error) ]] && f=${BASH_REMATCH[1]} || f=0
-        count "$p" "$f" "FastAPI example (port $port)"
+        count "$p" "$f" "$example example (port $port)"
     else
-        count 0 1 "FastAPI example (port $port; see $OUT/fastapi-$port.log)"
+        count 0 1 "$example example (port $port; see $OUT/$example-$port.log)"
     fi
 done
 

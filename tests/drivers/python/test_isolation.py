@@ -96,6 +96,31 @@ def test_a_bound_token_stays_out_of_pg_stat_activity():
         assert "$1" in seen and token not in seen, seen
 
 
+def test_asyncpg_transaction_scoped_context():
+    """docs/python.md's asyncpg pattern: caches off, one transaction per request."""
+    import asyncio
+
+    import asyncpg
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=PORT, user="tenancy_app", database=DB,
+                                     statement_cache_size=0)
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            await conn.execute("SELECT tenancy.set_tenant($1, is_local => true)", "py-b")
+            await conn.execute("INSERT INTO items (name) VALUES ('asyncpg row')")
+            names = [r["name"] for r in await conn.fetch("SELECT name FROM items ORDER BY name")]
+            await transaction.rollback()
+            assert await conn.fetchval("SELECT tenancy.current_tenant()") is None
+            return names
+        finally:
+            await conn.close()
+
+    names = asyncio.run(run())
+    assert "asyncpg row" in names and not any(n.startswith("a") for n in names if n != "asyncpg row"), names
+
+
 def main():
     setup()
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
