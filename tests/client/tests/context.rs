@@ -157,6 +157,41 @@ fn refused_attempts_are_written_to_the_server_log() {
     );
 }
 
+#[test]
+fn refusals_are_logged_at_most_once_a_second_per_backend() {
+    setup();
+    let mut app = connect(APP, DB);
+    let pid: i32 = app
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let marker = format!("flood-{pid}");
+    let refuse = |app: &mut postgres::Client| {
+        let err = app
+            .query_one("SELECT tenancy.set_tenant($1)", &[&marker])
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "P0002");
+    };
+    for _ in 0..50 {
+        refuse(&mut app);
+    }
+    let lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&marker) && l.contains("LOG:"))
+            .count()
+    };
+    let logged = lines(&server_log());
+    assert!(
+        (1..=2).contains(&logged),
+        "50 refusals in well under a second wrote {logged} lines"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    refuse(&mut app);
+    let log = server_log();
+    assert_eq!(lines(&log), logged + 1);
+    assert!(log.contains("more refused in this session since the last line"));
+}
+
 /// The context functions keep PostgreSQL's default privilege (sql/finalize.sql).
 /// Where default privileges take EXECUTE away from PUBLIC, CREATE EXTENSION
 /// grants it back to them, and only to them.
