@@ -1,4 +1,4 @@
--- Benchmark data set (BENCHMARKS.md). Run as a superuser on a fresh database.
+-- Benchmark data set (docs/benchmarks.md). Run as a superuser on a fresh database.
 \set ON_ERROR_STOP on
 CREATE EXTENSION tenancy;
 SELECT tenancy.set_migration_owner('bench_migrator');

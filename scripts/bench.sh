@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite of BENCHMARKS.md: loads the data sets into a scratch
+# The benchmark suite (docs/benchmarks.md): loads the data sets into a scratch
 # cluster (port 55434), runs every workload with pgbench as a non-superuser
 # application role, baseline and product interleaved in rounds, and prints
 # workload, result, baseline, ratio, target, pass/fail.

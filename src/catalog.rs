@@ -2,7 +2,9 @@
 //! queried as the table's owner so that application roles need no privilege on it.
 
 use crate::cache;
-use crate::postgres::security;
+use crate::error::OrRaise;
+use crate::error::TenancyError::NotConfigured;
+use crate::postgres::{invalidation, relations, security};
 use crate::tenant::{from_sql, to_sql, Tenant};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -33,28 +35,23 @@ fn relations() -> Relations {
     if let Some(rels) = RELATIONS.get() {
         return rels;
     }
-    // SAFETY: syscache lookups; the relcache entry is released right away.
-    let rels = unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"tenancy".as_ptr(), false);
-        let relid = |name: &std::ffi::CStr| {
-            let relid = pg_sys::get_relname_relid(name.as_ptr(), namespace);
-            if relid == pg_sys::InvalidOid {
-                error!("relation tenancy.{name:?} does not exist: is the extension installed?");
-            }
-            relid
-        };
-        let tenants = relid(c"tenants");
-        let relation = pg_sys::RelationIdGetRelation(tenants);
-        let owner = (*(*relation).rd_rel).relowner;
-        pg_sys::RelationClose(relation);
-        Relations {
-            tenants,
-            config_defaults: relid(c"config_defaults"),
-            tenant_config: relid(c"tenant_config"),
-            signing_keys: relid(c"signing_keys"),
-            cluster_key: relid(c"cluster_key"),
-            owner,
-        }
+    let relid = |name: &std::ffi::CStr| {
+        relations::relid(c"tenancy", name).unwrap_or_else(|| {
+            NotConfigured(
+                format!("relation tenancy.{name:?} does not exist"),
+                "Is the extension installed in this database? CREATE EXTENSION tenancy;".into(),
+            )
+            .raise()
+        })
+    };
+    let tenants = relid(c"tenants");
+    let rels = Relations {
+        tenants,
+        config_defaults: relid(c"config_defaults"),
+        tenant_config: relid(c"tenant_config"),
+        signing_keys: relid(c"signing_keys"),
+        cluster_key: relid(c"cluster_key"),
+        owner: relations::owner(tenants),
     };
     RELATIONS.set(Some(rels));
     rels
@@ -73,11 +70,16 @@ pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
     })
 }
 
-/// The relation every backend's caches watch (any catalog change is sent as
-/// a change of it: on a Citus worker a trigger fires on a reference table's
-/// placement, not on the table the caches know).
-pub fn tenants_relid() -> pg_sys::Oid {
-    relations().tenants
+/// Statement trigger on the catalog tables: any change, through the API or
+/// plain DML, invalidates every backend's caches. Sent as a change of
+/// tenancy.tenants whichever table changed: on a Citus worker the trigger
+/// fires on a reference table's placement, which no cache watches.
+#[pg_trigger]
+fn catalog_changed<'a>(
+    _trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    invalidation::invalidate(relations().tenants);
+    Ok(None)
 }
 
 pub fn forget_relations() {
@@ -122,7 +124,7 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
                 &*format!("{columns} WHERE {filter} = $1"),
                 &[PgOid::BuiltIn(arg)],
             )
-            .unwrap_or_else(|e| error!("preparing the tenant lookup failed: {e}"))
+            .or_raise("preparing the tenant lookup")
             .keep()
     };
     let lookups = Rc::new([
@@ -153,7 +155,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
             }))
         })
     })
-    .unwrap_or_else(|e| error!("reading tenancy.tenants failed: {e}"))
+    .or_raise("reading tenancy.tenants")
     .map(Rc::new);
     if let Some(tenant) = &tenant {
         cache::insert(tenant.clone(), generation);

@@ -43,6 +43,15 @@ pub enum TenancyError {
     NotConfigured(String, String),
     /// A migration script created something a tenant schema must not hold: (message, hint).
     ForbiddenObject(String, String),
+    /// A statement of the extension's own failed where it cannot (a bug):
+    /// what failed, where, and why.
+    Internal(String),
+    /// An object an administrator named does not exist: (message, hint).
+    UndefinedObject(String, String),
+    /// TRUNCATE on a protected table: the table.
+    TruncateRefused(String),
+    /// UPDATE, DELETE or TRUNCATE of the audit log.
+    AuditLogAppendOnly,
     /// tenancy.* settings were given as connection options: their names.
     ConnectionOptions(String),
 }
@@ -74,6 +83,9 @@ impl TenancyError {
             CursorOutlivesContext => ERRCODE_INVALID_CURSOR_DEFINITION,
             SessionScopeOnCitus => ERRCODE_FEATURE_NOT_SUPPORTED,
             InvalidContext(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            Internal(_) => ERRCODE_INTERNAL_ERROR,
+            UndefinedObject(..) => ERRCODE_UNDEFINED_OBJECT,
+            TruncateRefused(_) | AuditLogAppendOnly => ERRCODE_INSUFFICIENT_PRIVILEGE,
             PermissionDenied(..) | ConnectionOptions(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NotConfigured(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ForbiddenObject(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -92,7 +104,24 @@ impl TenancyError {
             | BadTenantColumn(message, hint)
             | PermissionDenied(message, hint)
             | NotConfigured(message, hint)
-            | ForbiddenObject(message, hint) => (message.clone(), hint.clone()),
+            | ForbiddenObject(message, hint)
+            | UndefinedObject(message, hint) => (message.clone(), hint.clone()),
+            Internal(what) => (
+                format!("tenancy: {what}"),
+                "A statement of the extension failed where it should not: please report it, \
+                 with the statement that caused it."
+                    .into(),
+            ),
+            TruncateRefused(table) => (
+                format!("TRUNCATE is not allowed on tenant-protected table \"{table}\""),
+                "TRUNCATE bypasses row-level security and would remove every tenant's rows; \
+                 use DELETE in a tenant context."
+                    .into(),
+            ),
+            AuditLogAppendOnly => (
+                "tenancy.audit_log is append-only".into(),
+                "Remove old entries with tenancy.purge_audit_log(older_than interval).".into(),
+            ),
             ConnectionOptions(names) => (
                 format!("{names} cannot be given as a connection option"),
                 "PostgreSQL refuses a tenancy setting from a client that may not set it, and the \
@@ -211,6 +240,22 @@ impl TenancyError {
             .set_hint(hint)
             .report(PgLogLevel::ERROR);
         unreachable!("ERROR does not return")
+    }
+}
+
+/// Results of the extension's own statements (SPI): a failure is raised as
+/// an internal error that says what failed and where.
+pub trait OrRaise<T> {
+    fn or_raise(self, what: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrRaise<T> for Result<T, E> {
+    #[track_caller]
+    fn or_raise(self, what: &str) -> T {
+        let at = std::panic::Location::caller();
+        self.unwrap_or_else(|e| {
+            Internal(format!("{what} failed ({}:{}): {e}", at.file(), at.line())).raise()
+        })
     }
 }
 

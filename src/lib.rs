@@ -1,8 +1,9 @@
 //! tenancy: multi-tenant isolation as a property of the database.
 //!
-//! Layout: `api/` is the SQL surface (one module per concept), `postgres/` is
-//! the boundary with PostgreSQL internals (settings, invalidation, privilege
-//! switching: where `unsafe` lives), `sql/` holds the catalog DDL.
+//! Layers (README, "Code layout"): `api/` is the SQL surface (one module per
+//! concept), the core below it (`error`, `tenant`, `tenant_schema`, `cache`,
+//! `catalog`), and `postgres/`, the boundary with PostgreSQL internals, which
+//! knows no feature and holds every `unsafe`. `sql/` holds the catalog DDL.
 
 use pgrx::prelude::*;
 
@@ -12,6 +13,7 @@ mod catalog;
 mod error;
 mod postgres;
 mod tenant;
+mod tenant_schema;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -56,8 +58,18 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
-    postgres::invalidation::init();
     postgres::security::init();
+    // The features forget what they cached when the catalog changes.
+    postgres::invalidation::init(catalog::is_catalog_relation);
+    for forget in [
+        catalog::forget_relations,
+        cache::invalidate,
+        api::config::invalidate,
+        api::tokens::invalidate,
+        api::citus::invalidate,
+    ] {
+        postgres::invalidation::register(forget);
+    }
     postgres::hooks::init(
         api::context::on_hold_cursor,
         api::context::on_transaction_end,

@@ -34,7 +34,7 @@ pub fn to_sql(id: Uuid) -> pgrx::Uuid {
 pub const IDENTIFIER_RULE: &str = "3 to 63 characters: lowercase ASCII letters, digits and single \
      hyphens, starting with a letter and not ending with a hyphen (e.g. 'acme-corp')";
 
-/// Slug rules of SPEC.md; the same rule is a CHECK constraint on the catalog.
+/// The identifier rule of the README; the same rule is a CHECK constraint on the catalog.
 pub fn validate_identifier(identifier: &str) -> Result<(), TenancyError> {
     let problem = if !(3..=63).contains(&identifier.len()) {
         Some(format!(

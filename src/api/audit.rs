@@ -1,6 +1,6 @@
 //! The append-only audit log and lifecycle events.
 
-use crate::postgres::jsonb::Jsonb;
+use crate::error::OrRaise;
 use crate::tenant::to_sql;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
             pgrx::JsonB(details).into(),
         ],
     )
-    .unwrap_or_else(|e| error!("writing tenancy.audit_log failed: {e}"))
+    .or_raise("writing tenancy.audit_log")
     .expect("RETURNING id")
 }
 
@@ -39,49 +39,7 @@ pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str, audit_id: 
         "SELECT pg_notify('tenancy_events', $1)",
         &[payload.to_string().into()],
     )
-    .unwrap_or_else(|e| error!("sending tenancy_events failed: {e}"));
-}
-
-/// Append the application's own event (invoice sent, user invited) to the
-/// audit log, for the current tenant, in the caller's transaction. Its action
-/// is stored as `app.<action>`, so it cannot pass for one of the extension's.
-/// Executable by every role; raises without a tenant context.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 {
-    use crate::error::{required, TenancyError::*};
-    let action = required(action, "action");
-    let Jsonb(details) = required(details, "details");
-    let valid = (1..=63).contains(&action.len())
-        && action.starts_with(|c: char| c.is_ascii_lowercase())
-        && action
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if !valid {
-        InvalidValue(
-            format!("invalid audit action {action:?}"),
-            "An action has 1 to 63 characters: lowercase letters, digits, '_', '.' and '-', \
-             starting with a letter (e.g. 'invoice.sent'); it is stored as app.<action>."
-                .into(),
-        )
-        .raise();
-    }
-    if !details.is_object() {
-        InvalidValue(
-            "audit details must be a JSON object".into(),
-            "Pass an object such as '{\"invoice\": 42}'::jsonb.".into(),
-        )
-        .raise();
-    }
-    let tenant = crate::api::context::current().unwrap_or_else(|| TenantRequired.raise());
-    let role = crate::postgres::security::current_role_name();
-    crate::catalog::as_owner(|| {
-        record(
-            &role,
-            &format!("app.{action}"),
-            Some((tenant.id, &tenant.identifier)),
-            details,
-        )
-    })
+    .or_raise("sending tenancy_events");
 }
 
 thread_local! {
@@ -115,7 +73,7 @@ fn purge_audit_log(older_than: Option<pgrx::datum::Interval>) -> i64 {
              SELECT count(*) FROM gone",
             &[older_than.into()],
         )
-        .unwrap_or_else(|e| error!("purging tenancy.audit_log failed: {e}"))
+        .or_raise("purging tenancy.audit_log")
         .unwrap_or(0);
         drop(_reset);
         let _ = record(
@@ -137,12 +95,5 @@ fn audit_log_append_only<'a>(
     if PURGING.get() && trigger.event().fired_by_delete() {
         return Ok(trigger.old());
     }
-    pgrx::pg_sys::panic::ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        "tenancy.audit_log is append-only",
-        "tenancy",
-    )
-    .set_hint("Remove old entries with tenancy.purge_audit_log(older_than interval).")
-    .report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    crate::error::TenancyError::AuditLogAppendOnly.raise()
 }

@@ -17,7 +17,9 @@
 
 use crate::api::{audit, policies};
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::TenancyError::*;
+use crate::postgres::system::unix_now;
 use crate::postgres::{citus, gucs, security};
 use crate::tenant::Tenant;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -79,7 +81,7 @@ pub(crate) fn carry(tenant: Option<&Tenant>) {
     // with propagation on for this statement only.
     security::with_setting(c"citus.propagate_set_commands", "local", || {
         Spi::run(&format!("SET LOCAL tenancy.context = '{carrier}'"))
-            .unwrap_or_else(|e| error!("passing the tenant context to Citus failed: {e}"));
+            .or_raise("passing the tenant context to Citus");
     });
 }
 
@@ -154,7 +156,7 @@ fn distributed_transaction() -> (i32, i64, i64) {
          FROM pg_catalog.get_current_transaction_id()",
     )
     .map(|(a, b, c)| (a.unwrap_or(0), b.unwrap_or(0), c.unwrap_or(0)))
-    .unwrap_or_else(|e| error!("reading the distributed transaction id failed: {e}"))
+    .or_raise("reading the distributed transaction id")
 }
 
 fn key() -> Rc<Vec<u8>> {
@@ -182,10 +184,6 @@ fn sign(key: &[u8], message: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-fn unix_now() -> i64 {
-    crate::api::tokens::unix_now()
-}
-
 /// Refuse a session-scoped context where a protected table is distributed:
 /// Citus carries SET LOCAL only, so the workers would not see it.
 pub(crate) fn check_session_scope() {
@@ -201,43 +199,6 @@ pub(crate) fn check_session_scope() {
     if distributed {
         SessionScopeOnCitus.raise();
     }
-}
-
-/// Whether `relid` is a Citus table, and whether its tenant column is its
-/// distribution column (Citus refuses to change that column's default).
-pub(crate) fn table_kind(relid: pg_sys::Oid, column: &str) -> Option<bool> {
-    if !active() {
-        return None;
-    }
-    Spi::get_one_with_args::<bool>(
-        "SELECT coalesce(column_to_column_name(logicalrelid, partkey) = $2, false) \
-         FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
-        &[relid.into(), column.into()],
-    )
-    .ok()
-    .flatten()
-}
-
-/// A Citus worker (not the coordinator): its tables are the coordinator's.
-pub(crate) fn is_worker() -> bool {
-    active()
-        && !Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()")
-            .ok()
-            .flatten()
-            .unwrap_or(true)
-}
-
-/// A shard of a Citus table (placed on this node), which its table's
-/// protection covers.
-pub(crate) fn is_shard(relid: pg_sys::Oid) -> bool {
-    active()
-        && Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.relation_is_a_known_shard($1)",
-            &[relid.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }
 
 /// Whether tenant schemas become Citus distributed schemas: on Citus, once
@@ -265,14 +226,14 @@ pub(crate) fn distribute_schema(schema: &str) {
                             WHERE schemaid = $1::pg_catalog.regnamespace)",
             &[spi::quote_identifier(schema).into()],
         )
-        .unwrap_or_else(|e| error!("{e}"))
+        .or_raise("a statement")
         .unwrap_or(false);
         if !distributed {
             Spi::run_with_args(
                 "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
                 &[spi::quote_identifier(schema).into()],
             )
-            .unwrap_or_else(|e| error!("distributing schema {schema} failed: {e}"));
+            .or_raise(&format!("distributing schema {schema}"));
             return;
         }
         let new_tables: Vec<pg_sys::Oid> = Spi::connect(|client| {
@@ -288,7 +249,7 @@ pub(crate) fn distribute_schema(schema: &str) {
                 .map(|row| Ok(row.get::<pg_sys::Oid>(1)?.expect("oid")))
                 .collect::<Result<_, pgrx::spi::Error>>()
         })
-        .unwrap_or_else(|e| error!("{e}"));
+        .or_raise("a statement");
         for relid in new_tables {
             citus::create_tenant_schema_table(relid);
         }
@@ -340,9 +301,7 @@ fn distribute() {
                      WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition \
                                        WHERE logicalrelid = 'tenancy.{table}'::pg_catalog.regclass)"
                 ))
-                            .unwrap_or_else(|e| {
-                                error!("making tenancy.{table} a reference table failed: {e}")
-                            });
+                            .or_raise(&format!("making tenancy.{table} a reference table"));
                         }
                     })
                 },
@@ -353,7 +312,7 @@ fn distribute() {
                 "SELECT pg_catalog.run_command_on_workers(pg_catalog.format( \
                  'UPDATE tenancy.cluster_key SET key = %L::bytea', key)) FROM tenancy.cluster_key",
             )
-            .unwrap_or_else(|e| error!("sending the cluster key to the workers failed: {e}"));
+            .or_raise("sending the cluster key to the workers");
             let _ = audit::record(&role, "distribute", None, json!({}));
         })
     });
@@ -390,8 +349,7 @@ fn distribute_table(
     .ok()
     .flatten()
     .unwrap_or_else(|| "tenant_id".into());
-    Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()])
-        .unwrap_or_else(|e| error!("{e}"));
+    Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()]).or_raise("a statement");
     let distribute = if reference {
         Spi::run_with_args(
             "SELECT pg_catalog.create_reference_table($1)",
@@ -403,12 +361,12 @@ fn distribute_table(
             &[relid.into(), column.as_str().into(), colocate_with.into()],
         )
     };
-    distribute.unwrap_or_else(|e| error!("distributing the table failed: {e}"));
+    distribute.or_raise("distributing the table");
     Spi::run_with_args(
         "SELECT tenancy.protect($1, $2)",
         &[relid.into(), column.as_str().into()],
     )
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
 }
 
 /// For verify(): shard placements of protected Citus tables whose
@@ -456,6 +414,6 @@ fn citus_placement_problems() -> TableIterator<
                 .collect::<Result<_, pgrx::spi::Error>>()
         })
     })
-    .unwrap_or_else(|e| error!("checking the shard placements failed: {e}"));
+    .or_raise("checking the shard placements");
     TableIterator::new(rows)
 }

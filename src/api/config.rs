@@ -3,11 +3,11 @@
 //! emptied with the tenant cache whenever a configuration table changes.
 
 use crate::api::{audit, context};
-use crate::cache;
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
-use crate::postgres::{gucs, security};
+use crate::postgres::{gucs, invalidation, security};
 use crate::tenant::{from_sql, to_sql};
 use lru::LruCache;
 use pgrx::prelude::*;
@@ -205,7 +205,7 @@ fn change(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<Value> {
         }
         rows.first().get_one::<JsonB>()
     })
-    .unwrap_or_else(|e: pgrx::spi::Error| error!("tenancy configuration statement failed: {e}"))
+    .or_raise("tenancy configuration statement")
     .map(|JsonB(v)| v)
 }
 
@@ -226,10 +226,10 @@ fn defaults() -> Document {
     if let Some(defaults) = CONFIG.with_borrow(|c| c.defaults.clone()) {
         return defaults;
     }
-    let generation = cache::generation();
+    let epoch = invalidation::epoch();
     let defaults = load("SELECT key, value FROM tenancy.config_defaults", None);
     CONFIG.with_borrow_mut(|c| {
-        if cache::generation() == generation {
+        if invalidation::epoch() == epoch {
             c.defaults = Some(defaults.clone());
         }
     });
@@ -241,13 +241,13 @@ fn overrides(id: Uuid) -> Document {
     if let Some(found) = found {
         return found;
     }
-    let generation = cache::generation();
+    let epoch = invalidation::epoch();
     let overrides = load(
         "SELECT key, value FROM tenancy.tenant_config WHERE tenant_id = $1",
         Some(id),
     );
     CONFIG.with_borrow_mut(|c| {
-        if cache::generation() == generation {
+        if invalidation::epoch() == epoch {
             let cap = NonZeroUsize::new(gucs::CACHE_SIZE.get().max(1) as usize).unwrap();
             if c.overrides.cap() != cap {
                 c.overrides.resize(cap);
@@ -273,6 +273,6 @@ fn load(query: &str, tenant: Option<Uuid>) -> Document {
                 .collect::<Result<Map<String, Value>, pgrx::spi::Error>>()
         })
     })
-    .unwrap_or_else(|e| error!("reading tenancy configuration failed: {e}"));
+    .or_raise("reading tenancy configuration");
     Rc::new(entries)
 }

@@ -5,12 +5,15 @@
 //! last call, a comparison of 36 bytes; after a change, a UUID parse and a
 //! cache lookup.
 
-use crate::api::{citus, schemas};
+use crate::api::{audit, citus};
 use crate::cache;
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
+use crate::postgres::jsonb::Jsonb;
 use crate::postgres::{gucs, security};
 use crate::tenant::{to_sql, Tenant};
+use crate::tenant_schema;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 use uuid::Uuid;
@@ -72,12 +75,27 @@ pub(crate) fn acting_for<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
 fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let identifier = required(identifier, "identifier");
     let local = required(is_local, "is_local");
-    if gucs::REQUIRE_TOKEN.get() && !crate::api::tokens::may_issue_tokens() {
+    if gucs::REQUIRE_TOKEN.get() && !may_issue_tokens() {
         refuse(identifier, TokenRequired(security::current_role_name()));
     }
     enter(identifier, local, || {
         catalog::find_by_identifier(identifier)
     })
+}
+
+/// May the current role choose a tenant by name while require_token is on?
+/// Only a role that could issue itself a token anyway (EXECUTE on issue_token).
+fn may_issue_tokens() -> bool {
+    // The current role, read before switching to the catalog owner.
+    let role = security::current_role();
+    catalog::as_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT has_function_privilege($1, 'tenancy.issue_token(text, interval)', 'EXECUTE')",
+            &[role.into()],
+        )
+    })
+    .or_raise("a statement")
+    .unwrap_or(false)
 }
 
 /// Make the tenant that `find` returns the context, after the checks every
@@ -157,6 +175,47 @@ fn cache_stats() -> TableIterator<
     ))
 }
 
+/// Append the application's own event (invoice sent, user invited) to the
+/// audit log, for the current tenant, in the caller's transaction. Its action
+/// is stored as `app.<action>`, so it cannot pass for one of the extension's.
+/// Executable by every role; raises without a tenant context.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 {
+    let action = required(action, "action");
+    let Jsonb(details) = required(details, "details");
+    let valid = (1..=63).contains(&action.len())
+        && action.starts_with(|c: char| c.is_ascii_lowercase())
+        && action
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if !valid {
+        InvalidValue(
+            format!("invalid audit action {action:?}"),
+            "An action has 1 to 63 characters: lowercase letters, digits, '_', '.' and '-', \
+             starting with a letter (e.g. 'invoice.sent'); it is stored as app.<action>."
+                .into(),
+        )
+        .raise();
+    }
+    if !details.is_object() {
+        InvalidValue(
+            "audit details must be a JSON object".into(),
+            "Pass an object such as '{\"invoice\": 42}'::jsonb.".into(),
+        )
+        .raise();
+    }
+    let tenant = current().unwrap_or_else(|| TenantRequired.raise());
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        audit::record(
+            &role,
+            &format!("app.{action}"),
+            Some((tenant.id, &tenant.identifier)),
+            details,
+        )
+    })
+}
+
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
     // Every statement of a protected query asks: while the setting holds the
@@ -177,7 +236,9 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
             // The setting's check hook admits only UUIDs.
             let id = gucs::current_tenant_id()
                 .and_then(Result::ok)
-                .unwrap_or_else(|| error!("tenancy.tenant does not hold a tenant id"));
+                .unwrap_or_else(|| {
+                    Internal("tenancy.tenant does not hold a tenant id".into()).raise()
+                });
             let tenant =
                 catalog::find_by_id(id).unwrap_or_else(|| refuse(&id.to_string(), StaleContext));
             gucs::with_tenant_setting(|setting| cache::remember_setting(setting, &tenant));
@@ -226,7 +287,7 @@ fn change_context(tenant: Option<&Tenant>, local: bool) {
     if on_citus && local {
         citus::carry(tenant);
     }
-    schemas::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);
+    tenant_schema::follow_search_path(tenant.and_then(|t| t.schema.as_deref()), local);
 }
 
 thread_local! {
@@ -240,7 +301,7 @@ thread_local! {
 /// presenting bad tenants or tokens cannot write the log without bound, and
 /// the next line says how many were left out.
 pub(crate) fn refuse(tenant: &str, error: TenancyError) -> ! {
-    let now = crate::api::tokens::unix_now();
+    let now = crate::postgres::system::unix_now();
     let (last, suppressed) = LAST_REFUSAL_LOG.get();
     if now > last {
         let more = match suppressed {
@@ -284,7 +345,7 @@ fn current_tenant_info() -> TableIterator<
             &[to_sql(tenant.id).into()],
         )
     })
-    .unwrap_or_else(|e| error!("reading tenancy.tenants failed: {e}"));
+    .or_raise("reading tenancy.tenants");
     let (Some(name), Some(isolation), Some(metadata)) = row else {
         refuse(&tenant.id.to_string(), StaleContext)
     };

@@ -6,10 +6,12 @@
 
 use crate::api::{audit, context, schemas};
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
 use crate::postgres::security;
 use crate::tenant::{from_sql, to_sql, validate_identifier, validate_metadata, validate_name};
+use crate::tenant_schema;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -54,7 +56,7 @@ fn register_tenant(
         .raise();
     }
     let id = Uuid::now_v7();
-    let schema = (isolation == "schema").then(|| schemas::schema_name(id));
+    let schema = (isolation == "schema").then(|| tenant_schema::name(id));
 
     let role = security::current_role_name();
     catalog::as_owner(|| {
@@ -280,7 +282,7 @@ fn destroy_rows(id: Uuid) -> i64 {
         "DELETE FROM tenancy.protected_tables p \
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.relid)",
     )
-    .unwrap_or_else(|e| error!("forgetting dropped tables failed: {e}"));
+    .or_raise("forgetting dropped tables");
     let tables: Vec<(String, String, pg_sys::Oid)> = Spi::connect(|client| {
         client
             .select(
@@ -299,7 +301,7 @@ fn destroy_rows(id: Uuid) -> i64 {
             })
             .collect::<Result<_, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("reading tenancy.protected_tables failed: {e}"));
+    .or_raise("reading tenancy.protected_tables");
     tables
         .iter()
         .map(|(table, column, owner)| {
@@ -310,7 +312,7 @@ fn destroy_rows(id: Uuid) -> i64 {
             security::as_restricted(*owner, "pg_catalog, pg_temp", || {
                 context::acting_for(id, || {
                     Spi::get_one_with_args::<i64>(&query, &[to_sql(id).into()])
-                        .unwrap_or_else(|e| error!("deleting the tenant's rows from {table} failed: {e}"))
+                        .or_raise(&format!("deleting the tenant's rows from {table}"))
                         .unwrap_or(0)
                 })
             })
@@ -329,7 +331,7 @@ fn fetch_row(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<TenantRo
         }
         rows.first().get::<TenantRow>(1)
     })
-    .unwrap_or_else(|e: pgrx::spi::Error| error!("tenancy catalog statement failed: {e}"))
+    .or_raise("tenancy catalog statement")
 }
 
 fn row_id(row: &TenantRow) -> Uuid {

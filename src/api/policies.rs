@@ -5,9 +5,11 @@
 //! and usable as an index condition (a bare STABLE call would run per row in a
 //! sequential scan's filter).
 
-use crate::api::{audit, citus};
+use crate::api::audit;
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
+use crate::postgres::citus;
 use crate::postgres::security;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
@@ -101,7 +103,7 @@ fn unprotect(tbl: Option<PgRelation>) {
                 "DELETE FROM tenancy.protected_tables WHERE relid = $1",
                 &[relid.into()],
             )
-            .unwrap_or_else(|e| error!("{e}"));
+            .or_raise("a statement");
             audit::record(&role, "unprotect", None, json!({"table": table}));
         }
     })
@@ -120,14 +122,7 @@ fn refuse_truncate<'a>(
         .relation()
         .map(|r| r.name().to_string())
         .unwrap_or_default();
-    pgrx::pg_sys::panic::ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("TRUNCATE is not allowed on tenant-protected table \"{table}\""),
-        "tenancy",
-    )
-    .set_hint("TRUNCATE bypasses row-level security and would remove every tenant's rows; use DELETE in a tenant context.")
-    .report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
+    TruncateRefused(table).raise()
 }
 
 fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
@@ -151,7 +146,7 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
             row.get::<i16>(5)?,
         ))
     })
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
     if relkind != "r" && relkind != "p" {
         InvalidValue(
             format!("{table} is not a table"),
@@ -223,7 +218,7 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), attnum.into()],
     )
-    .unwrap_or_else(|e| error!("{e}"))
+    .or_raise("a statement")
     .unwrap_or(false);
     if !indexed {
         notice!(
@@ -248,7 +243,7 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
          ON CONFLICT (relid) DO UPDATE SET tenant_column = EXCLUDED.tenant_column",
         &[relid.into(), column.into()],
     )
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
 }
 
 /// The table and, for a partitioned table, every partition below it, with
@@ -266,7 +261,7 @@ fn partition_tree(relid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
             .map(|row| Ok((row.get(1)?.expect("relid"), row.get(2)?.expect("name"))))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("{e}"))
+    .or_raise("a statement")
 }
 
 fn protected_column(relid: pg_sys::Oid) -> Option<String> {
@@ -286,13 +281,13 @@ fn as_table_owner<R>(relid: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
         &[relid.into()],
     )
-    .unwrap_or_else(|e| error!("{e}"))
-    .unwrap_or_else(|| error!("relation {relid:?} does not exist"));
+    .or_raise("a statement")
+    .unwrap_or_else(|| Internal(format!("relation {relid:?} does not exist")).raise());
     security::as_restricted(owner, "pg_catalog, pg_temp", f)
 }
 
 fn run(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| error!("{e}"));
+    Spi::run(sql).or_raise("a statement");
 }
 
 /// For verify(): whether shared_preload_libraries or session_preload_libraries
@@ -317,7 +312,8 @@ fn library_preloaded() -> bool {
 /// coordinator's shells and shards, protected from the coordinator.
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
-    // SAFETY: reading a PostgreSQL setting variable of this backend.
-    let row_security = unsafe { pg_sys::row_security };
-    crate::postgres::gucs::AUTO_PROTECT.get() && row_security && !BUSY.get() && !citus::is_worker()
+    crate::postgres::gucs::AUTO_PROTECT.get()
+        && crate::postgres::gucs::row_security()
+        && !BUSY.get()
+        && !citus::is_worker()
 }

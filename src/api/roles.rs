@@ -9,6 +9,7 @@
 
 use crate::api::audit;
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
 use pgrx::prelude::*;
@@ -36,7 +37,7 @@ fn set_migration_owner(role: Option<&str>) {
              ON CONFLICT (only_one) DO UPDATE SET role = EXCLUDED.role",
             &[role.into()],
         )
-        .unwrap_or_else(|e| error!("recording the migration owner failed: {e}"));
+        .or_raise("recording the migration owner");
         let moved = reassign_tenant_schemas(&name);
         audit::record(
             &caller,
@@ -138,9 +139,9 @@ fn reassign_tenant_schemas(role: &str) -> i64 {
             .map(|row| Ok(row.get::<String>(1)?.expect("statement")))
             .collect::<Result<_, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("listing the tenant schemas failed: {e}"));
+    .or_raise("listing the tenant schemas");
     for statement in &statements {
-        Spi::run(statement).unwrap_or_else(|e| error!("{statement} failed: {e}"));
+        Spi::run(statement).or_raise(&format!("{statement}"));
     }
     statements.len() as i64
 }
@@ -222,11 +223,11 @@ fn change_admin(role: &str, grant: bool) {
             Spi::run(&format!(
                 "{verb} EXECUTE ON ROUTINE {routine} {preposition} {grantee}"
             ))
-            .unwrap_or_else(|e| error!("{verb} on {routine} failed: {e}"));
+            .or_raise(&format!("{verb} on {routine}"));
         }
         for table in ADMIN_TABLES {
             Spi::run(&format!("{verb} SELECT ON {table} {preposition} {grantee}"))
-                .unwrap_or_else(|e| error!("{verb} on {table} failed: {e}"));
+                .or_raise(&format!("{verb} on {table}"));
         }
         let action = if grant { "grant_admin" } else { "revoke_admin" };
         audit::record(

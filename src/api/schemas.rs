@@ -1,7 +1,7 @@
 //! Schema-per-tenant isolation: a tenant registered with `isolation => 'schema'`
 //! gets its own schema, built from an ordered registry of migrations.
 //!
-//! The schema's name derives from the tenant's id (`tenant_<32 hex digits>`):
+//! The schema's name derives from the tenant's id (see tenant_schema.rs):
 //! never truncated, never colliding, never from user input; always quoted.
 //! Every table a migration creates there gets row-level security pinned to the
 //! tenant's id, so another tenant's context (or none) reaches no row even with
@@ -11,29 +11,15 @@
 
 use crate::api::{audit, citus, context, roles};
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::{gucs, security};
+use crate::postgres::security;
 use crate::tenant::{from_sql, to_sql};
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
 
 const POLICY: &str = "tenancy_schema_isolation";
-const PREFIX: &str = "tenant_";
-
-pub fn schema_name(id: Uuid) -> String {
-    format!("{PREFIX}{}", id.simple())
-}
-
-fn is_tenant_schema(name: &str) -> bool {
-    name.strip_prefix(PREFIX).is_some_and(|hex| {
-        hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    })
-}
-
 /// Record a migration (a DDL script for every tenant schema) after trying it,
 /// with the whole history, in a scratch schema that is dropped again. The
 /// `add_migration` procedure calls this, commits, then migrates every schema.
@@ -70,7 +56,7 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
             "SELECT EXISTS (SELECT FROM tenancy.migrations WHERE name = $1)",
             &[name.into()],
         )
-        .unwrap_or_else(|e| error!("{e}"))
+        .or_raise("a statement")
         .unwrap_or(false);
         if exists {
             DuplicateMigration(name.into()).raise();
@@ -98,7 +84,7 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
              SELECT $1, coalesce(max(ordinal), 0) + 1, $2 FROM tenancy.migrations",
             &[name.into(), sql.into()],
         )
-        .unwrap_or_else(|e| error!("{e}"));
+        .or_raise("a statement");
         audit::record(&role, "migration", None, json!({"name": name}));
     })
 }
@@ -116,10 +102,10 @@ fn retire_migration(name: Option<&str>) {
              WHERE name = $1 RETURNING 1) SELECT count(*) > 0 FROM m",
             &[name.into()],
         )
-        .unwrap_or_else(|e| error!("{e}"))
+        .or_raise("a statement")
         .unwrap_or(false);
         if !found {
-            InvalidValue(
+            UndefinedObject(
                 format!("migration {name:?} does not exist"),
                 "List the migrations with SELECT name, retired_at FROM tenancy.migrations.".into(),
             )
@@ -210,7 +196,7 @@ pub(crate) fn drop_schema(schema: &str) {
         "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = $1",
         &[schema.into()],
     )
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
     let Some(owner) = owner else { return };
     security::as_restricted(owner, "pg_catalog, pg_temp", || {
         security::quietly(|| {
@@ -220,49 +206,6 @@ pub(crate) fn drop_schema(schema: &str) {
             ))
         })
     });
-}
-
-/// Put the tenant's schema first on search_path (or take tenant schemas off
-/// it), with the same scope as the context. A no-op for shared tenants whose
-/// search_path holds no tenant schema: the hot path stays a string scan.
-pub(crate) fn follow_search_path(schema: Option<&str>, local: bool) {
-    let holds_tenant_schema =
-        gucs::with_search_path(|path| path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes()));
-    if schema.is_none() && !holds_tenant_schema {
-        return;
-    }
-    let current = gucs::setting(c"search_path").unwrap_or_default();
-    let mut entries: Vec<String> = schema.map(spi::quote_identifier).into_iter().collect();
-    entries.extend(
-        split_search_path(&current)
-            .into_iter()
-            .filter(|entry| !is_tenant_schema(entry.trim_matches('"'))),
-    );
-    let path = entries.join(", ");
-    if path != current {
-        gucs::set_search_path(&path, local);
-    }
-}
-
-/// Split a search_path value at commas outside double quotes.
-fn split_search_path(path: &str) -> Vec<String> {
-    let (mut entries, mut entry, mut quoted) = (Vec::new(), String::new(), false);
-    for c in path.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                entry.push(c);
-            }
-            ',' if !quoted => entries.push(std::mem::take(&mut entry)),
-            _ => entry.push(c),
-        }
-    }
-    entries.push(entry);
-    entries
-        .into_iter()
-        .map(|e| e.trim().to_string())
-        .filter(|e| !e.is_empty())
-        .collect()
 }
 
 /// Apply the migrations `schema` lacks, in order, then pin its new tables to
@@ -277,7 +220,7 @@ fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
             "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
             &[tenant.into(), name.as_str().into()],
         )
-        .unwrap_or_else(|e| error!("{e}"));
+        .or_raise("a statement");
     }
     let on_citus = citus::shards_schemas();
     isolate_schema(id, schema, on_citus);
@@ -318,7 +261,7 @@ fn migrations_after(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
             .map(|row| Ok((row.get(1)?.expect("name"), row.get(2)?.expect("sql"))))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("{e}"))
+    .or_raise("a statement")
 }
 
 /// Run a migration script as the migration owner in a security-restricted
@@ -330,10 +273,7 @@ fn migrations_after(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 fn run_migration(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &str, script: &str) {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
     security::as_restricted(owner, &path, || {
-        let apply = || {
-            Spi::run(script)
-                .unwrap_or_else(|e| error!("migration {name} failed in schema {schema}: {e}"))
-        };
+        let apply = || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
         match tenant {
             Some(id) => context::acting_for(id, apply),
             None => apply(),
@@ -367,7 +307,7 @@ fn run_migration(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &
             .map(|row| Ok(row.get::<String>(1)?.expect("text")))
             .collect::<Result<_, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
     if let Some(first) = forbidden.first() {
         ForbiddenObject(
             format!("migration {name} creates what a tenant schema must not hold: {first}"),
@@ -420,7 +360,7 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool) {
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("{e}"));
+    .or_raise("a statement");
     let check = if on_citus {
         format!("tenancy.current_tenant() = '{id}'::uuid")
     } else {
@@ -502,7 +442,7 @@ fn sequence_grantees(sequence: &str) -> Vec<String> {
             .map(|row| Ok(row.get::<String>(1)?.expect("grantee")))
             .collect::<Result<_, pgrx::spi::Error>>()
     })
-    .unwrap_or_else(|e| error!("{e}"))
+    .or_raise("a statement")
 }
 
 /// Statement trigger on every table of a tenant schema (argument: the
@@ -538,31 +478,5 @@ fn schema_guard<'a>(
 }
 
 fn run(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| error!("{e}"));
-}
-
-#[cfg(any(test, feature = "pg_test"))]
-#[pgrx::pg_schema]
-mod tests {
-    use super::*;
-
-    #[pgrx::pg_test]
-    fn schema_names_come_from_the_id() {
-        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
-        assert_eq!(schema_name(id), "tenant_0123456789abcdef0123456789abcdef");
-        assert_eq!(schema_name(id).len(), 39, "well below the 63-byte limit");
-        assert!(is_tenant_schema(&schema_name(id)));
-        assert!(!is_tenant_schema("tenant_orders"));
-        assert!(!is_tenant_schema("public"));
-    }
-
-    #[pgrx::pg_test]
-    fn search_path_entries_split_outside_quotes() {
-        assert_eq!(
-            split_search_path("\"$user\", public"),
-            ["\"$user\"", "public"]
-        );
-        assert_eq!(split_search_path("\"a,b\" ,c"), ["\"a,b\"", "c"]);
-        assert_eq!(split_search_path(""), Vec::<String>::new());
-    }
+    Spi::run(sql).or_raise("a statement");
 }

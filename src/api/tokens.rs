@@ -8,8 +8,10 @@
 
 use crate::api::{audit, context};
 use crate::catalog;
+use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::{gucs, security};
+use crate::postgres::system::unix_now;
+use crate::postgres::{gucs, invalidation, security, system};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -70,7 +72,7 @@ fn add_signing_key(kid: Option<&str>, secret: default!(Option<&[u8]>, "NULL")) -
             "INSERT INTO tenancy.signing_keys (kid, secret) VALUES ($1, $2)",
             &[kid.into(), secret.into()],
         )
-        .unwrap_or_else(|e| error!("{e}"));
+        .or_raise("a statement");
         audit::record(&role, "key", None, json!({"kid": kid, "event": "added"}));
     });
     kid.to_string()
@@ -87,10 +89,10 @@ fn retire_signing_key(kid: Option<&str>) {
              WHERE kid = $1 RETURNING 1) SELECT count(*) > 0 FROM k",
             &[kid.into()],
         )
-        .unwrap_or_else(|e| error!("{e}"))
+        .or_raise("a statement")
         .unwrap_or(false);
         if !found {
-            InvalidValue(
+            UndefinedObject(
                 format!("signing key {kid:?} does not exist"),
                 "List the keys with SELECT kid, created_at, retired_at FROM tenancy.signing_keys."
                     .into(),
@@ -124,7 +126,7 @@ fn issue_token(
     }
     let (keys, newest) = keys();
     let kid = newest.unwrap_or_else(|| {
-        IllegalTransition(
+        NotConfigured(
             "there is no active signing key".into(),
             "Add one with SELECT tenancy.add_signing_key('k1');".into(),
         )
@@ -214,21 +216,6 @@ fn postgrest_pre_request() {
         )
     };
     set_tenant_jwt(Some(jwt.trim()), Some(true));
-}
-
-/// May the current role choose a tenant by name while require_token is on?
-/// Only a role that could issue itself a token anyway (EXECUTE on issue_token).
-pub fn may_issue_tokens() -> bool {
-    // SAFETY: the current role, read before switching to the catalog owner.
-    let role = unsafe { pg_sys::GetUserId() };
-    catalog::as_owner(|| {
-        Spi::get_one_with_args::<bool>(
-            "SELECT has_function_privilege($1, 'tenancy.issue_token(text, interval)', 'EXECUTE')",
-            &[role.into()],
-        )
-    })
-    .unwrap_or_else(|e| error!("{e}"))
-    .unwrap_or(false)
 }
 
 fn verify_token(token: &str) -> Result<Uuid, String> {
@@ -397,7 +384,7 @@ fn keys() -> (Keys, Option<String>) {
     if let Some(loaded) = KEYS.with_borrow(|k| k.clone()) {
         return loaded;
     }
-    let generation = crate::cache::generation();
+    let epoch = invalidation::epoch();
     let rows: Vec<(String, Vec<u8>, bool)> = catalog::as_owner(|| {
         Spi::connect(|client| {
             client
@@ -417,7 +404,7 @@ fn keys() -> (Keys, Option<String>) {
                 .collect::<Result<_, pgrx::spi::Error>>()
         })
     })
-    .unwrap_or_else(|e| error!("reading tenancy.signing_keys failed: {e}"));
+    .or_raise("reading tenancy.signing_keys");
     let newest = rows
         .iter()
         .rev()
@@ -430,7 +417,7 @@ fn keys() -> (Keys, Option<String>) {
     );
     let loaded = (keys, newest);
     KEYS.with_borrow_mut(|k| {
-        if crate::cache::generation() == generation {
+        if invalidation::epoch() == epoch {
             *k = Some(loaded.clone());
         }
     });
@@ -446,18 +433,8 @@ fn kid_is_valid(kid: &str) -> bool {
 }
 
 fn random_secret() -> Vec<u8> {
-    let mut secret = vec![0u8; 32];
-    // SAFETY: writes exactly secret.len() bytes into the buffer.
-    if !unsafe { pg_sys::pg_strong_random(secret.as_mut_ptr().cast(), secret.len()) } {
-        error!("could not generate a random signing secret");
-    }
-    secret
-}
-
-pub(crate) fn unix_now() -> i64 {
-    // PostgreSQL timestamps count microseconds from 2000-01-01.
-    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
-    (unsafe { pg_sys::GetCurrentTimestamp() }) / 1_000_000 + POSTGRES_EPOCH_IN_UNIX_SECONDS
+    system::strong_random(32)
+        .unwrap_or_else(|| Internal("could not generate a random signing secret".into()).raise())
 }
 
 fn interval_seconds(interval: pgrx::datum::Interval) -> i64 {

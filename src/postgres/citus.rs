@@ -3,6 +3,7 @@
 //! this database has the extension, and starting its coordinated transaction.
 
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 use std::cell::OnceCell;
 
 thread_local! {
@@ -61,4 +62,41 @@ fn function(name: &std::ffi::CStr) -> *mut std::ffi::c_void {
             std::ptr::null_mut(),
         )
     }
+}
+
+/// Whether `relid` is a Citus table, and whether its tenant column is its
+/// distribution column (Citus refuses to change that column's default).
+pub fn table_kind(relid: pg_sys::Oid, column: &str) -> Option<bool> {
+    if !installed() {
+        return None;
+    }
+    Spi::get_one_with_args::<bool>(
+        "SELECT coalesce(column_to_column_name(logicalrelid, partkey) = $2, false) \
+         FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+        &[relid.into(), column.into()],
+    )
+    .ok()
+    .flatten()
+}
+
+/// A Citus worker (not the coordinator): its tables are the coordinator's.
+pub fn is_worker() -> bool {
+    installed()
+        && !Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()")
+            .ok()
+            .flatten()
+            .unwrap_or(true)
+}
+
+/// A shard of a Citus table (placed on this node), which its table's
+/// protection covers.
+pub fn is_shard(relid: pg_sys::Oid) -> bool {
+    installed()
+        && Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.relation_is_a_known_shard($1)",
+            &[relid.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

@@ -209,6 +209,12 @@ fn with_text<R>(setting: &GucSetting<Option<CString>>, f: impl FnOnce(&[u8]) -> 
     (!value.is_empty()).then(|| f(value))
 }
 
+/// PostgreSQL's row_security setting (off while pg_dump and pg_restore run).
+pub fn row_security() -> bool {
+    // SAFETY: reads a setting variable of this backend.
+    unsafe { pg_sys::row_security }
+}
+
 /// Look at `search_path` in place, through the variable PostgreSQL keeps it
 /// in (no lookup of the setting by name: this runs on every set_tenant).
 pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {

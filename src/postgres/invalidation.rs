@@ -1,38 +1,52 @@
-//! Cross-backend invalidation of the tenant cache through PostgreSQL's relcache
-//! invalidation messages: sent at commit by the writer, processed by every other
-//! backend at its next transaction start (or lock acquisition).
+//! Cross-backend invalidation through PostgreSQL's relcache invalidation
+//! messages: sent at commit by the writer, processed by every other backend
+//! at its next transaction start (or lock acquisition). The boundary knows no
+//! feature: the catalog says which relations are watched, the features
+//! register what to forget, and an epoch counts the invalidations.
 
-use crate::api::{citus, config, tokens};
-use crate::{cache, catalog};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
 
-pub fn init() {
-    // SAFETY: called once per backend from _PG_init; the callback only frees memory.
+thread_local! {
+    static WATCHED: Cell<Option<fn(pg_sys::Oid) -> bool>> = const { Cell::new(None) };
+    static CALLBACKS: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Once per backend, from _PG_init: `watched` tells which relations' changes
+/// invalidate.
+pub fn init(watched: fn(pg_sys::Oid) -> bool) {
+    WATCHED.set(Some(watched));
+    // SAFETY: called once per backend from _PG_init; the callback only runs
+    // registered functions, which may only clear memory.
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), 0.into()) };
+}
+
+/// Run `forget` at every invalidation of a watched relation. It may only
+/// clear memory (no catalog access, no SPI).
+pub fn register(forget: fn()) {
+    CALLBACKS.with_borrow_mut(|callbacks| callbacks.push(forget));
+}
+
+/// Counts the invalidations this backend processed: a cache filled from a
+/// read that an invalidation overtook must not keep it (compare before and after).
+pub fn epoch() -> u64 {
+    EPOCH.get()
+}
+
+/// Queue an invalidation of `relid` for every backend, sent at commit.
+pub fn invalidate(relid: pg_sys::Oid) {
+    // SAFETY: queues a message for commit.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     // InvalidOid means "everything" (e.g. after an invalidation queue overflow).
-    if relid == pg_sys::InvalidOid || catalog::is_catalog_relation(relid) {
-        catalog::forget_relations();
-        cache::invalidate();
-        config::invalidate();
-        tokens::invalidate();
-        citus::invalidate();
+    if relid == pg_sys::InvalidOid || WATCHED.get().is_some_and(|watched| watched(relid)) {
+        EPOCH.set(EPOCH.get() + 1);
+        let callbacks = CALLBACKS.with_borrow(|callbacks| callbacks.clone());
+        callbacks.iter().for_each(|forget| forget());
     }
-}
-
-/// Statement trigger on the catalog tables: any change, through the API or
-/// plain DML, invalidates every backend's caches. Sent as a change of
-/// tenancy.tenants whichever table changed: on a Citus worker the trigger
-/// fires on a reference table's placement, which no cache watches.
-#[pg_trigger]
-fn catalog_changed<'a>(
-    _trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    // SAFETY: the message is queued for commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(catalog::tenants_relid()) };
-    Ok(None)
 }

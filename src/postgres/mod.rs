@@ -5,4 +5,6 @@ pub mod gucs;
 pub mod hooks;
 pub mod invalidation;
 pub mod jsonb;
+pub mod relations;
 pub mod security;
+pub mod system;

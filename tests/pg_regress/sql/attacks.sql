@@ -1,4 +1,4 @@
--- The attack suite: one section per row of THREAT-MODEL.md, run as the
+-- The attack suite: one section per row of docs/threat-model.md, run as the
 -- application role (tenancy_app) with two seeded tenants, victim and attacker.
 -- Each section shows the attack and what stops it; rows that are operator
 -- responsibilities show the exposure and the check verify() makes for them.

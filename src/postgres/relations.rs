@@ -1,0 +1,28 @@
+//! Looking up relations by name, and their owners, in the system caches.
+
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// The relation `schema.name`, or None when there is none.
+pub fn relid(schema: &CStr, name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: syscache lookups by name; missing_ok for the schema.
+    let relid = unsafe {
+        let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), true);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        pg_sys::get_relname_relid(name.as_ptr(), namespace)
+    };
+    (relid != pg_sys::InvalidOid).then_some(relid)
+}
+
+/// The owner of the relation `relid`, which exists.
+pub fn owner(relid: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: the relcache entry is opened and released right away.
+    unsafe {
+        let relation = pg_sys::RelationIdGetRelation(relid);
+        let owner = (*(*relation).rd_rel).relowner;
+        pg_sys::RelationClose(relation);
+        owner
+    }
+}
