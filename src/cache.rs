@@ -197,7 +197,7 @@ mod tests {
         Rc::new(Tenant {
             id: Uuid::from_u128(n),
             identifier: format!("tenant-{n}"),
-            status: "active".into(),
+            status: crate::tenant::Status::Active,
             schema: None,
             created_at: 0,
         })

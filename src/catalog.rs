@@ -5,7 +5,7 @@ use crate::cache;
 use crate::error::OrRaise;
 use crate::error::TenancyError::NotConfigured;
 use crate::postgres::{invalidation, relations, security};
-use crate::tenant::{from_sql, to_sql, Tenant};
+use crate::tenant::{from_sql, to_sql, Status, Tenant};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -149,7 +149,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
             Ok(Some(Tenant {
                 id: from_sql(id),
                 identifier: row.get(2)?.expect("identifier is NOT NULL"),
-                status: row.get(3)?.expect("status is NOT NULL"),
+                status: Status::parse(&row.get::<String>(3)?.expect("status is NOT NULL")),
                 schema: row.get(4)?,
                 created_at: row.get(5)?.expect("created_at is NOT NULL"),
             }))

@@ -1,5 +1,6 @@
 //! Every error the extension raises, mapped to its SQLSTATE in one place.
 
+use crate::tenant::Status;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgLogLevel;
@@ -19,7 +20,7 @@ pub enum TenancyError {
     /// The tenant column of a table is unusable: (message, hint).
     BadTenantColumn(String, String),
     /// The tenant exists but may not be used as a context: (identifier, status).
-    TenantNotActive(String, String),
+    TenantNotActive(String, Status),
     /// The current role bypasses row-level security: (role, reason).
     PrivilegedRole(String, &'static str),
     NoTransactionBlock,
@@ -71,7 +72,7 @@ impl TenancyError {
             // unknown P0002 (404), suspended 55000 (403), deleted or
             // destroyed 42704 (410), no tenant 0P000, token 28000 (401).
             UnknownTenant(_) => ERRCODE_NO_DATA_FOUND,
-            TenantNotActive(_, status) if status == "deleted" => ERRCODE_UNDEFINED_OBJECT,
+            TenantNotActive(_, Status::Deleted) => ERRCODE_UNDEFINED_OBJECT,
             StaleContext => ERRCODE_UNDEFINED_OBJECT,
             TenantRequired => ERRCODE_INVALID_ROLE_SPECIFICATION,
             IllegalTransition(..) | TenantNotActive(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -149,7 +150,7 @@ impl TenancyError {
                  check how it resolves tenants. Administrators list them in tenancy.tenants."
                     .into(),
             ),
-            TenantNotActive(ident, status) if status == "deleted" => (
+            TenantNotActive(ident, Status::Deleted) => (
                 format!("tenant \"{ident}\" is deleted"),
                 "For an application, gone (HTTP 410). The identifier stays reserved until an \
                  administrator destroys the tenant (delete_tenant(…, destroy_data => true))."

@@ -65,7 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
         catalog::forget_relations,
         cache::invalidate,
         api::config::invalidate,
-        api::tokens::invalidate,
+        api::keys::invalidate,
         api::citus::invalidate,
     ] {
         postgres::invalidation::register(forget);

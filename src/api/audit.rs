@@ -33,13 +33,24 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
 /// role may NOTIFY this channel too: `audit_id` names the audit row written
 /// with the change, so a consumer can tell a real event from a forged one.
 pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str, audit_id: i64) {
-    let payload = json!({"action": action, "tenant_id": id, "identifier": identifier,
-                         "status": status, "audit_id": audit_id});
-    Spi::run_with_args(
-        "SELECT pg_notify('tenancy_events', $1)",
-        &[payload.to_string().into()],
-    )
-    .or_raise("sending tenancy_events");
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        action: &'a str,
+        tenant_id: Uuid,
+        identifier: &'a str,
+        status: &'a str,
+        audit_id: i64,
+    }
+    let payload = serde_json::to_string(&Event {
+        action,
+        tenant_id: id,
+        identifier,
+        status,
+        audit_id,
+    })
+    .or_raise("encoding the event");
+    Spi::run_with_args("SELECT pg_notify('tenancy_events', $1)", &[payload.into()])
+        .or_raise("sending tenancy_events");
 }
 
 thread_local! {

@@ -141,7 +141,7 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or("malformed context")?,
-        status: "active".into(),
+        status: crate::tenant::Status::Active,
         schema: None,
         created_at: 0,
     })

@@ -8,7 +8,7 @@ use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
 use crate::postgres::{gucs, invalidation, security};
-use crate::tenant::{from_sql, to_sql};
+use crate::tenant::{from_sql, to_sql, Status};
 use lru::LruCache;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -186,7 +186,7 @@ fn configurable_tenant(identifier: &str) -> Uuid {
         &[identifier.into()],
     );
     match row {
-        Ok((Some(id), Some(status))) if status != "deleted" => from_sql(id),
+        Ok((Some(id), Some(status))) if Status::parse(&status) != Status::Deleted => from_sql(id),
         Ok((Some(_), Some(_))) => IllegalTransition(
             format!("tenant \"{identifier}\" is deleted and cannot be configured"),
             "A deleted tenant is kept only to reserve its identifier.".into(),

@@ -119,7 +119,7 @@ pub(crate) fn enter(
     if !tenant.is_active() {
         refuse(
             label,
-            TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
+            TenantNotActive(tenant.identifier.clone(), tenant.status),
         );
     }
     change_context(Some(&tenant), local);
@@ -248,7 +248,7 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
     if !tenant.is_active() && ACTING_FOR.get() != Some(tenant.id) {
         refuse(
             &tenant.identifier,
-            TenantNotActive(tenant.identifier.clone(), tenant.status.clone()),
+            TenantNotActive(tenant.identifier.clone(), tenant.status),
         );
     }
     Some(tenant)
@@ -353,7 +353,7 @@ fn current_tenant_info() -> TableIterator<
         to_sql(tenant.id),
         tenant.identifier.clone(),
         name,
-        tenant.status.clone(),
+        tenant.status.as_str().to_string(),
         isolation,
         metadata,
     ))

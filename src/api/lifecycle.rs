@@ -10,7 +10,9 @@ use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
 use crate::postgres::security;
-use crate::tenant::{from_sql, to_sql, validate_identifier, validate_metadata, validate_name};
+use crate::tenant::{
+    from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status,
+};
 use crate::tenant_schema;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -92,25 +94,13 @@ fn suspend_tenant(
     reason: default!(Option<&str>, "NULL"),
 ) -> pgrx::composite_type!('static, "tenancy.tenants") {
     let identifier = required(identifier, "identifier");
-    transition(
-        identifier,
-        "suspend",
-        "suspended",
-        "status = 'suspended', status_reason = $2, suspended_at = now()",
-        reason,
-    )
+    transition(identifier, "suspend", Status::Suspended, reason)
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
 fn activate_tenant(identifier: Option<&str>) -> pgrx::composite_type!('static, "tenancy.tenants") {
     let identifier = required(identifier, "identifier");
-    transition(
-        identifier,
-        "activate",
-        "active",
-        "status = 'active', status_reason = $2, suspended_at = NULL",
-        None,
-    )
+    transition(identifier, "activate", Status::Active, None)
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
@@ -130,7 +120,7 @@ fn update_tenant(
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let status = lock_status(identifier);
-        if status == "deleted" {
+        if status == Status::Deleted {
             IllegalTransition(
                 format!("tenant \"{identifier}\" is deleted and cannot be updated"),
                 "A deleted tenant is kept only to reserve its identifier.".into(),
@@ -157,7 +147,7 @@ fn update_tenant(
             Some((id, identifier)),
             json!({"name": name, "metadata": metadata}),
         );
-        audit::notify("update", id, identifier, &status, audit_id);
+        audit::notify("update", id, identifier, status.as_str(), audit_id);
         row
     })
 }
@@ -169,13 +159,7 @@ fn delete_tenant(
 ) -> pgrx::composite_type!('static, "tenancy.tenants") {
     let identifier = required(identifier, "identifier");
     if !required(destroy_data, "destroy_data") {
-        return transition(
-            identifier,
-            "delete",
-            "deleted",
-            "status = 'deleted', status_reason = $2, deleted_at = now()",
-            None,
-        );
+        return transition(identifier, "delete", Status::Deleted, None);
     }
     let role = security::current_role_name();
     catalog::as_owner(|| {
@@ -188,7 +172,7 @@ fn delete_tenant(
         )
         .ok()
         .flatten();
-        let mut details = json!({"previous_status": status, "rows_deleted": rows_deleted});
+        let mut details = json!({"previous_status": status.as_str(), "rows_deleted": rows_deleted});
         if let Some(schema) = &schema {
             schemas::drop_schema(schema);
             details["schema_dropped"] = Value::from(schema.as_str());
@@ -204,26 +188,15 @@ fn delete_tenant(
     })
 }
 
-/// Move `identifier` to `to` if the state machine allows it:
-/// active ⇄ suspended, active/suspended → deleted; deleted is terminal.
-fn transition(
-    identifier: &str,
-    action: &str,
-    to: &str,
-    set: &str,
-    reason: Option<&str>,
-) -> TenantRow {
+/// Move `identifier` to `to` if the state machine allows it (Status::can_become).
+fn transition(identifier: &str, action: &str, to: Status, reason: Option<&str>) -> TenantRow {
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let from = lock_status(identifier);
-        let allowed = matches!(
-            (from.as_str(), to),
-            ("active", "suspended") | ("suspended", "active") | ("active" | "suspended", "deleted")
-        );
-        if !allowed {
-            let hint = match from.as_str() {
-                "deleted" => "A deleted tenant cannot change state; remove it for good with \
-                              tenancy.delete_tenant(identifier, destroy_data => true)."
+        if !from.can_become(to) {
+            let hint = match from {
+                Status::Deleted => "A deleted tenant cannot change state; remove it for good with \
+                                    tenancy.delete_tenant(identifier, destroy_data => true)."
                     .to_string(),
                 _ => format!("The tenant is already {from}."),
             };
@@ -234,29 +207,34 @@ fn transition(
             .raise();
         }
         let row = fetch_row(
-            &format!("UPDATE tenancy.tenants AS t SET {set}, updated_at = now() WHERE identifier = $1 RETURNING {ROW}"),
+            &format!(
+                "UPDATE tenancy.tenants AS t SET status = '{to}', {}, updated_at = now() \
+                 WHERE identifier = $1 RETURNING {ROW}",
+                to.columns_set()
+            ),
             &[identifier.into(), reason.into()],
         )
         .expect("the row is locked");
         let id = row_id(&row);
-        let mut details = json!({"from": from, "to": to});
+        let mut details = json!({"from": from.as_str(), "to": to.as_str()});
         if let Some(reason) = reason {
             details["reason"] = Value::from(reason);
         }
         let audit_id = audit::record(&role, action, Some((id, identifier)), details);
-        audit::notify(action, id, identifier, to, audit_id);
+        audit::notify(action, id, identifier, to.as_str(), audit_id);
         row
     })
 }
 
 /// Lock the tenant's row for the rest of the transaction and return its status.
-fn lock_status(identifier: &str) -> String {
+fn lock_status(identifier: &str) -> Status {
     Spi::get_one_with_args::<String>(
         "SELECT status FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE",
         &[identifier.into()],
     )
     .ok()
     .flatten()
+    .map(|status| Status::parse(&status))
     .unwrap_or_else(|| UnknownTenant(identifier.into()).raise())
 }
 

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod citus;
 pub mod config;
 pub mod context;
+pub mod keys;
 pub mod lifecycle;
 pub mod policies;
 pub mod roles;

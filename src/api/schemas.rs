@@ -14,7 +14,7 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::security;
-use crate::tenant::{from_sql, to_sql};
+use crate::tenant::{from_sql, to_sql, Status};
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -143,7 +143,7 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
             )
             .raise()
         };
-        if status == "deleted" {
+        if Status::parse(&status) == Status::Deleted {
             IllegalTransition(
                 format!("tenant \"{identifier}\" is deleted: its schema is kept untouched"),
                 "Destroy it with tenancy.delete_tenant(identifier, destroy_data => true).".into(),

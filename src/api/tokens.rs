@@ -6,102 +6,22 @@
 //! - tenancy tokens: `tn1.<kid>.<tenant id, base64url>.<expiry, unix seconds>.<signature, base64url>`
 //! - JWTs (HS256) from an auth server sharing a key, also through PostgREST.
 
-use crate::api::{audit, context};
+use crate::api::context;
+use crate::api::keys::{keys, usable_key};
 use crate::catalog;
-use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
+use crate::postgres::gucs;
 use crate::postgres::system::unix_now;
-use crate::postgres::{gucs, invalidation, security, system};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::rc::Rc;
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
-
-struct Key {
-    secret: Vec<u8>,
-    retired: bool,
-}
-
-/// kid → key.
-type Keys = Rc<BTreeMap<String, Key>>;
-
-thread_local! {
-    /// Loaded on first use, dropped with the other caches on invalidation.
-    static KEYS: RefCell<Option<(Keys, Option<String>)>> = const { RefCell::new(None) };
-}
-
-pub fn invalidate() {
-    KEYS.with_borrow_mut(|k| *k = None);
-}
-
-/// Add a signing key: `secret` (at least 32 bytes) shared with an auth server,
-/// or by default 32 random bytes. New tokens are signed with the newest key;
-/// older keys keep verifying until retired. Returns the kid.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn add_signing_key(kid: Option<&str>, secret: default!(Option<&[u8]>, "NULL")) -> String {
-    let kid = required(kid, "kid");
-    if !kid_is_valid(kid) {
-        InvalidValue(
-            format!("invalid key id {kid:?}"),
-            "A key id has 1 to 63 characters: lowercase letters, digits, '_' and '-'.".into(),
-        )
-        .raise();
-    }
-    let secret = match secret {
-        Some(secret) if secret.len() >= 32 => secret.to_vec(),
-        Some(secret) => InvalidValue(
-            format!("a signing secret needs at least 32 bytes, not {}", secret.len()),
-            "Use 32 random bytes or more, e.g. gen_random_bytes(32), or omit it to have one generated."
-                .into(),
-        )
-        .raise(),
-        None => random_secret(),
-    };
-    let role = security::current_role_name();
-    catalog::as_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO tenancy.signing_keys (kid, secret) VALUES ($1, $2)",
-            &[kid.into(), secret.into()],
-        )
-        .or_raise("a statement");
-        audit::record(&role, "key", None, json!({"kid": kid, "event": "added"}));
-    });
-    kid.to_string()
-}
-
-/// Stop accepting tokens signed with `kid`.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn retire_signing_key(kid: Option<&str>) {
-    let kid = required(kid, "kid");
-    let role = security::current_role_name();
-    catalog::as_owner(|| {
-        let found = Spi::get_one_with_args::<bool>(
-            "WITH k AS (UPDATE tenancy.signing_keys SET retired_at = coalesce(retired_at, clock_timestamp()) \
-             WHERE kid = $1 RETURNING 1) SELECT count(*) > 0 FROM k",
-            &[kid.into()],
-        )
-        .or_raise("a statement")
-        .unwrap_or(false);
-        if !found {
-            UndefinedObject(
-                format!("signing key {kid:?} does not exist"),
-                "List the keys with SELECT kid, created_at, retired_at FROM tenancy.signing_keys."
-                    .into(),
-            )
-            .raise();
-        }
-        audit::record(&role, "key", None, json!({"kid": kid, "event": "retired"}));
-    })
-}
 
 /// A signed token for an active tenant, valid for `ttl` (for a gateway role).
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
@@ -122,7 +42,7 @@ fn issue_token(
     let tenant = catalog::find_by_identifier(identifier)
         .unwrap_or_else(|| UnknownTenant(identifier.into()).raise());
     if !tenant.is_active() {
-        TenantNotActive(tenant.identifier.clone(), tenant.status.clone()).raise();
+        TenantNotActive(tenant.identifier.clone(), tenant.status).raise();
     }
     let (keys, newest) = keys();
     let kid = newest.unwrap_or_else(|| {
@@ -244,7 +164,16 @@ fn verify_token(token: &str) -> Result<Uuid, String> {
     id.ok_or_else(|| "malformed token".into())
 }
 
+/// A JWT's header: the fields this verification reads (others are ignored).
+#[derive(serde::Deserialize)]
+struct JwtHeader {
+    alg: Option<String>,
+    /// Left as a JSON value to refuse a kid that is not a string.
+    kid: Option<Value>,
+}
+
 /// What a verified JWT says: the tenant claim, and when it was issued.
+#[derive(Debug)]
 struct JwtClaims {
     tenant: String,
     issued_at: Option<i64>,
@@ -255,12 +184,12 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     let [header, payload, signature] = parts[..] else {
         return Err("malformed JWT".into());
     };
-    let decode = |part: &str| -> Result<Value, String> {
+    fn decode<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, String> {
         let bytes = B64.decode(part).map_err(|_| "malformed JWT".to_string())?;
         serde_json::from_slice(&bytes).map_err(|_| "malformed JWT".into())
-    };
-    let header = decode(header)?;
-    match header.get("alg").and_then(Value::as_str) {
+    }
+    let header: JwtHeader = decode(header)?;
+    match header.alg.as_deref() {
         Some("HS256") => {}
         Some(alg) => {
             return Err(format!(
@@ -273,7 +202,7 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
         .decode(signature)
         .map_err(|_| "malformed JWT".to_string())?;
     let signed = format!("{}.{}", parts[0], parts[1]);
-    match header.get("kid") {
+    match &header.kid {
         Some(Value::String(kid)) => verify(&usable_key(kid)?, signed.as_bytes(), &signature)?,
         Some(_) => return Err("the JWT's kid header is not a string".into()),
         None => {
@@ -287,7 +216,8 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
             }
         }
     }
-    let claims = decode(payload)?;
+    // The claims stay a JSON object: the tenant claim's name is a setting.
+    let claims: Value = decode(payload)?;
     let now = unix_now() as f64;
     // Time claims are NumericDate: a claim of another type is refused, never ignored.
     let time = |name: &str| -> Result<Option<f64>, String> {
@@ -350,21 +280,6 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     Ok(JwtClaims { tenant, issued_at })
 }
 
-/// The secret of `kid` if it exists and is not retired.
-fn usable_key(kid: &str) -> Result<Vec<u8>, String> {
-    // Never echo what cannot be a key id (control characters, any length) into
-    // errors and the server log.
-    if !kid_is_valid(kid) {
-        return Err("malformed key id".into());
-    }
-    let (keys, _) = keys();
-    match keys.get(kid) {
-        Some(key) if !key.retired => Ok(key.secret.clone()),
-        Some(_) => Err(format!("signing key {kid:?} is retired")),
-        None => Err(format!("unknown signing key {kid:?}")),
-    }
-}
-
 fn sign(secret: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(message);
@@ -379,66 +294,89 @@ fn verify(secret: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String>
         .map_err(|_| "the signature does not match".into())
 }
 
-/// All keys, and the kid of the newest active one.
-fn keys() -> (Keys, Option<String>) {
-    if let Some(loaded) = KEYS.with_borrow(|k| k.clone()) {
-        return loaded;
-    }
-    let epoch = invalidation::epoch();
-    let rows: Vec<(String, Vec<u8>, bool)> = catalog::as_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT kid, secret, retired_at IS NOT NULL FROM tenancy.signing_keys \
-                     ORDER BY retired_at IS NULL, created_at, kid",
-                    None,
-                    &[],
-                )?
-                .map(|row| {
-                    Ok((
-                        row.get(1)?.unwrap(),
-                        row.get(2)?.unwrap(),
-                        row.get(3)?.unwrap(),
-                    ))
-                })
-                .collect::<Result<_, pgrx::spi::Error>>()
-        })
-    })
-    .or_raise("reading tenancy.signing_keys");
-    let newest = rows
-        .iter()
-        .rev()
-        .find(|(_, _, retired)| !retired)
-        .map(|(kid, _, _)| kid.clone());
-    let keys: Keys = Rc::new(
-        rows.into_iter()
-            .map(|(kid, secret, retired)| (kid, Key { secret, retired }))
-            .collect(),
-    );
-    let loaded = (keys, newest);
-    KEYS.with_borrow_mut(|k| {
-        if invalidation::epoch() == epoch {
-            *k = Some(loaded.clone());
-        }
-    });
-    loaded
-}
-
-fn kid_is_valid(kid: &str) -> bool {
-    (1..=63).contains(&kid.len())
-        && kid.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && kid
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
-fn random_secret() -> Vec<u8> {
-    system::strong_random(32)
-        .unwrap_or_else(|| Internal("could not generate a random signing secret".into()).raise())
-}
-
 fn interval_seconds(interval: pgrx::datum::Interval) -> i64 {
     // Months count as 30 days, as PostgreSQL's own interval arithmetic does.
     (interval.months() as i64 * 30 + interval.days() as i64) * 86_400
         + interval.micros() / 1_000_000
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    const SECRET: [u8; 32] = [0x11; 32];
+
+    fn setup() -> Uuid {
+        Spi::run("SELECT tenancy.add_signing_key('t1', decode(repeat('11', 32), 'hex'))").unwrap();
+        let id =
+            Spi::get_one::<pgrx::Uuid>("SELECT id FROM tenancy.register_tenant('tok-unit', 'T')")
+                .unwrap()
+                .unwrap();
+        Uuid::from_bytes(*id.as_bytes())
+    }
+
+    fn token(kid: &str, id: Uuid, expiry: i64, secret: &[u8]) -> String {
+        let payload = format!("tn1.{kid}.{}.{expiry}", B64.encode(id.as_bytes()));
+        format!("{payload}.{}", B64.encode(sign(secret, payload.as_bytes())))
+    }
+
+    fn jwt(header: &str, claims: &serde_json::Value, secret: &[u8]) -> String {
+        let signed = format!("{}.{}", B64.encode(header), B64.encode(claims.to_string()));
+        format!("{signed}.{}", B64.encode(sign(secret, signed.as_bytes())))
+    }
+
+    #[pgrx::pg_test]
+    fn tokens_verify_only_as_issued() {
+        let id = setup();
+        let later = unix_now() + 60;
+        assert_eq!(verify_token(&token("t1", id, later, &SECRET)), Ok(id));
+        let good = token("t1", id, later, &SECRET);
+        let other = B64.encode(Uuid::from_u128(7).as_bytes());
+        let tampered = good.replacen(&B64.encode(id.as_bytes()), &other, 1);
+        assert!(verify_token(&tampered).unwrap_err().contains("signature"));
+        let expired = token("t1", id, unix_now() - 10, &SECRET);
+        assert!(verify_token(&expired).unwrap_err().contains("expired"));
+        let wrong_key = token("t1", id, later, &[0x22; 32]);
+        assert!(verify_token(&wrong_key).unwrap_err().contains("signature"));
+        assert!(verify_token(&token("nope", id, later, &SECRET))
+            .unwrap_err()
+            .contains("unknown"));
+        for malformed in ["", "tn1", "tn1.t1.x.1", "tn2.t1.x.1.y", "tn1.t1.x.1.!!"] {
+            assert!(verify_token(malformed).is_err(), "{malformed:?}");
+        }
+    }
+
+    #[pgrx::pg_test]
+    fn jwts_verify_only_hs256_with_a_key() {
+        let id = setup();
+        let claims = serde_json::json!({"tenant": id.to_string(), "exp": unix_now() + 60});
+        let good = jwt(r#"{"alg":"HS256","kid":"t1"}"#, &claims, &SECRET);
+        assert_eq!(verify_jwt(&good).unwrap().tenant, id.to_string());
+        let without_kid = jwt(r#"{"alg":"HS256"}"#, &claims, &SECRET);
+        assert!(verify_jwt(&without_kid).is_ok());
+        for alg in ["none", "RS256", "HS512"] {
+            let confused = jwt(
+                &format!(r#"{{"alg":"{alg}","kid":"t1"}}"#),
+                &claims,
+                &SECRET,
+            );
+            assert!(
+                verify_jwt(&confused).unwrap_err().contains("not accepted"),
+                "{alg}"
+            );
+        }
+        let (signed, _) = good.rsplit_once('.').unwrap();
+        let tampered = format!("{signed}.{}", B64.encode([0u8; 32]));
+        assert!(verify_jwt(&tampered).unwrap_err().contains("signature"));
+        let wrong_key = jwt(r#"{"alg":"HS256"}"#, &claims, &[0x22; 32]);
+        assert!(verify_jwt(&wrong_key).is_err());
+        let expired = serde_json::json!({"tenant": id.to_string(), "exp": unix_now() - 1});
+        assert!(verify_jwt(&jwt(r#"{"alg":"HS256"}"#, &expired, &SECRET))
+            .unwrap_err()
+            .contains("expired"));
+        let odd_kid = jwt(r#"{"alg":"HS256","kid":"t1\nLOG: x"}"#, &claims, &SECRET);
+        assert_eq!(verify_jwt(&odd_kid).unwrap_err(), "malformed key id");
+        assert!(verify_jwt("a.b").is_err());
+    }
 }
