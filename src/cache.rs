@@ -45,7 +45,7 @@ thread_local! {
 }
 
 fn capacity() -> usize {
-    gucs::CACHE_SIZE.get().max(1) as usize
+    gucs::cache_size()
 }
 
 impl Cache {

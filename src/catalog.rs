@@ -82,6 +82,22 @@ fn catalog_changed<'a>(
     Ok(None)
 }
 
+/// Mark the row of `table` whose `column` is `key` retired (once), as the
+/// catalog owner; false when there is no such row.
+pub fn retire(table: &str, column: &str, key: &str) -> bool {
+    as_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            &format!(
+                "WITH r AS (UPDATE tenancy.{table} SET retired_at = coalesce(retired_at, clock_timestamp()) \
+                 WHERE {column} = $1 RETURNING 1) SELECT count(*) > 0 FROM r"
+            ),
+            &[key.into()],
+        )
+    })
+    .or_raise(&format!("retiring from tenancy.{table}"))
+    .unwrap_or(false)
+}
+
 pub fn forget_relations() {
     RELATIONS.set(None);
 }

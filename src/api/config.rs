@@ -248,7 +248,7 @@ fn overrides(id: Uuid) -> Document {
     );
     CONFIG.with_borrow_mut(|c| {
         if invalidation::epoch() == epoch {
-            let cap = NonZeroUsize::new(gucs::CACHE_SIZE.get().max(1) as usize).unwrap();
+            let cap = NonZeroUsize::new(gucs::cache_size()).expect("at least 1");
             if c.overrides.cap() != cap {
                 c.overrides.resize(cap);
             }

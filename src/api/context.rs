@@ -75,7 +75,7 @@ pub(crate) fn acting_for<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
 fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
     let identifier = required(identifier, "identifier");
     let local = required(is_local, "is_local");
-    if gucs::REQUIRE_TOKEN.get() && !may_issue_tokens() {
+    if gucs::require_token() && !may_issue_tokens() {
         refuse(identifier, TokenRequired(security::current_role_name()));
     }
     enter(identifier, local, || {
@@ -226,7 +226,7 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
             if let Some(tenant) = citus::carried_tenant() {
                 return Some(tenant);
             }
-            if gucs::REQUIRE_TENANT.get() {
+            if gucs::require_tenant() {
                 TenantRequired.raise();
             }
             return None;

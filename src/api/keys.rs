@@ -71,14 +71,7 @@ fn retire_signing_key(kid: Option<&str>) {
     let kid = required(kid, "kid");
     let role = security::current_role_name();
     catalog::as_owner(|| {
-        let found = Spi::get_one_with_args::<bool>(
-            "WITH k AS (UPDATE tenancy.signing_keys SET retired_at = coalesce(retired_at, clock_timestamp()) \
-             WHERE kid = $1 RETURNING 1) SELECT count(*) > 0 FROM k",
-            &[kid.into()],
-        )
-        .or_raise("a statement")
-        .unwrap_or(false);
-        if !found {
+        if !catalog::retire("signing_keys", "kid", kid) {
             UndefinedObject(
                 format!("signing key {kid:?} does not exist"),
                 "List the keys with SELECT kid, created_at, retired_at FROM tenancy.signing_keys."

@@ -312,7 +312,7 @@ fn library_preloaded() -> bool {
 /// coordinator's shells and shards, protected from the coordinator.
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
-    crate::postgres::gucs::AUTO_PROTECT.get()
+    crate::postgres::gucs::auto_protect()
         && crate::postgres::gucs::row_security()
         && !BUSY.get()
         && !citus::is_worker()

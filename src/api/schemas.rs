@@ -97,14 +97,7 @@ fn retire_migration(name: Option<&str>) {
     let name = required(name, "name");
     let role = security::current_role_name();
     catalog::as_owner(|| {
-        let found = Spi::get_one_with_args::<bool>(
-            "WITH m AS (UPDATE tenancy.migrations SET retired_at = coalesce(retired_at, now()) \
-             WHERE name = $1 RETURNING 1) SELECT count(*) > 0 FROM m",
-            &[name.into()],
-        )
-        .or_raise("a statement")
-        .unwrap_or(false);
-        if !found {
+        if !catalog::retire("migrations", "name", name) {
             UndefinedObject(
                 format!("migration {name:?} does not exist"),
                 "List the migrations with SELECT name, retired_at FROM tenancy.migrations.".into(),

@@ -15,7 +15,6 @@ use crate::postgres::system::unix_now;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use pgrx::guc::GucSetting;
 use pgrx::prelude::*;
 use serde_json::Value;
 use sha2::Sha256;
@@ -238,7 +237,7 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
         return Err("the JWT is not valid yet (nbf)".into());
     }
     let issued_at = time("iat")?.map(|iat| iat.floor() as i64);
-    let max_lifetime = gucs::JWT_MAX_LIFETIME.get() as f64;
+    let max_lifetime = gucs::jwt_max_lifetime() as f64;
     if max_lifetime > 0.0 {
         let exp = time("exp")?.unwrap_or(0.0);
         let lifetime = exp - time("iat")?.unwrap_or(now);
@@ -248,12 +247,7 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
             ));
         }
     }
-    let setting = |s: &GucSetting<Option<std::ffi::CString>>| {
-        s.get()
-            .map(|v| v.to_string_lossy().into_owned())
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(audience) = setting(&gucs::JWT_AUDIENCE) {
+    if let Some(audience) = gucs::jwt_audience() {
         let matches = match claims.get("aud") {
             Some(Value::String(aud)) => *aud == audience,
             Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(&audience)),
@@ -263,15 +257,12 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
             return Err(format!("the JWT is not for audience {audience:?} (aud)"));
         }
     }
-    if let Some(issuer) = setting(&gucs::JWT_ISSUER) {
+    if let Some(issuer) = gucs::jwt_issuer() {
         if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
             return Err(format!("the JWT was not issued by {issuer:?} (iss)"));
         }
     }
-    let claim = gucs::JWT_CLAIM
-        .get()
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let claim = gucs::jwt_claim();
     let tenant = claims
         .get(&claim)
         .and_then(Value::as_str)

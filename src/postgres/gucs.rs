@@ -10,15 +10,14 @@ const TENANT_GUC: &CStr = c"tenancy.tenant";
 /// `SET`, `set_config()`, `ALTER ROLE … SET` and `-c` options are refused;
 /// only the extension's functions set it, after validating the tenant.
 static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
-pub static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
-pub static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
-pub static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
-pub static JWT_CLAIM: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"tenant"));
-pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static JWT_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
+static AUTO_PROTECT: GucSetting<bool> = GucSetting::<bool>::new(true);
+static REQUIRE_TOKEN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static JWT_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"tenant"));
+static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 /// On a Citus worker: the coordinator's tenant context, signed for one
 /// distributed transaction (see api/citus.rs). Anyone may set it: it opens
 /// nothing unless it verifies.
@@ -28,6 +27,47 @@ thread_local! {
     /// The tenancy.* settings a client gave as connection options without the
     /// right to set them, found when the library loaded (see `shadowed_by_client`).
     static FROM_CLIENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub fn cache_size() -> usize {
+    CACHE_SIZE.get().max(1) as usize
+}
+
+pub fn require_tenant() -> bool {
+    REQUIRE_TENANT.get()
+}
+
+pub fn auto_protect() -> bool {
+    AUTO_PROTECT.get()
+}
+
+pub fn require_token() -> bool {
+    REQUIRE_TOKEN.get()
+}
+
+fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|value| value.to_string_lossy().into_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The JWT claim naming the tenant ('' when unset).
+pub fn jwt_claim() -> String {
+    text(&JWT_CLAIM).unwrap_or_default()
+}
+
+pub fn jwt_audience() -> Option<String> {
+    text(&JWT_AUDIENCE)
+}
+
+pub fn jwt_issuer() -> Option<String> {
+    text(&JWT_ISSUER)
+}
+
+/// Seconds; 0 for no limit.
+pub fn jwt_max_lifetime() -> i64 {
+    JWT_MAX_LIFETIME.get() as i64
 }
 
 /// Names of the tenancy.* settings given as connection options (-c,
@@ -87,7 +127,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"tenancy.cache_size",
         c"Number of tenants each backend keeps in its cache.",
-        c"",
+        c"An LRU cache per backend, emptied in every backend when the catalog changes.",
         &CACHE_SIZE,
         1,
         1_000_000,
@@ -97,7 +137,7 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"tenancy.require_tenant",
         c"Raise an error, instead of matching no rows, when no tenant context is set.",
-        c"",
+        c"With it off (the default), a statement without a tenant sees no rows of protected tables.",
         &REQUIRE_TENANT,
         GucContext::Suset,
         GucFlags::default(),
@@ -105,7 +145,7 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"tenancy.auto_protect",
         c"Protect new tables that have a tenant_id uuid NOT NULL column, and new partitions of protected tables.",
-        c"",
+        c"An event trigger runs tenancy.protect() for them; off while row_security is off (pg_dump, pg_restore).",
         &AUTO_PROTECT,
         GucContext::Suset,
         GucFlags::default(),
@@ -113,7 +153,7 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"tenancy.require_token",
         c"Refuse set_tenant() by name for roles that cannot issue tokens: they must present a signed token.",
-        c"",
+        c"Set it for the application role (ALTER ROLE … SET); a connection option cannot switch it off.",
         &REQUIRE_TOKEN,
         GucContext::Suset,
         GucFlags::default(),
@@ -121,7 +161,7 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"tenancy.jwt_claim",
         c"JWT claim that names the tenant (its identifier or id).",
-        c"",
+        c"Read by set_tenant_jwt() and postgrest_pre_request().",
         &JWT_CLAIM,
         GucContext::Suset,
         GucFlags::default(),
@@ -129,7 +169,7 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"tenancy.jwt_audience",
         c"When set, a JWT's aud claim must be (or contain) this value.",
-        c"",
+        c"Empty: the audience is not checked.",
         &JWT_AUDIENCE,
         GucContext::Suset,
         GucFlags::default(),
@@ -137,7 +177,7 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"tenancy.jwt_issuer",
         c"When set, a JWT's iss claim must be this value.",
-        c"",
+        c"Empty: the issuer is not checked.",
         &JWT_ISSUER,
         GucContext::Suset,
         GucFlags::default(),
@@ -145,7 +185,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"tenancy.jwt_max_lifetime",
         c"Longest accepted JWT lifetime in seconds (exp - iat, or exp - now without iat); 0: no limit.",
-        c"",
+        c"A JWT that lives longer is refused, however it is signed.",
         &JWT_MAX_LIFETIME,
         0,
         i32::MAX,

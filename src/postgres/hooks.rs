@@ -52,30 +52,14 @@ unsafe extern "C-unwind" fn process_utility(
         callback(&name);
     }
     // SAFETY: the arguments as received, to the next hook or PostgreSQL itself.
-    unsafe {
+    #[rustfmt::skip]
+    let result = unsafe {
         match PREVIOUS_UTILITY.get() {
-            Some(previous) => previous(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
+            Some(next) => next(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
+            None => pg_sys::standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
         }
-    }
+    };
+    result
 }
 
 #[pg_guard]
