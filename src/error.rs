@@ -1,6 +1,6 @@
 //! Every error the extension raises, mapped to its SQLSTATE in one place.
 
-use crate::tenant::Status;
+use crate::status::Status;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgLogLevel;

@@ -12,6 +12,7 @@ mod cache;
 mod catalog;
 mod error;
 mod postgres;
+mod status;
 mod tenant;
 mod tenant_schema;
 

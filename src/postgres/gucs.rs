@@ -90,8 +90,14 @@ fn find_client_placeholders() -> Vec<String> {
     let mut names = Vec::new();
     // SAFETY: PostgreSQL's array of settings, read (not changed) in this backend.
     unsafe {
-        let vars = pg_sys::get_guc_variables();
-        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        let (vars, count) = (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions());
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        let (vars, count) = {
+            let mut count = 0;
+            (pg_sys::get_guc_variables(&mut count), count)
+        };
+        for i in 0..count as usize {
             let var = &**vars.add(i);
             let name = CStr::from_ptr(var.name).to_string_lossy();
             let from_client = |source, context| source == PGC_S_CLIENT && context != PGC_SU_BACKEND;
