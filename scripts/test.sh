@@ -2,13 +2,32 @@
 # The whole test suite: #[pg_test] units, SQL regression tests (pg_regress),
 # cross-backend isolation specs (pg_isolation_regress) and client tests, against
 # scratch clusters this script starts and stops. Ends with "N passed, N failed".
+# Every layer runs on PostgreSQL 15 and 18, one after the other, unless
+# TENANCY_PG_CONFIG chooses one (15, 18, or a pg_config's path; see lib.sh).
+if [ -z "${TENANCY_PG_CONFIG:-}" ]; then
+    total_passed=0 total_failed=0
+    for major in 15 18; do
+        printf '\033[1m==> PostgreSQL %s\033[0m\n' "$major" >&2
+        TENANCY_PG_CONFIG=$major "$0" | tee "/tmp/tenancy-test-$$-$major.log"
+        if [[ $(tail -1 "/tmp/tenancy-test-$$-$major.log") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+            total_passed=$((total_passed + BASH_REMATCH[1])) total_failed=$((total_failed + BASH_REMATCH[2]))
+        else
+            total_failed=$((total_failed + 1))
+        fi
+        rm -f "/tmp/tenancy-test-$$-$major.log"
+    done
+    echo
+    echo "$total_passed passed, $total_failed failed"
+    [ "$total_failed" -eq 0 ]
+    exit
+fi
 source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_TEST_PORT:-55433}
 POOLER_PORT=${TENANCY_POOLER_PORT:-56433}
-OUT="$ROOT/target/test-output"
 passed=0 failed=0
 
 ensure_tools pgbouncer
+OUT="$ROOT/target/test-output/pg$PG_MAJOR"
 rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_pgbouncer "$POOLER_PORT"; stop_cluster "$PORT"' EXIT
 
@@ -28,11 +47,11 @@ cargo_counts() { # sum cargo's "test result:" lines of a log
 #    pgrx installs the test build with sudo whenever it runs the server "as"
 #    someone; initdb refuses root, so root runs it as postgres, a user as itself.
 log "unit tests (cargo pgrx test)"
-server_dir "$SCRATCH/pgrx-test"
+server_dir "$SCRATCH/pgrx-test-$PG_MAJOR"
 if [ "$(id -u)" = 0 ]; then runas=postgres; else runas=$(id -un); fi
 set +e
 (cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS="$runas" \
-    CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test" cargo pgrx test pg15 2>&1) | tee "$OUT/unit.log" |
+    CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test-$PG_MAJOR" cargo pgrx test "pg$PG_MAJOR" 2>&1) | tee "$OUT/unit.log" |
     grep -E '^test |test result:|panicked|error(\[|:)'
 set -e
 cargo_counts "$OUT/unit.log" "unit tests"
@@ -57,14 +76,14 @@ regress_counts() {
 }
 
 log "SQL regression tests (pg_regress)"
-env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --host=127.0.0.1 --port="$PORT" \
+env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$PORT" \
     --user=postgres --inputdir="$ROOT/tests/pg_regress" --outputdir="$OUT/regress" \
     --dbname=tenancy_regress --schedule="$ROOT/tests/pg_regress/schedule" 2>&1 |
     tee "$OUT/regress.log" || true
 regress_counts "$OUT/regress.log" "SQL regression tests" "$OUT/regress/regression.diffs"
 
 log "cross-backend isolation specs (pg_isolation_regress)"
-env -u RUST_BACKTRACE "$PGXS_TEST/isolation/pg_isolation_regress" --host=127.0.0.1 --port="$PORT" \
+env -u RUST_BACKTRACE "$PGXS_TEST/isolation/pg_isolation_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$PORT" \
     --user=postgres --inputdir="$ROOT/tests/isolation" --outputdir="$OUT/isolation" \
     --dbname=tenancy_isolation --load-extension=tenancy \
     --schedule="$ROOT/tests/isolation/schedule" 2>&1 | tee "$OUT/isolation.log" || true
@@ -98,8 +117,8 @@ cargo_counts "$OUT/client.log" "client tests"
 
 # 4. Other drivers: Python (psycopg 3, in a venv) and Node (pg), same cluster.
 log "driver tests: Python psycopg 3 and Node pg"
-python3 -c 'import ensurepip, venv' 2>/dev/null || ensure_tools python3 python3-venv
-command -v npm >/dev/null || ensure_tools nodejs npm
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
+command -v npm >/dev/null || apt_install nodejs npm
 [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
 "$ROOT/target/py/bin/python" -c 'import psycopg, asyncpg' 2>/dev/null ||
     "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/tests/drivers/python/requirements.txt"
@@ -149,5 +168,6 @@ done
 layer "Citus layer" "$ROOT/tests/citus/run.sh"
 
 echo
+log "PostgreSQL $PG_MAJOR: $passed passed, $failed failed"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -34,7 +34,7 @@ psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" \
 psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" -f "$ROOT/tests/roles.sql"
 
 schedule=$(cd "$HERE/sql" && ls *.sql | sed 's/\.sql$//')
-env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --host=127.0.0.1 --port="$coordinator" \
+env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$coordinator" \
     --user=postgres --inputdir="$HERE" --outputdir="$OUT/citus" --use-existing \
     --dbname="$DB" $schedule 2>&1 | tee "$OUT/citus.log" || true
 line=$(grep -E 'tests? (passed|failed)' "$OUT/citus.log" | tail -1)

@@ -67,8 +67,10 @@ SELECT tenancy.set_migration_owner('tenancy_admin');
 \echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.grant_admin('tenancy_app');
 \echo :LAST_ERROR_SQLSTATE
+-- (SQLSTATE only: PostgreSQL's own wording changed in 16.)
+\set VERBOSITY sqlstate
 CALL tenancy.add_migration('adm-escalate', 'ALTER ROLE tenancy_admin SUPERUSER');
-\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
 RESET ROLE;
 SELECT rolsuper AS admin_is_superuser FROM pg_roles WHERE rolname = 'tenancy_admin';
 SELECT action, role FROM tenancy.audit_log WHERE action IN ('grant_admin', 'revoke_admin') ORDER BY id;

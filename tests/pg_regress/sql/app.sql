@@ -27,11 +27,25 @@ SELECT action, tenant_identifier, details, role FROM tenancy.audit_log
  WHERE action LIKE 'app.%' ORDER BY id;
 
 -- JWTs: audience, issuer and a maximum lifetime, when configured.
-CREATE EXTENSION pgcrypto;
+CREATE FUNCTION pg_temp.hmac_sha256(msg bytea, key bytea) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    k bytea := CASE WHEN length(key) > 64 THEN sha256(key) ELSE key END;
+    ipad bytea;
+    opad bytea;
+BEGIN
+    k := k || decode(repeat('00', 64 - length(k)), 'hex');
+    ipad := k;
+    opad := k;
+    FOR i IN 0..63 LOOP
+        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
+        opad := set_byte(opad, i, get_byte(k, i) # 92);
+    END LOOP;
+    RETURN sha256(opad || sha256(ipad || msg));
+END $$;
 CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
     $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
 CREATE FUNCTION pg_temp.jwt(claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || pg_temp.b64url(hmac(convert_to(s, 'utf8'), secret, 'sha256'))
+    SELECT s || '.' || pg_temp.b64url(pg_temp.hmac_sha256(convert_to(s, 'utf8'), secret))
       FROM (SELECT pg_temp.b64url(convert_to('{"alg": "HS256"}', 'utf8')) || '.' ||
                    pg_temp.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
 CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
@@ -67,7 +81,6 @@ SELECT tenancy.reset_tenant();
 RESET ROLE;
 RESET tenancy.jwt_max_lifetime;
 SELECT tenancy.retire_signing_key('app-auth');
-DROP EXTENSION pgcrypto;
 
 -- Each condition an application branches on has its own SQLSTATE:
 -- unknown P0002 (404), suspended 55000 (403), deleted or destroyed 42704

@@ -289,10 +289,11 @@ SELECT details->'rows_deleted' AS rows_deleted FROM tenancy.audit_log
 --     rights (no SUPERUSER, no BYPASSRLS), not the catalog owner's.
 GRANT EXECUTE ON FUNCTION tenancy.record_migration(text, text) TO tenancy_admin;
 SET ROLE tenancy_admin;
+-- (SQLSTATE only: PostgreSQL's own wording changed in 16.)
+\set VERBOSITY sqlstate
 SELECT tenancy.record_migration('0100-escalate', 'ALTER ROLE tenancy_admin SUPERUSER');
-\echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.record_migration('0101-program', $$COPY (SELECT 1) TO PROGRAM 'id'$$);
-\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
 RESET ROLE;
 REVOKE EXECUTE ON FUNCTION tenancy.record_migration(text, text) FROM tenancy_admin;
 SELECT rolsuper AS admin_became_superuser FROM pg_roles WHERE rolname = 'tenancy_admin';

@@ -126,15 +126,27 @@ DEALLOCATE items;
 RESET plan_cache_mode;
 
 -- The accessor runs once per statement (an InitPlan) and the index is used.
+-- (Read from the JSON plan: the text form changed in PostgreSQL 17.)
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT item FROM app.orders WHERE id = 1;
+CREATE FUNCTION pg_temp.plan(q text) RETURNS json LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+    EXECUTE 'EXPLAIN (COSTS OFF, FORMAT JSON) ' || q INTO p;
+    RETURN p->0->'Plan';
+END $$;
+SELECT p->>'Node Type' AS node, p->>'Index Name' AS index,
+       p->>'Index Cond' LIKE '%tenant_id = %' AS by_tenant,
+       p->'Plans'->0->>'Parent Relationship' AS accessor, json_array_length(p->'Plans') AS children
+  FROM pg_temp.plan('SELECT item FROM app.orders WHERE id = 1') p;
 RESET enable_seqscan;
 -- Parallel query stays correct: workers get the InitPlan's value.
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-SET force_parallel_mode = on;
+-- (force_parallel_mode is debug_parallel_query from PostgreSQL 16 on.)
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false) AS forced;
 SELECT count(*), string_agg(item, ',' ORDER BY item) FROM app.orders;
 RESET ROLE;
 RESET ALL;

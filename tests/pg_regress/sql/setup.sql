@@ -1,6 +1,7 @@
 -- Install the extension; the roles come from tests/roles.sql.
 CREATE EXTENSION tenancy;
-\dx tenancy
+SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'tenancy';
 -- Everything lives in schema tenancy.
 SELECT c.relname, c.relkind FROM pg_class c
  WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'v')

@@ -1,7 +1,22 @@
 -- Signed tenant context: tokens and JWTs that an injected query cannot forge.
 \set SHOW_CONTEXT never
--- pgcrypto only crafts JWTs here, independently of the extension's own signer.
-CREATE EXTENSION pgcrypto;
+-- JWTs are crafted here with HMAC-SHA256 from the built-in sha256(), independently
+-- of the extension's own signer (and of pgcrypto, which not every build ships).
+CREATE FUNCTION pg_temp.hmac_sha256(msg bytea, key bytea) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    k bytea := CASE WHEN length(key) > 64 THEN sha256(key) ELSE key END;
+    ipad bytea;
+    opad bytea;
+BEGIN
+    k := k || decode(repeat('00', 64 - length(k)), 'hex');
+    ipad := k;
+    opad := k;
+    FOR i IN 0..63 LOOP
+        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
+        opad := set_byte(opad, i, get_byte(k, i) # 92);
+    END LOOP;
+    RETURN sha256(opad || sha256(ipad || msg));
+END $$;
 DO $$ BEGIN
     PERFORM tenancy.register_tenant('tok-a', 'A');
     PERFORM tenancy.register_tenant('tok-b', 'B');
@@ -112,12 +127,13 @@ RESET tenancy.require_token;
 CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
     $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
 CREATE FUNCTION pg_temp.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || pg_temp.b64url(hmac(convert_to(s, 'utf8'), secret, 'sha256'))
+    SELECT s || '.' || pg_temp.b64url(pg_temp.hmac_sha256(convert_to(s, 'utf8'), secret))
       FROM (SELECT pg_temp.b64url(convert_to(header::text, 'utf8')) || '.' ||
                    pg_temp.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
 SELECT decode(repeat('5a', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
 SELECT id AS tok_a_id FROM tenancy.tenants WHERE identifier = 'tok-a' \gset
-GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, jsonb, bytea), pg_temp.b64url(bytea) TO tenancy_app;
+GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, jsonb, bytea), pg_temp.b64url(bytea),
+    pg_temp.hmac_sha256(bytea, bytea) TO tenancy_app;
 CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
@@ -229,4 +245,3 @@ RESET ROLE;
 -- Key changes are audited (never the secret).
 SELECT action, details FROM tenancy.audit_log WHERE action = 'key' ORDER BY id;
 REVOKE EXECUTE ON FUNCTION tenancy.issue_token(text, interval) FROM tenancy_admin;
-DROP EXTENSION pgcrypto;
