@@ -29,7 +29,7 @@ BEGIN
              WHERE cmd.command_tag = 'ALTER TABLE'
         )
         SELECT c.oid::regclass AS tbl, col.name AS col,
-               a.atttypid = 'uuid'::regtype AND a.attnotnull AS usable
+               a.atttypid = 'uuid'::regtype AND a.attnotnull AND a.attgenerated = '' AS usable
           FROM candidate
           -- Never temporary tables: no event reports their end, and they are
           -- their session's own.
@@ -49,7 +49,7 @@ BEGIN
         IF t.usable THEN
             PERFORM tenancy.auto_protect_table(t.tbl, t.col);
         ELSE
-            RAISE WARNING 'table % has a column "%" but was not protected: it is not uuid NOT NULL', t.tbl, t.col
+            RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', t.tbl, t.col
                 USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
         END IF;
     END LOOP;

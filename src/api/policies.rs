@@ -126,11 +126,11 @@ fn refuse_truncate<'a>(
 }
 
 fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
-    let (relkind, temporary, type_ok, not_null, attnum) = Spi::connect(|client| {
+    let (relkind, temporary, type_ok, not_null, generated, attnum) = Spi::connect(|client| {
         let rows = client.select(
             "SELECT c.relkind::text, c.relpersistence = 't', \
                     a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype, \
-                    a.attnotnull, a.attnum \
+                    a.attnotnull, a.attgenerated <> '', a.attnum \
              FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_attribute a \
                ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
              WHERE c.oid = $1",
@@ -143,7 +143,8 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
             row.get::<bool>(2)?.unwrap_or(false),
             row.get::<bool>(3)?,
             row.get::<bool>(4)?,
-            row.get::<i16>(5)?,
+            row.get::<bool>(5)?.unwrap_or(false),
+            row.get::<i16>(6)?,
         ))
     })
     .or_raise("a statement");
@@ -179,6 +180,13 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         (Some(true), Some(false)) => BadTenantColumn(
             format!("column \"{column}\" of table {table} allows NULL"),
             format!("A row without a tenant belongs to nobody; run ALTER TABLE {table} ALTER COLUMN {quoted} SET NOT NULL."),
+        )
+        .raise(),
+        // The column takes the current tenant as its default: it has to be
+        // a column that is written, not computed.
+        _ if generated => BadTenantColumn(
+            format!("column \"{column}\" of table {table} is a generated column"),
+            "The tenant column gets the current tenant as its default; make it a plain uuid NOT NULL column.".into(),
         )
         .raise(),
         _ => {}

@@ -188,6 +188,12 @@ CREATE TABLE app.text_tenant (tenant_id text NOT NULL);
 SELECT tenancy.protect('app.text_tenant');
 CREATE TABLE app.nullable (owner_tenant uuid);
 SELECT tenancy.protect('app.nullable', 'owner_tenant');
+-- A generated tenant column cannot take the current tenant as its default:
+-- creating it only warns, protecting it is refused before anything changes.
+CREATE TABLE app.derived (k uuid NOT NULL, tenant_id uuid NOT NULL GENERATED ALWAYS AS (k) STORED);
+SELECT tenancy.protect('app.derived');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS policies FROM pg_policy WHERE polrelid = 'app.derived'::regclass;
 CREATE VIEW app.a_view AS SELECT 1 AS x;
 SELECT tenancy.protect('app.a_view');
 \echo :LAST_ERROR_SQLSTATE
