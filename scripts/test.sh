@@ -170,6 +170,10 @@ done
 # 5. Citus: a coordinator and two workers of its own, when Citus is installed.
 layer "Citus layer" "$ROOT/tests/citus/run.sh"
 
+# 6. The release artifact (.deb on Debian's layout, else the tarball) installed
+#    in place of the source build, the regression suite against it, removal.
+layer "package" "$ROOT/tests/package/run.sh"
+
 echo
 log "PostgreSQL $PG_MAJOR: $passed passed, $failed failed, in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "$passed passed, $failed failed"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The release artifact, installed as a user installs it, run by scripts/test.sh
+# last: scripts/package.sh builds it for the PostgreSQL under test (the .deb
+# for Debian's layout, else the tarball); the source build is removed from
+# that PostgreSQL; the .deb goes in with dpkg -i (the tarball with the
+# commands of its INSTALL note); the regression suite runs on a fresh cluster
+# against that install; dpkg -r (the note's rm) must leave no file behind.
+# The source build is put back at the end, whatever happened.
+source "$(dirname "$0")/../../scripts/lib.sh"
+OUT=${1:?usage: run.sh OUTPUT_DIR}
+PORT=${TENANCY_PACKAGE_PORT:-55434}
+LIBDIR=$("$PG_CONFIG" --pkglibdir)
+EXTDIR=$("$PG_CONFIG" --sharedir)/extension
+passed=0 failed=0
+check() { # check NAME COMMAND…: count one check
+    if "${@:2}"; then passed=$((passed + 1)); log "$1: 1 passed, 0 failed"
+    else failed=$((failed + 1)); log "$1: 0 passed, 1 failed"; fi
+}
+as_installer() { # sudo only where the installation is not ours (Debian's, not the wheel's)
+    if [ -w "$LIBDIR" ]; then "$@"; else "${SUDO[@]}" "$@"; fi
+}
+installed_files() { ls "$LIBDIR"/tenancy.so "$EXTDIR"/tenancy[.-]* 2>/dev/null; }
+restore() {
+    stop_cluster "$PORT"
+    [ "$kind" != deb ] || ! dpkg -s "$package" >/dev/null 2>&1 || as_installer dpkg -r "$package" >/dev/null
+    install_extension >/dev/null 2>&1 || log "putting the source build back failed: see target/install.log"
+}
+
+if [ "$LIBDIR" = "/usr/lib/postgresql/$PG_MAJOR/lib" ] && dpkg -S "$PG_CONFIG" >/dev/null 2>&1; then
+    kind=deb package=postgresql-$PG_MAJOR-tenancy
+else
+    kind=tarball package=
+fi
+artifact=$("$ROOT/scripts/package.sh" "$kind" | tail -1)
+check "$kind built" test -s "$artifact"
+trap restore EXIT
+
+as_installer rm -f $(installed_files)
+check "the source build removed" test -z "$(installed_files)"
+
+install_tarball_note() ( # run the INSTALL note's commands ($1: install or rm) as written
+    dir="$OUT/package"
+    rm -rf "$dir" && mkdir -p "$dir" && tar -xzf "$artifact" -C "$dir"
+    cd "$dir"/tenancy-* || exit 1
+    grep -E "^    $1 " INSTALL | while read -r line; do eval "as_installer $line" || exit 1; done
+)
+case $kind in
+    deb)
+        check "dpkg -i $(basename "$artifact")" as_installer dpkg -i "$artifact" >"$OUT/package-dpkg.log" 2>&1
+        check "dpkg --verify $package" as_installer dpkg --verify "$package" ;;
+    tarball)
+        check "installed by the INSTALL note" install_tarball_note install ;;
+esac
+check "every file of the package in place" test "$(installed_files | wc -l)" -ge 6
+
+# The regression suite against the installed package, on its own fresh cluster
+# (no backend of the test cluster has the source build's library loaded).
+fresh_cluster "$PORT"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$ROOT/tests/roles.sql"
+since_18=()
+[ "$PG_MAJOR" -lt 18 ] || since_18=(pg18)
+env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$PORT" \
+    --user=postgres --inputdir="$ROOT/tests/pg_regress" --outputdir="$OUT/package-regress" \
+    --dbname=tenancy_package --schedule="$ROOT/tests/pg_regress/schedule" "${since_18[@]}" \
+    >"$OUT/package-regress.log" 2>&1
+check "regression suite against the $kind" grep -qE 'All [0-9]+ tests passed' "$OUT/package-regress.log"
+stop_cluster "$PORT"
+
+case $kind in
+    deb) check "dpkg -r $package" as_installer dpkg -r "$package" >>"$OUT/package-dpkg.log" 2>&1 ;;
+    tarball) check "removed by the INSTALL note" install_tarball_note rm ;;
+esac
+check "nothing left behind" test -z "$(installed_files)"
+
+echo "$passed passed, $failed failed"
