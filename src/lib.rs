@@ -39,7 +39,7 @@ extension_sql_file!(
     name = "verify",
     requires = [
         "catalog",
-        api::citus::citus_placement_problems,
+        api::distribute::citus_placement_problems,
         api::policies::library_preloaded
     ]
 );
@@ -50,7 +50,7 @@ extension_sql_file!(
     requires = [
         "catalog",
         api::schemas::migrate_tenant,
-        api::schemas::record_migration
+        api::migrations::record_migration
     ]
 );
 // Triggers, privileges and dump registration, once every function exists.

@@ -9,7 +9,7 @@
 //! `migrate()` / `add_migration()` are PL/pgSQL procedures (sql/schemas.sql)
 //! that commit per schema around `migrate_tenant()`.
 
-use crate::api::{audit, citus, context, roles};
+use crate::api::{audit, citus, context, migrations, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
@@ -20,98 +20,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 const POLICY: &str = "tenancy_schema_isolation";
-/// Record a migration (a DDL script for every tenant schema) after trying it,
-/// with the whole history, in a scratch schema that is dropped again. The
-/// `add_migration` procedure calls this, commits, then migrates every schema.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn record_migration(name: Option<&str>, sql: Option<&str>) {
-    let name = required(name, "name");
-    let sql = required(sql, "sql");
-    let name_ok = (1..=128).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !name_ok {
-        InvalidValue(
-            format!("invalid migration name \"{name}\""),
-            "A migration name has 1 to 128 characters: letters, digits, '_', '.' and '-' \
-             (e.g. '0001-create-orders')."
-                .into(),
-        )
-        .raise();
-    }
-    if sql.trim().is_empty() {
-        InvalidValue(
-            "a migration needs SQL".into(),
-            "Pass the DDL script to apply in every tenant schema.".into(),
-        )
-        .raise();
-    }
-    let role = security::current_role_name();
-    catalog::as_owner(|| {
-        // One recorder at a time: ordinals stay dense and the dry run's schema is ours.
-        run("LOCK TABLE tenancy.migrations IN SHARE ROW EXCLUSIVE MODE");
-        let exists = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT FROM tenancy.migrations WHERE name = $1)",
-            &[name.into()],
-        )
-        .or_raise("a statement")
-        .unwrap_or(false);
-        if exists {
-            DuplicateMigration(name.into()).raise();
-        }
-        // Dry run: the history plus the new script in a scratch schema, as the
-        // migration owner, with the same checks as in a tenant's schema.
-        let owner = roles::migration_owner();
-        let scratch = "tenancy_migration_check";
-        security::quietly(|| {
-            run(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
-            without_schema_sharding(|| {
-                run(&format!(
-                    "CREATE SCHEMA {scratch} AUTHORIZATION {}",
-                    spi::quote_identifier(security::role_name(owner))
-                ))
-            });
-        });
-        for (previous, script) in migrations_after(None) {
-            run_migration(owner, scratch, None, &previous, &script);
-        }
-        run_migration(owner, scratch, None, name, sql);
-        security::quietly(|| run(&format!("DROP SCHEMA {scratch} CASCADE")));
-        Spi::run_with_args(
-            "INSERT INTO tenancy.migrations (name, ordinal, sql) \
-             SELECT $1, coalesce(max(ordinal), 0) + 1, $2 FROM tenancy.migrations",
-            &[name.into(), sql.into()],
-        )
-        .or_raise("a statement");
-        audit::record(&role, "migration", None, json!({"name": name}));
-    })
-}
-
-/// Retire a migration: no schema applies it from now on (those that did keep
-/// what it made). The way out of a migration that can never apply, which would
-/// block every new schema tenant: retire it and add a corrected one.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn retire_migration(name: Option<&str>) {
-    let name = required(name, "name");
-    let role = security::current_role_name();
-    catalog::as_owner(|| {
-        if !catalog::retire("migrations", "name", name) {
-            UndefinedObject(
-                format!("migration {name:?} does not exist"),
-                "List the migrations with SELECT name, retired_at FROM tenancy.migrations.".into(),
-            )
-            .raise();
-        }
-        audit::record(
-            &role,
-            "migration",
-            None,
-            json!({"name": name, "event": "retired"}),
-        );
-    })
-}
 
 /// Bring one schema tenant up to date, in the current transaction; returns
 /// how many migrations were applied. `migrate()` calls it once per schema.
@@ -164,7 +72,7 @@ pub(crate) fn provision(id: Uuid, schema: &str) {
     let quoted = spi::quote_identifier(schema);
     let owner = roles::migration_owner();
     let create = || {
-        without_schema_sharding(|| {
+        citus::without_schema_sharding(|| {
             run(&format!(
                 "CREATE SCHEMA {quoted} AUTHORIZATION {}",
                 spi::quote_identifier(security::role_name(owner))
@@ -206,9 +114,9 @@ pub(crate) fn drop_schema(schema: &str) {
 fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
     let owner = roles::migration_owner();
     let tenant = to_sql(id);
-    let pending = migrations_after(Some(tenant));
+    let pending = migrations::pending(Some(tenant));
     for (name, script) in &pending {
-        run_migration(owner, schema, Some(id), name, script);
+        migrations::run_script(owner, schema, Some(id), name, script);
         Spi::run_with_args(
             "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
             &[tenant.into(), name.as_str().into()],
@@ -223,96 +131,6 @@ fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
         security::as_owner(owner, || citus::distribute_schema(schema));
     }
     pending.into_iter().map(|(name, _)| name).collect()
-}
-
-/// Run `f` (creating a schema) with Citus' schema-based sharding off, when
-/// Citus is there: the extension distributes tenant schemas itself, and never
-/// its scratch schema; and with the schema created on the workers at once
-/// (Citus defers that inside a transaction block, or a function).
-fn without_schema_sharding(f: impl FnOnce()) {
-    if citus::active() {
-        security::with_setting(c"citus.enable_schema_based_sharding", "off", || {
-            security::with_setting(c"citus.create_object_propagation", "immediate", f)
-        })
-    } else {
-        f()
-    }
-}
-
-/// Migrations in order; with a tenant, only those it has not applied.
-fn migrations_after(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT m.name, m.sql FROM tenancy.migrations m \
-                 WHERE m.retired_at IS NULL AND ($1::uuid IS NULL OR NOT EXISTS (SELECT FROM tenancy.schema_migrations s \
-                                                       WHERE s.tenant_id = $1 AND s.migration = m.name)) \
-                 ORDER BY m.ordinal",
-                None,
-                &[tenant.into()],
-            )?
-            .map(|row| Ok((row.get(1)?.expect("name"), row.get(2)?.expect("sql"))))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .or_raise("a statement")
-}
-
-/// Run a migration script as the migration owner in a security-restricted
-/// operation, with the schema first on search_path (pg_catalog is implicit,
-/// pg_temp last; shared objects must be schema-qualified) and, in a tenant's
-/// schema, the tenant as the context (so seed rows pass its pinned policy).
-/// Then refuse what the script created that would run with the owner's
-/// rights or let other tenants in.
-fn run_migration(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &str, script: &str) {
-    let path = format!("{}, pg_temp", spi::quote_identifier(schema));
-    security::as_restricted(owner, &path, || {
-        let apply = || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
-        match tenant {
-            Some(id) => context::acting_for(id, apply),
-            None => apply(),
-        }
-    });
-    let forbidden: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.format('function %s is SECURITY DEFINER', p.oid::pg_catalog.regprocedure) \
-                   FROM pg_catalog.pg_proc p WHERE p.pronamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
-                 UNION ALL \
-                 SELECT pg_catalog.format('%s is a materialized view', c.oid::pg_catalog.regclass) \
-                   FROM pg_catalog.pg_class c \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND c.relkind = 'm' \
-                 UNION ALL \
-                 SELECT pg_catalog.format('trigger %I on %s calls SECURITY DEFINER function %s', \
-                                          t.tgname, c.oid::pg_catalog.regclass, p.oid::pg_catalog.regprocedure) \
-                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-                   JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
-                 UNION ALL \
-                 SELECT pg_catalog.format('column %I of %s takes its default from a sequence', \
-                                          a.attname, c.oid::pg_catalog.regclass) \
-                   FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_class c ON c.oid = d.adrelid \
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace \
-                    AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'",
-                None,
-                &[spi::quote_identifier(schema).into()],
-            )?
-            .map(|row| Ok(row.get::<String>(1)?.expect("text")))
-            .collect::<Result<_, pgrx::spi::Error>>()
-    })
-    .or_raise("a statement");
-    if let Some(first) = forbidden.first() {
-        ForbiddenObject(
-            format!("migration {name} creates what a tenant schema must not hold: {first}"),
-            "In a tenant schema, SECURITY DEFINER functions (also as triggers) and materialized \
-             views would run or store with the migration owner's rights for every caller, and a \
-             sequence default needs a sequence privilege that would let other tenants read and \
-             advance it. Use SECURITY INVOKER functions, views, and identity columns \
-             (GENERATED BY DEFAULT AS IDENTITY) instead of serial."
-                .into(),
-        )
-        .raise();
-    }
 }
 
 /// As each object's owner (the migration owner, for what migrations made):

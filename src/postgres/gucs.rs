@@ -209,6 +209,8 @@ pub fn init() {
     // Placeholders such as a `SET tenancy.tenant` made before the library was
     // loaded are discarded by the definitions above; reserving the prefix
     // refuses new ones for the rest of the session.
+    // SAFETY: a static NUL-terminated name, from _PG_init (the only caller),
+    // where PostgreSQL expects extensions to define and reserve settings.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };
 }
 

@@ -8,7 +8,7 @@
 # The source build is put back at the end, whatever happened.
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
-PORT=${TENANCY_PACKAGE_PORT:-55434}
+PORT=${TENANCY_PACKAGE_PORT:-55435}
 LIBDIR=$("$PG_CONFIG" --pkglibdir)
 EXTDIR=$("$PG_CONFIG" --sharedir)/extension
 passed=0 failed=0

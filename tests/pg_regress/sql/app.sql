@@ -27,27 +27,10 @@ SELECT action, tenant_identifier, details, role FROM tenancy.audit_log
  WHERE action LIKE 'app.%' ORDER BY id;
 
 -- JWTs: audience, issuer and a maximum lifetime, when configured.
-CREATE FUNCTION pg_temp.hmac_sha256(msg bytea, key bytea) RETURNS bytea LANGUAGE plpgsql AS $$
-DECLARE
-    k bytea := CASE WHEN length(key) > 64 THEN sha256(key) ELSE key END;
-    ipad bytea;
-    opad bytea;
-BEGIN
-    k := k || decode(repeat('00', 64 - length(k)), 'hex');
-    ipad := k;
-    opad := k;
-    FOR i IN 0..63 LOOP
-        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
-        opad := set_byte(opad, i, get_byte(k, i) # 92);
-    END LOOP;
-    RETURN sha256(opad || sha256(ipad || msg));
-END $$;
-CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
-    $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
 CREATE FUNCTION pg_temp.jwt(claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || pg_temp.b64url(pg_temp.hmac_sha256(convert_to(s, 'utf8'), secret))
-      FROM (SELECT pg_temp.b64url(convert_to('{"alg": "HS256"}', 'utf8')) || '.' ||
-                   pg_temp.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
+    SELECT s || '.' || regress.b64url(regress.hmac_sha256(convert_to(s, 'utf8'), secret))
+      FROM (SELECT regress.b64url(convert_to('{"alg": "HS256"}', 'utf8')) || '.' ||
+                   regress.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
 CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
@@ -56,7 +39,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 SELECT tenancy.add_signing_key('app-auth', decode(repeat('7b', 32), 'hex'));
 SELECT decode(repeat('7b', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
-GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, bytea), pg_temp.b64url(bytea), pg_temp.try_jwt(text) TO tenancy_app;
+GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, bytea), pg_temp.try_jwt(text) TO tenancy_app;
 SET tenancy.jwt_audience = 'api';
 SET tenancy.jwt_issuer = 'https://auth.example';
 SET ROLE tenancy_app;

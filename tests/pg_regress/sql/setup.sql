@@ -1,5 +1,27 @@
 -- Install the extension; the roles come from tests/roles.sql.
 CREATE EXTENSION tenancy;
+-- Helpers of the tests that craft JWTs (tokens.sql, app.sql): HMAC-SHA256
+-- from the built-in sha256(), so no test needs pgcrypto (not every build of
+-- PostgreSQL ships it), and base64url.
+CREATE SCHEMA regress;
+GRANT USAGE ON SCHEMA regress TO PUBLIC;
+CREATE FUNCTION regress.hmac_sha256(msg bytea, key bytea) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    k bytea := CASE WHEN length(key) > 64 THEN sha256(key) ELSE key END;
+    ipad bytea;
+    opad bytea;
+BEGIN
+    k := k || decode(repeat('00', 64 - length(k)), 'hex');
+    ipad := k;
+    opad := k;
+    FOR i IN 0..63 LOOP
+        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
+        opad := set_byte(opad, i, get_byte(k, i) # 92);
+    END LOOP;
+    RETURN sha256(opad || sha256(ipad || msg));
+END $$;
+CREATE FUNCTION regress.b64url(bytea) RETURNS text LANGUAGE sql AS
+    $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
 SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'tenancy';
 -- Everything lives in schema tenancy.

@@ -1,22 +1,7 @@
 -- Signed tenant context: tokens and JWTs that an injected query cannot forge.
 \set SHOW_CONTEXT never
--- JWTs are crafted here with HMAC-SHA256 from the built-in sha256(), independently
--- of the extension's own signer (and of pgcrypto, which not every build ships).
-CREATE FUNCTION pg_temp.hmac_sha256(msg bytea, key bytea) RETURNS bytea LANGUAGE plpgsql AS $$
-DECLARE
-    k bytea := CASE WHEN length(key) > 64 THEN sha256(key) ELSE key END;
-    ipad bytea;
-    opad bytea;
-BEGIN
-    k := k || decode(repeat('00', 64 - length(k)), 'hex');
-    ipad := k;
-    opad := k;
-    FOR i IN 0..63 LOOP
-        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
-        opad := set_byte(opad, i, get_byte(k, i) # 92);
-    END LOOP;
-    RETURN sha256(opad || sha256(ipad || msg));
-END $$;
+-- JWTs are crafted here with regress.hmac_sha256 (setup.sql), independently
+-- of the extension's own signer.
 DO $$ BEGIN
     PERFORM tenancy.register_tenant('tok-a', 'A');
     PERFORM tenancy.register_tenant('tok-b', 'B');
@@ -124,16 +109,13 @@ RESET ROLE;
 RESET tenancy.require_token;
 
 -- JWT (HS256) from an auth server sharing the 'authserver' key.
-CREATE FUNCTION pg_temp.b64url(bytea) RETURNS text LANGUAGE sql AS
-    $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
 CREATE FUNCTION pg_temp.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || pg_temp.b64url(pg_temp.hmac_sha256(convert_to(s, 'utf8'), secret))
-      FROM (SELECT pg_temp.b64url(convert_to(header::text, 'utf8')) || '.' ||
-                   pg_temp.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
+    SELECT s || '.' || regress.b64url(regress.hmac_sha256(convert_to(s, 'utf8'), secret))
+      FROM (SELECT regress.b64url(convert_to(header::text, 'utf8')) || '.' ||
+                   regress.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
 SELECT decode(repeat('5a', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
 SELECT id AS tok_a_id FROM tenancy.tenants WHERE identifier = 'tok-a' \gset
-GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, jsonb, bytea), pg_temp.b64url(bytea),
-    pg_temp.hmac_sha256(bytea, bytea) TO tenancy_app;
+GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, jsonb, bytea) TO tenancy_app;
 CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
@@ -149,8 +131,8 @@ SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', :'tok_a_id', 'exp', :now + 600, 'iat', :now), :'secret')) AS by_id_without_kid;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), '\x00000000000000000000000000000000')) AS wrong_secret;
-SELECT pg_temp.try_jwt(pg_temp.b64url(convert_to('{"alg": "none"}', 'utf8')) || '.' ||
-                       pg_temp.b64url(convert_to('{"tenant": "tok-a", "exp": 9999999999}', 'utf8')) || '.') AS alg_none;
+SELECT pg_temp.try_jwt(regress.b64url(convert_to('{"alg": "none"}', 'utf8')) || '.' ||
+                       regress.b64url(convert_to('{"tenant": "tok-a", "exp": 9999999999}', 'utf8')) || '.') AS alg_none;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "RS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS alg_rs256;
 SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
