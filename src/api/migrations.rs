@@ -130,7 +130,13 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// schema, the tenant as the context (so seed rows pass its pinned policy).
 /// Then refuse what the script created that would run with the owner's
 /// rights or let other tenants in.
-pub(crate) fn run_script(owner: pg_sys::Oid, schema: &str, tenant: Option<Uuid>, name: &str, script: &str) {
+pub(crate) fn run_script(
+    owner: pg_sys::Oid,
+    schema: &str,
+    tenant: Option<Uuid>,
+    name: &str,
+    script: &str,
+) {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
     security::as_restricted(owner, &path, || {
         let apply = || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
