@@ -71,14 +71,31 @@ choose_postgres() {
     export PATH="$PG_BIN:$PATH"
 }
 
-# Build the extension and install it into Debian's PostgreSQL 15.
+# Whether writing the extension's files into the chosen PostgreSQL needs sudo:
+# Debian's directories are root's; the wheel's in target/ are ours, unless a
+# sudo install (cargo pgrx test installs with sudo when it runs the server as
+# a user) left root-owned files there.
+needs_sudo() {
+    [ "$(id -u)" != 0 ] || return 1
+    local libdir extdir f
+    libdir=$("$PG_CONFIG" --pkglibdir) extdir=$("$PG_CONFIG" --sharedir)/extension
+    for f in "$libdir" "$extdir" "$libdir"/tenancy.so "$extdir"/tenancy[.-]*; do
+        if [ -e "$f" ] && [ ! -w "$f" ]; then return 0; fi
+    done
+    return 1
+}
+
+# Run a command that writes into the chosen PostgreSQL's directories.
+as_installer() {
+    if needs_sudo; then "${SUDO[@]}" "$@"; else "$@"; fi
+}
+
+# Build the extension and install it into the chosen PostgreSQL.
 install_extension() {
     log "building and installing the extension ($*)"
     local sudo_flag=()
-    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    needs_sudo && sudo_flag=(--sudo)
     mkdir -p "$ROOT/target"
-    # The wheel's tree belongs to whoever installed it: no sudo there.
-    [[ $PG_CONFIG == "$ROOT"/* ]] && sudo_flag=()
     if ! (cd "$ROOT" && cargo pgrx install "${sudo_flag[@]}" --pg-config "$PG_CONFIG" \
         --no-default-features --features "pg$PG_MAJOR" "$@" \
         >"$ROOT/target/install.log" 2>&1); then
@@ -88,10 +105,9 @@ install_extension() {
     fi
 }
 
-# put MODE FILE DIR: install FILE into DIR, with sudo only where DIR is not
-# writable (Debian's PostgreSQL: yes; the wheel in target/: no).
+# put MODE FILE DIR: install FILE into DIR (one of the chosen PostgreSQL's).
 put() {
-    if [ -w "$3" ]; then install -m "$1" "$2" "$3/"; else "${SUDO[@]}" install -m "$1" "$2" "$3/"; fi
+    as_installer install -m "$1" "$2" "$3/"
 }
 
 # Run a command as the OS user that owns the scratch clusters.

@@ -16,9 +16,6 @@ check() { # check NAME COMMAND…: count one check
     if "${@:2}"; then passed=$((passed + 1)); log "$1: 1 passed, 0 failed"
     else failed=$((failed + 1)); log "$1: 0 passed, 1 failed"; fi
 }
-as_installer() { # sudo only where the installation is not ours (Debian's, not the wheel's)
-    if [ -w "$LIBDIR" ]; then "$@"; else "${SUDO[@]}" "$@"; fi
-}
 installed_files() { ls "$LIBDIR"/tenancy.so "$EXTDIR"/tenancy[.-]* 2>/dev/null; }
 restore() {
     stop_cluster "$PORT"
