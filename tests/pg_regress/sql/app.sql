@@ -27,39 +27,28 @@ SELECT action, tenant_identifier, details, role FROM tenancy.audit_log
  WHERE action LIKE 'app.%' ORDER BY id;
 
 -- JWTs: audience, issuer and a maximum lifetime, when configured.
-CREATE FUNCTION pg_temp.jwt(claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || regress.b64url(regress.hmac_sha256(convert_to(s, 'utf8'), secret))
-      FROM (SELECT regress.b64url(convert_to('{"alg": "HS256"}', 'utf8')) || '.' ||
-                   regress.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
-CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ' ' || SQLERRM;
-END $$;
 SELECT tenancy.add_signing_key('app-auth', decode(repeat('7b', 32), 'hex'));
 SELECT decode(repeat('7b', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
-GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, bytea), pg_temp.try_jwt(text) TO tenancy_app;
 SET tenancy.jwt_audience = 'api';
 SET tenancy.jwt_issuer = 'https://auth.example';
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
        'aud', 'api', 'iss', 'https://auth.example'), :'secret')) AS matching;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
        'aud', jsonb_build_array('web', 'api'), 'iss', 'https://auth.example'), :'secret')) AS audience_in_list;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
        'aud', 'web', 'iss', 'https://auth.example'), :'secret')) AS wrong_audience;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
        'iss', 'https://auth.example'), :'secret')) AS no_audience;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 600,
        'aud', 'api', 'iss', 'https://evil.example'), :'secret')) AS wrong_issuer;
 RESET ROLE;
 RESET tenancy.jwt_audience;
 RESET tenancy.jwt_issuer;
 SET tenancy.jwt_max_lifetime = '1h';
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 7200), :'secret')) AS two_hours;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 3000), :'secret')) AS fifty_minutes;
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 7200), :'secret')) AS two_hours;
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'app-one', 'iat', :now, 'exp', :now + 3000), :'secret')) AS fifty_minutes;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 RESET tenancy.jwt_max_lifetime;

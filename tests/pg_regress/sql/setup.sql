@@ -22,6 +22,17 @@ BEGIN
 END $$;
 CREATE FUNCTION regress.b64url(bytea) RETURNS text LANGUAGE sql AS
     $$ SELECT rtrim(translate(encode($1, 'base64'), E'+/\n', '-_'), '=') $$;
+-- A JWT signed with HS256, and set_tenant_jwt()'s result or its error as text.
+CREATE FUNCTION regress.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
+    SELECT s || '.' || regress.b64url(regress.hmac_sha256(convert_to(s, 'utf8'), secret))
+      FROM (SELECT regress.b64url(convert_to(header::text, 'utf8')) || '.' ||
+                   regress.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
+CREATE FUNCTION regress.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
 SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'tenancy';
 -- Everything lives in schema tenancy.

@@ -109,72 +109,60 @@ RESET ROLE;
 RESET tenancy.require_token;
 
 -- JWT (HS256) from an auth server sharing the 'authserver' key.
-CREATE FUNCTION pg_temp.jwt(header jsonb, claims jsonb, secret bytea) RETURNS text LANGUAGE sql AS $$
-    SELECT s || '.' || regress.b64url(regress.hmac_sha256(convert_to(s, 'utf8'), secret))
-      FROM (SELECT regress.b64url(convert_to(header::text, 'utf8')) || '.' ||
-                   regress.b64url(convert_to(claims::text, 'utf8')) AS s) x $$;
 SELECT decode(repeat('5a', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
 SELECT id AS tok_a_id FROM tenancy.tenants WHERE identifier = 'tok-a' \gset
-GRANT EXECUTE ON FUNCTION pg_temp.jwt(jsonb, jsonb, bytea) TO tenancy_app;
-CREATE FUNCTION pg_temp.try_jwt(t text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN tenancy.set_tenant_jwt(t) IS NOT NULL;
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ' ' || SQLERRM;
-END $$;
-GRANT EXECUTE ON FUNCTION pg_temp.try_jwt(text) TO tenancy_app;
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256", "typ": "JWT", "kid": "authserver"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256", "typ": "JWT", "kid": "authserver"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS with_kid;
 SELECT tenancy.current_tenant_identifier();
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', :'tok_a_id', 'exp', :now + 600, 'iat', :now), :'secret')) AS by_id_without_kid;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), '\x00000000000000000000000000000000')) AS wrong_secret;
-SELECT pg_temp.try_jwt(regress.b64url(convert_to('{"alg": "none"}', 'utf8')) || '.' ||
+SELECT regress.try_jwt(regress.b64url(convert_to('{"alg": "none"}', 'utf8')) || '.' ||
                        regress.b64url(convert_to('{"tenant": "tok-a", "exp": 9999999999}', 'utf8')) || '.') AS alg_none;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "RS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "RS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS alg_rs256;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now - 10, 'iat', :now - 700), :'secret')) AS expired;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', '{"tenant": "tok-a"}', :'secret')) AS no_exp;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', '{"tenant": "tok-a"}', :'secret')) AS no_exp;
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'nbf', :now + 300, 'iat', :now), :'secret')) AS not_yet;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('sub', 'x', 'exp', :now + 600, 'iat', :now), :'secret')) AS no_claim;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('sub', 'x', 'exp', :now + 600, 'iat', :now), :'secret')) AS no_claim;
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-c', 'exp', :now + 600, 'iat', :now), :'secret')) AS suspended_tenant;
 
 -- A JWT that names a tenant by identifier carries iat and does not predate
 -- the tenant; time claims are numbers; a kid that is no key id is not echoed.
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600), :'secret')) AS no_iat;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now - 3600), :'secret')) AS issued_before_tenant;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now, 'nbf', 'tomorrow'), :'secret')) AS nbf_not_a_number;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}',
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}',
                                    jsonb_build_object('tenant', 'tok-a', 'exp', (:now + 600)::text, 'iat', :now), :'secret')) AS exp_not_a_number;
-SELECT pg_temp.try_jwt(pg_temp.jwt(jsonb_build_object('alg', 'HS256', 'kid', E'k1\nLOG:  forged line'),
+SELECT regress.try_jwt(regress.jwt(jsonb_build_object('alg', 'HS256', 'kid', E'k1\nLOG:  forged line'),
                                    jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS kid_with_newline;
 RESET ROLE;
 -- A JWT issued for a destroyed tenant does not open the tenant registered
 -- later under the same identifier.
 SELECT (tenancy.register_tenant('reborn', 'Reborn')).identifier AS registered;
 SELECT floor(extract(epoch FROM created_at))::bigint AS reborn_at FROM tenancy.tenants WHERE identifier = 'reborn' \gset
-SELECT pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'reborn', 'exp', :now + 600, 'iat', :reborn_at), :'secret') AS old_jwt \gset
+SELECT regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'reborn', 'exp', :now + 600, 'iat', :reborn_at), :'secret') AS old_jwt \gset
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(:'old_jwt') AS opens_its_tenant;
+SELECT regress.try_jwt(:'old_jwt') AS opens_its_tenant;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT identifier FROM tenancy.delete_tenant('reborn', destroy_data => true);
 SELECT pg_sleep(1.1);
 SELECT (tenancy.register_tenant('reborn', 'Reborn again')).identifier AS registered_again;
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(:'old_jwt') AS opens_the_successor;
+SELECT regress.try_jwt(:'old_jwt') AS opens_the_successor;
 
 -- PostgREST: db-pre-request verifies the Authorization header's JWT itself,
 -- so a forged request.jwt.claims cannot choose a tenant.
-SELECT pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret') AS jwt \gset
+SELECT regress.jwt('{"alg": "HS256"}', jsonb_build_object('tenant', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret') AS jwt \gset
 SELECT tenancy.reset_tenant();
 BEGIN;
 SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'jwt')::text, true) IS NOT NULL AS header;
@@ -205,7 +193,7 @@ RESET ROLE;
 -- A custom claim name.
 SET tenancy.jwt_claim = 'org';
 SET ROLE tenancy_app;
-SELECT pg_temp.try_jwt(pg_temp.jwt('{"alg": "HS256"}', jsonb_build_object('org', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS org_claim;
+SELECT regress.try_jwt(regress.jwt('{"alg": "HS256"}', jsonb_build_object('org', 'tok-a', 'exp', :now + 600, 'iat', :now), :'secret')) AS org_claim;
 RESET ROLE;
 RESET tenancy.jwt_claim;
 
