@@ -75,15 +75,22 @@ CREATE TABLE tenancy.tenant_config (
     PRIMARY KEY (tenant_id, key)
 );
 
--- Keys for signed tenant tokens and JWTs (HS256). Nobody but the owner reads them.
+-- Keys for signed tenant tokens and JWTs (HS256). Nobody but the owner reads
+-- them (administrators see tenancy.signing_key_info, without the secrets).
 CREATE TABLE tenancy.signing_keys (
     kid        text        PRIMARY KEY
                CONSTRAINT signing_keys_kid_format CHECK (kid ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
     secret     bytea       NOT NULL
                CONSTRAINT signing_keys_secret_length CHECK (length(secret) >= 32),
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    retired_at timestamptz
+    retired_at timestamptz,
+    -- The role that added it (NULL for keys added before 0.5.0).
+    created_by name
 );
+CREATE VIEW tenancy.signing_key_info AS
+    SELECT kid, 'HS256'::text AS algorithm, created_at, created_by, retired_at
+      FROM tenancy.signing_keys;
+COMMENT ON VIEW tenancy.signing_key_info IS 'The signing keys without their secrets, for administrators.';
 
 -- Schema-per-tenant: the ordered migration registry, and what each schema applied.
 CREATE TABLE tenancy.migrations (
@@ -119,3 +126,10 @@ CREATE TABLE tenancy.cluster_key (
 );
 INSERT INTO tenancy.cluster_key (key)
 VALUES (decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'));
+
+-- Secrets: row-level security without a policy, forced, so that no row
+-- reaches a role that is not a superuser and has no BYPASSRLS, even one with
+-- SELECT through a grant or pg_read_all_data (verify() reports the roles
+-- that could read them anyway).
+ALTER TABLE tenancy.signing_keys ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE tenancy.cluster_key ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;

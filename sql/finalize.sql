@@ -70,6 +70,7 @@ DECLARE
         'tenancy.cache_stats()',
         'tenancy.current_tenant_info()',
         'tenancy.audit(text, jsonb)',
+        'tenancy.event_is_current(text)',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.
         'tenancy.refuse_truncate()',

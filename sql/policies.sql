@@ -1,57 +1,82 @@
 -- Auto-protect: every new table with a tenant_id uuid NOT NULL column, and every
 -- new partition of a protected table (a partition queried directly would
 -- bypass its parent's policy), is protected when it is created or attached.
--- SECURITY DEFINER so that the role running the DDL needs no EXECUTE on protect().
+-- And a protected table may not inherit from a table that is not protected:
+-- queried through that parent, its rows fall under the parent's row-level
+-- security (none). SECURITY DEFINER so that the role running the DDL needs
+-- no EXECUTE on protect().
 CREATE FUNCTION tenancy.auto_protect() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
 BEGIN
-    -- Off when tenancy.auto_protect is off, and while protect() itself runs.
-    IF NOT tenancy.auto_protect_enabled() THEN
+    -- Off while row_security is off (pg_dump, pg_restore keep what was
+    -- dumped), while protect() itself runs, and on Citus workers.
+    IF NOT tenancy.ddl_checks_enabled() THEN
         RETURN;
     END IF;
+    IF tenancy.auto_protect_enabled() THEN
+        FOR t IN
+            WITH cmd AS (
+                SELECT objid, command_tag FROM pg_event_trigger_ddl_commands()
+                 WHERE object_type = 'table'
+            ), candidate AS (
+                -- Tables just created ...
+                SELECT objid AS relid FROM cmd WHERE command_tag <> 'ALTER TABLE'
+                UNION
+                -- ... partitions of an altered table (ATTACH PARTITION reports the parent) ...
+                SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
+                 WHERE cmd.command_tag = 'ALTER TABLE'
+                UNION
+                -- ... and an altered table that now inherits (ALTER TABLE … INHERIT
+                -- reports the child): queried through its parent, its rows are the parent's.
+                SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
+                 WHERE cmd.command_tag = 'ALTER TABLE'
+            )
+            SELECT c.oid::regclass AS tbl, col.name AS col,
+                   a.atttypid = 'uuid'::regtype AND a.attnotnull AND a.attgenerated = '' AS usable
+              FROM candidate
+              -- Never temporary tables: no event reports their end, and they are
+              -- their session's own. Never tables of tenant schemas (or of the
+              -- migrations' trial schema): the migrations pin them to their tenant.
+              JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
+                             AND c.relpersistence <> 't'
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+                             AND n.nspname NOT IN ('tenancy', 'tenancy_migration_check')
+                             AND n.nspname NOT IN (SELECT schema_name FROM tenancy.tenants
+                                                    WHERE schema_name IS NOT NULL)
+              -- A partition or child uses its protected parent's column; a new table, tenant_id.
+              CROSS JOIN LATERAL (
+                    SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i
+                                       JOIN tenancy.protected_tables p ON p.relid = i.inhparent
+                                      WHERE i.inhrelid = c.oid LIMIT 1),
+                                    CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
+              ) col
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
+             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
+        LOOP
+            IF t.usable THEN
+                PERFORM tenancy.auto_protect_table(t.tbl, t.col);
+            ELSE
+                RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', t.tbl, t.col
+                    USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
+            END IF;
+        END LOOP;
+    END IF;
     FOR t IN
-        WITH cmd AS (
-            SELECT objid, command_tag FROM pg_event_trigger_ddl_commands()
-             WHERE object_type = 'table'
-        ), candidate AS (
-            -- Tables just created ...
-            SELECT objid AS relid FROM cmd WHERE command_tag <> 'ALTER TABLE'
-            UNION
-            -- ... partitions of an altered table (ATTACH PARTITION reports the parent) ...
-            SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhparent = cmd.objid
-             WHERE cmd.command_tag = 'ALTER TABLE'
-            UNION
-            -- ... and an altered table that now inherits (ALTER TABLE … INHERIT
-            -- reports the child): queried through its parent, its rows are the parent's.
-            SELECT i.inhrelid FROM pg_inherits i JOIN cmd ON i.inhrelid = cmd.objid
-             WHERE cmd.command_tag = 'ALTER TABLE'
-        )
-        SELECT c.oid::regclass AS tbl, col.name AS col,
-               a.atttypid = 'uuid'::regtype AND a.attnotnull AND a.attgenerated = '' AS usable
-          FROM candidate
-          -- Never temporary tables: no event reports their end, and they are
-          -- their session's own.
-          JOIN pg_class c ON c.oid = candidate.relid AND c.relkind IN ('r', 'p')
-                         AND c.relpersistence <> 't'
-                         AND c.relnamespace <> 'tenancy'::regnamespace
-          -- A partition or child uses its protected parent's column; a new table, tenant_id.
-          CROSS JOIN LATERAL (
-                SELECT coalesce((SELECT p.tenant_column FROM pg_inherits i
-                                   JOIN tenancy.protected_tables p ON p.relid = i.inhparent
-                                  WHERE i.inhrelid = c.oid LIMIT 1),
-                                CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
-          ) col
-          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
-         WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
+        SELECT i.inhrelid::regclass AS child, i.inhparent::regclass AS parent
+          FROM pg_event_trigger_ddl_commands() cmd
+          JOIN pg_inherits i ON cmd.objid IN (i.inhrelid, i.inhparent)
+         WHERE cmd.object_type = 'table'
+           AND i.inhrelid IN (SELECT relid FROM tenancy.protected_tables)
+           AND i.inhparent NOT IN (SELECT relid FROM tenancy.protected_tables)
     LOOP
-        IF t.usable THEN
-            PERFORM tenancy.auto_protect_table(t.tbl, t.col);
-        ELSE
-            RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', t.tbl, t.col
-                USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
-        END IF;
+        RAISE EXCEPTION 'protected table % cannot inherit from %, which is not protected', t.child, t.parent
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('Queried through %s, the rows of %s would be read under the row-level '
+                                'security of %s: every tenant''s. Protect %s first (it needs the tenant '
+                                'column), or do not make it a parent of a protected table.',
+                                t.parent, t.child, t.parent, t.parent);
     END LOOP;
 END
 $$;

@@ -17,11 +17,14 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Bring every schema tenant up to date, committing after each schema.
--- CALL it outside a transaction block. No SET clause: it would forbid COMMIT.
--- When a schema fails, the others go on (and stay committed); at the end the
--- call raises the first failure's SQLSTATE, naming the failed tenants: a
--- WARNING alone is dropped by most drivers, and the failure would look like
--- a success.
+-- CALL it outside a transaction block. When a schema fails, the others go on
+-- (and stay committed); at the end the call raises the first failure's
+-- SQLSTATE, naming the failed tenants: a WARNING alone is dropped by most
+-- drivers, and the failure would look like a success.
+--
+-- The two procedures run with the caller's search_path (a SET clause would
+-- forbid COMMIT): every function and operator in them is schema-qualified,
+-- so nothing in a schema on the caller's path can stand in for one.
 CREATE PROCEDURE tenancy.migrate()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -32,28 +35,31 @@ DECLARE
     first_state text;
     first_error text;
 BEGIN
-    SELECT count(*) INTO total FROM tenancy.pending_migrations();
+    PERFORM tenancy.check_autocommit('migrate');
+    SELECT pg_catalog.count(*) INTO total FROM tenancy.pending_migrations();
     FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
         BEGIN
             PERFORM tenancy.migrate_tenant(t.identifier);
-            done := done + 1;
-            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier, done + cardinality(failed), total;
+            done := done OPERATOR(pg_catalog.+) 1;
+            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier,
+                done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total;
         EXCEPTION WHEN OTHERS THEN
-            failed := failed || t.identifier;
+            failed := pg_catalog.array_append(failed, t.identifier);
             IF first_state IS NULL THEN
                 first_state := SQLSTATE;
-                first_error := format('%s: %s', t.identifier, SQLERRM);
+                first_error := pg_catalog.format('%s: %s', t.identifier, SQLERRM);
             END IF;
             RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
-                done + cardinality(failed), total, SQLERRM
+                done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total, SQLERRM
                 USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
         END;
         COMMIT;
     END LOOP;
-    IF cardinality(failed) > 0 THEN
-        RAISE EXCEPTION 'tenancy: % of % schemas migrated; failed: %', done, total, array_to_string(failed, ', ')
+    IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'tenancy: % of % schemas migrated; failed: %', done, total,
+                pg_catalog.array_to_string(failed, ', ')
             USING ERRCODE = first_state,
-                  DETAIL = format('First error: %s', first_error),
+                  DETAIL = pg_catalog.format('First error: %s', first_error),
                   HINT = 'The migrated schemas are committed. Fix the cause and CALL tenancy.migrate() again, '
                          'or retire a migration that cannot apply with tenancy.retire_migration(name).';
     END IF;
@@ -65,6 +71,7 @@ $$;
 CREATE PROCEDURE tenancy.add_migration(name text, sql text)
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM tenancy.check_autocommit('add_migration');
     PERFORM tenancy.record_migration(name, sql);
     COMMIT;
     CALL tenancy.migrate();

@@ -9,10 +9,11 @@ WITH protected AS (
            a.attnum AS tenant_attnum
       FROM tenancy.protected_tables p
       LEFT JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
-), user_tables AS (
+), user_tables AS (      -- tables that tenants share (tenant schemas are checked below)
     SELECT c.* FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy', 'tenancy_migration_check')
        AND n.nspname NOT LIKE 'pg\_%'
+       AND n.nspname NOT IN (SELECT schema_name FROM tenancy.tenants WHERE schema_name IS NOT NULL)
 ), tenant_schemas AS (
     SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
       FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
@@ -56,6 +57,25 @@ SELECT 'error', i.inhrelid::regclass::text,
        format('SELECT tenancy.protect(%L, %L);', i.inhrelid::regclass::text, p.tenant_column)
   FROM pg_inherits i JOIN protected p ON p.relid = i.inhparent
  WHERE i.inhrelid NOT IN (SELECT relid FROM protected)
+UNION ALL
+-- Parents of protected tables: queried through a parent, a protected table's
+-- rows are read under the parent's row-level security.
+SELECT 'error', i.inhparent::regclass::text,
+       format('parent of protected table %s is not protected: every tenant reads its rows through it', p.tbl),
+       format('SELECT tenancy.protect(%L); or ALTER TABLE %s NO INHERIT %s; (DETACH PARTITION for a partition)',
+              i.inhparent::regclass::text, p.tbl, i.inhparent::regclass::text)
+  FROM pg_inherits i JOIN protected p ON p.relid = i.inhrelid
+ WHERE i.inhparent NOT IN (SELECT relid FROM protected)
+UNION ALL
+-- Roles other than superusers that can read the signing keys or the cluster
+-- key (SELECT through a grant or pg_read_all_data, and BYPASSRLS).
+SELECT 'error', format('role %I', r.rolname),
+       'role can read the signing keys or the cluster key: it can forge tenant tokens, JWTs and Citus contexts',
+       format('ALTER ROLE %I NOBYPASSRLS; or revoke its SELECT (also through pg_read_all_data)', r.rolname)
+  FROM pg_roles r
+ WHERE NOT r.rolsuper AND r.rolbypassrls
+   AND (has_table_privilege(r.oid, 'tenancy.signing_keys', 'SELECT')
+        OR has_table_privilege(r.oid, 'tenancy.cluster_key', 'SELECT'))
 UNION ALL
 -- Protected tables whose row-level security was switched off or not forced.
 SELECT 'error', p.tbl,

@@ -133,7 +133,7 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
         return lookups;
     }
     let columns = "SELECT id, identifier, status, schema_name::text, \
-                   floor(extract(epoch FROM created_at))::int8 FROM tenancy.tenants";
+                   (extract(epoch FROM created_at) * 1000000)::int8 FROM tenancy.tenants";
     let prepare = |filter: &str, arg: PgBuiltInOids| {
         client
             .prepare(

@@ -12,6 +12,8 @@ pub enum TenancyError {
     InvalidValue(String, String),
     DuplicateIdentifier(String),
     DuplicateMigration(String),
+    /// A signing key id that exists: (kid, hint).
+    DuplicateKey(String, String),
     UnknownTenant(String),
     /// A lifecycle change the state machine forbids: (message, hint).
     IllegalTransition(String, String),
@@ -24,6 +26,8 @@ pub enum TenancyError {
     /// The current role bypasses row-level security: (role, reason).
     PrivilegedRole(String, &'static str),
     NoTransactionBlock,
+    /// A procedure that commits as it goes was called inside a transaction block.
+    InTransactionBlock(String),
     /// A token or JWT failed verification: the reason (never the token).
     InvalidToken(String),
     /// tenancy.require_token is on and the role may not pick a tenant by name.
@@ -53,6 +57,12 @@ pub enum TenancyError {
     TruncateRefused(String),
     /// UPDATE, DELETE or TRUNCATE of the audit log.
     AuditLogAppendOnly,
+    /// A protected table would have a parent that is not: (table, parent).
+    UnprotectedParent(String, String),
+    /// A value beyond a fixed limit: (message, hint).
+    TooLarge(String, String),
+    /// More requests in a period than a setting allows: (message, hint).
+    RateLimited(String, String),
     /// tenancy.* settings were given as connection options: their names.
     ConnectionOptions(String),
 }
@@ -67,7 +77,9 @@ impl TenancyError {
             UndefinedColumn(..) => ERRCODE_UNDEFINED_COLUMN,
             BadTenantColumn(..) => ERRCODE_DATATYPE_MISMATCH,
             InvalidValue(..) => ERRCODE_INVALID_PARAMETER_VALUE,
-            DuplicateIdentifier(_) | DuplicateMigration(_) => ERRCODE_UNIQUE_VIOLATION,
+            DuplicateIdentifier(_) | DuplicateMigration(_) | DuplicateKey(..) => {
+                ERRCODE_UNIQUE_VIOLATION
+            }
             // What an application branches on has a code of its own:
             // unknown P0002 (404), suspended 55000 (403), deleted or
             // destroyed 42704 (410), no tenant 0P000, token 28000 (401).
@@ -78,6 +90,7 @@ impl TenancyError {
             IllegalTransition(..) | TenantNotActive(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             PrivilegedRole(..) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NoTransactionBlock => ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            InTransactionBlock(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             InvalidToken(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
@@ -90,6 +103,9 @@ impl TenancyError {
             PermissionDenied(..) | ConnectionOptions(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             NotConfigured(..) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ForbiddenObject(..) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            TooLarge(..) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            UnprotectedParent(..) => ERRCODE_INVALID_TABLE_DEFINITION,
+            RateLimited(..) => ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
         }
     }
 
@@ -106,6 +122,8 @@ impl TenancyError {
             | PermissionDenied(message, hint)
             | NotConfigured(message, hint)
             | ForbiddenObject(message, hint)
+            | TooLarge(message, hint)
+            | RateLimited(message, hint)
             | UndefinedObject(message, hint) => (message.clone(), hint.clone()),
             Internal(what) => (
                 format!("tenancy: {what}"),
@@ -118,6 +136,15 @@ impl TenancyError {
                 "TRUNCATE bypasses row-level security and would remove every tenant's rows; \
                  use DELETE in a tenant context."
                     .into(),
+            ),
+            UnprotectedParent(table, parent) => (
+                format!("protected table {table} cannot have {parent} as a parent, which is not protected"),
+                format!(
+                    "Queried through {parent}, the rows of {table} would be read under the \
+                     row-level security of {parent}: every tenant's. Protect {parent} first (it \
+                     needs the tenant column), or detach {table} from it \
+                     (ALTER TABLE {table} NO INHERIT {parent}, or DETACH PARTITION)."
+                ),
             ),
             AuditLogAppendOnly => (
                 "tenancy.audit_log is append-only".into(),
@@ -139,6 +166,7 @@ impl TenancyError {
                  tenancy.delete_tenant(identifier, destroy_data => true)."
                     .into(),
             ),
+            DuplicateKey(kid, hint) => (format!("signing key {kid:?} already exists"), hint.clone()),
             DuplicateMigration(name) => (
                 format!("migration \"{name}\" already exists"),
                 "Migrations are append-only: add a new one that changes what the old one did."
@@ -173,6 +201,14 @@ impl TenancyError {
                 "a transaction-scoped tenant context requires a transaction block".into(),
                 "Call tenancy.set_tenant(identifier, is_local => true) after BEGIN, or use \
                  is_local => false for a session-scoped context."
+                    .into(),
+            ),
+            InTransactionBlock(procedure) => (
+                format!("CALL {procedure} cannot run inside a transaction block"),
+                "It commits after every tenant schema. Run the CALL on its own (autocommit); \
+                 from a migration tool's transaction, record the migration with \
+                 SELECT tenancy.record_migration(name, sql) and run CALL tenancy.migrate() \
+                 after that transaction has committed."
                     .into(),
             ),
             InvalidToken(reason) => (

@@ -31,7 +31,8 @@ extension_sql_file!(
     requires = [
         "catalog",
         api::policies::auto_protect_table,
-        api::policies::auto_protect_enabled
+        api::policies::auto_protect_enabled,
+        api::policies::ddl_checks_enabled
     ]
 );
 extension_sql_file!(
@@ -50,7 +51,8 @@ extension_sql_file!(
     requires = [
         "catalog",
         api::schemas::migrate_tenant,
-        api::migrations::record_migration
+        api::migrations::record_migration,
+        api::migrations::check_autocommit
     ]
 );
 // Triggers, privileges and dump registration, once every function exists.
@@ -60,6 +62,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::security::init();
+    postgres::objects::init();
     // The features forget what they cached when the catalog changes.
     postgres::invalidation::init(catalog::is_catalog_relation);
     for forget in [
@@ -71,10 +74,16 @@ pub extern "C-unwind" fn _PG_init() {
     ] {
         postgres::invalidation::register(forget);
     }
-    postgres::hooks::init(
-        api::context::on_hold_cursor,
-        api::context::on_transaction_end,
-    );
+    postgres::hooks::init(before_utility, api::context::on_transaction_end);
+}
+
+/// What the features check before a utility statement runs.
+fn before_utility(statement: &postgres::hooks::Utility) {
+    use postgres::hooks::Utility::*;
+    match statement {
+        HoldCursor(name) => api::context::on_hold_cursor(name),
+        Lock(relations) => api::schemas::on_lock(relations),
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ pub struct Tenant {
     pub status: Status,
     /// The tenant's own schema (isolation 'schema'), None for shared tenants.
     pub schema: Option<String>,
-    /// When it was registered, in whole Unix seconds (rounded down): a
-    /// credential naming it by identifier must not be older.
+    /// When it was registered, in microseconds since 1970: a credential
+    /// naming it by identifier must be younger.
     pub created_at: i64,
 }
 

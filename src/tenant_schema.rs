@@ -15,7 +15,7 @@ pub fn name(id: Uuid) -> String {
     format!("{PREFIX}{}", id.simple())
 }
 
-fn is_tenant_schema(name: &str) -> bool {
+pub fn is_tenant_schema(name: &str) -> bool {
     name.strip_prefix(PREFIX).is_some_and(|hex| {
         hex.len() == 32
             && hex

@@ -53,6 +53,52 @@ pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str, audit_id: 
         .or_raise("sending tenancy_events");
 }
 
+/// The lifecycle actions whose events go to `tenancy_events`.
+const LIFECYCLE: &[&str] = &[
+    "register", "suspend", "activate", "update", "delete", "destroy",
+];
+
+/// Whether a `tenancy_events` payload is genuine and still current: the audit
+/// row it names exists with the same action, tenant and identifier, and no
+/// later lifecycle change of that tenant was recorded. A forged event, or an
+/// old one sent again after the tenant changed, is false: a consumer acts on
+/// the tenant's state only when this is true (and re-reads it otherwise).
+/// Executable by every role: it tells only what LISTEN tenancy_events told.
+#[pg_extern(stable, parallel_safe, requires = ["catalog"])]
+fn event_is_current(payload: Option<&str>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        action: String,
+        tenant_id: Uuid,
+        identifier: String,
+        audit_id: i64,
+    }
+    let payload = crate::error::required(payload, "payload");
+    let Ok(event) = serde_json::from_str::<Event>(payload) else {
+        return false;
+    };
+    if !LIFECYCLE.contains(&event.action.as_str()) {
+        return false;
+    }
+    crate::catalog::as_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM tenancy.audit_log \
+                             WHERE id = $1 AND action = $2 AND tenant_id = $3 AND tenant_identifier = $4) \
+                AND NOT EXISTS (SELECT FROM tenancy.audit_log \
+                                 WHERE tenant_id = $3 AND id > $1 AND action = ANY ($5))",
+            &[
+                event.audit_id.into(),
+                event.action.as_str().into(),
+                to_sql(event.tenant_id).into(),
+                event.identifier.as_str().into(),
+                LIFECYCLE.to_vec().into(),
+            ],
+        )
+    })
+    .or_raise("reading tenancy.audit_log")
+    .unwrap_or(false)
+}
+
 thread_local! {
     /// Set only while purge_audit_log() deletes: no SQL can set it.
     static PURGING: Cell<bool> = const { Cell::new(false) };

@@ -148,11 +148,13 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
 /// This backend's distributed transaction id: (initiator node, number,
 /// timestamp in microseconds); number 0 when it has none.
 fn distributed_transaction() -> (i32, i64, i64) {
-    Spi::get_three::<i32, i64, i64>(
-        "SELECT initiator_node_identifier, transaction_number, \
-                coalesce(floor(extract(epoch FROM transaction_stamp) * 1000000), 0)::int8 \
-         FROM pg_catalog.get_current_transaction_id()",
-    )
+    security::pinned(|| {
+        Spi::get_three::<i32, i64, i64>(
+            "SELECT initiator_node_identifier, transaction_number, \
+                    coalesce(floor(extract(epoch FROM transaction_stamp) * 1000000), 0)::int8 \
+             FROM get_current_transaction_id()",
+        )
+    })
     .map(|(a, b, c)| (a.unwrap_or(0), b.unwrap_or(0), c.unwrap_or(0)))
     .or_raise("reading the distributed transaction id")
 }

@@ -15,7 +15,7 @@ use crate::postgres::{gucs, security};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use uuid::Uuid;
 
 thread_local! {
@@ -23,37 +23,27 @@ thread_local! {
     static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
     /// This transaction set a transaction-scoped context.
     static LOCAL_CONTEXT: Cell<bool> = const { Cell::new(false) };
-    /// Names of the WITH HOLD cursors declared in this transaction, and in
-    /// earlier ones (those may be closed since).
-    static HELD_NOW: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    static HELD_EARLIER: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Before `DECLARE name CURSOR WITH HOLD`: a held cursor keeps its rows after
 /// COMMIT, so under a transaction-scoped context it would outlive the
 /// context, and on a transaction-pooled connection reach the next client's
 /// request.
-pub(crate) fn on_hold_cursor(name: &str) {
+pub(crate) fn on_hold_cursor(_name: &str) {
     if LOCAL_CONTEXT.get() {
         CursorOutlivesContext.raise();
     }
-    HELD_NOW.with_borrow_mut(|held| held.push(name.to_string()));
 }
 
-pub(crate) fn on_transaction_end(committed: bool) {
+pub(crate) fn on_transaction_end(_committed: bool) {
     LOCAL_CONTEXT.set(false);
     citus::on_transaction_end();
-    let declared = HELD_NOW.take();
-    if committed {
-        HELD_EARLIER.with_borrow_mut(|held| held.extend(declared));
-    }
 }
 
-/// Run `f` with `id` as the context whatever the tenant's status, for the
-/// extension's own work on that tenant's rows under the rights of a table's
-/// owner (FORCE ROW LEVEL SECURITY applies to it): destroy deletes them, a
-/// migration may seed them. The context is restored when `f` returns, or by
-/// the (sub)transaction abort if it raises.
+/// Run `f` with `id` as the context whatever the tenant's status: a migration
+/// in a tenant's schema runs in that tenant's context (whatever its status),
+/// so that the rows it seeds pass the schema's pinned policy. The context is
+/// restored when `f` returns, or by the (sub)transaction abort if it raises.
 pub(crate) fn acting_for<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Uuid>);
     impl Drop for Restore {
@@ -204,9 +194,44 @@ fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 
         )
         .raise();
     }
+    let size = details.to_string().len();
+    if size > AUDIT_DETAILS_MAX {
+        TooLarge(
+            format!("audit details of {size} bytes are larger than {AUDIT_DETAILS_MAX}"),
+            "Record what happened and a reference to the data (ids), not the data itself.".into(),
+        )
+        .raise();
+    }
     let tenant = current().unwrap_or_else(|| TenantRequired.raise());
     let role = security::current_role_name();
     catalog::as_owner(|| {
+        let rate = gucs::audit_rate();
+        if rate > 0 {
+            // The tenant's events of the last second (committed ones of every
+            // backend, and this transaction's own), counted up to the limit.
+            let recent = Spi::get_one_with_args::<i64>(
+                "SELECT count(*) FROM (SELECT FROM tenancy.audit_log \
+                  WHERE tenant_id = $1 AND at > clock_timestamp() - interval '1 second' \
+                    AND action LIKE 'app.%' LIMIT $2) r",
+                &[to_sql(tenant.id).into(), rate.into()],
+            )
+            .or_raise("counting the tenant's audit events")
+            .unwrap_or(0);
+            if recent >= rate {
+                RateLimited(
+                    format!(
+                        "tenant \"{}\" has written {recent} audit events in the last second",
+                        tenant.identifier
+                    ),
+                    format!(
+                        "tenancy.audit_rate allows {rate} application events per tenant and \
+                         second: batch what happened into one event, or ask an administrator \
+                         to raise the limit."
+                    ),
+                )
+                .raise();
+            }
+        }
         audit::record(
             &role,
             &format!("app.{action}"),
@@ -215,6 +240,9 @@ fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 
         )
     })
 }
+
+/// The largest `details` document of an application audit event, in bytes of JSON.
+const AUDIT_DETAILS_MAX: usize = 8192;
 
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
@@ -265,10 +293,9 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
     let current = gucs::current_tenant_id().and_then(Result::ok);
-    if local {
-        for name in HELD_EARLIER.take() {
-            security::close_held_cursor(&name);
-        }
+    if local && security::other_portals_exist() {
+        // Also those declared before the library was loaded in this backend.
+        security::close_held_cursors_of_earlier_transactions();
     }
     if current != id && security::has_open_cursors() {
         refuse(

@@ -6,7 +6,7 @@ use crate::api::audit;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::{invalidation, security, system};
+use crate::postgres::{invalidation, query, security, system};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::cell::RefCell;
@@ -32,10 +32,17 @@ pub fn invalidate() {
 
 /// Add a signing key: `secret` (at least 32 bytes) shared with an auth server,
 /// or by default 32 random bytes. New tokens are signed with the newest key;
-/// older keys keep verifying until retired. Returns the kid.
+/// older keys keep verifying until retired. Returns the kid. With
+/// `if_not_exists`, a key that exists already is left as it is (a deploy step
+/// that runs again), unless the secret given differs from its own.
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn add_signing_key(kid: Option<&str>, secret: default!(Option<&[u8]>, "NULL")) -> String {
+fn add_signing_key(
+    kid: Option<&str>,
+    secret: default!(Option<&[u8]>, "NULL"),
+    if_not_exists: default!(Option<bool>, false),
+) -> String {
     let kid = required(kid, "kid");
+    let if_not_exists = required(if_not_exists, "if_not_exists");
     if !kid_is_valid(kid) {
         InvalidValue(
             format!("invalid key id {kid:?}"),
@@ -44,23 +51,51 @@ fn add_signing_key(kid: Option<&str>, secret: default!(Option<&[u8]>, "NULL")) -
         .raise();
     }
     let secret = match secret {
-        Some(secret) if secret.len() >= 32 => secret.to_vec(),
+        Some(secret) if secret.len() >= 32 => Some(secret.to_vec()),
         Some(secret) => InvalidValue(
             format!("a signing secret needs at least 32 bytes, not {}", secret.len()),
             "Use 32 random bytes or more, e.g. gen_random_bytes(32), or omit it to have one generated."
                 .into(),
         )
         .raise(),
-        None => random_secret(),
+        None => None,
     };
     let role = security::current_role_name();
     catalog::as_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO tenancy.signing_keys (kid, secret) VALUES ($1, $2)",
-            &[kid.into(), secret.into()],
+        let existing = query::optional_one::<Vec<u8>>(
+            "SELECT secret FROM tenancy.signing_keys WHERE kid = $1",
+            &[kid.into()],
         )
-        .or_raise("a statement");
-        audit::record(&role, "key", None, json!({"kid": kid, "event": "added"}));
+        .or_raise("reading tenancy.signing_keys");
+        match existing {
+            Some(existing) if if_not_exists && secret.as_ref().is_none_or(|s| *s == existing) => {}
+            Some(_) if if_not_exists => DuplicateKey(
+                kid.into(),
+                "It exists with another secret: choose another key id, or retire the old key \
+                 (tenancy.retire_signing_key) once no token signed with it is in use."
+                    .into(),
+            )
+            .raise(),
+            Some(_) => DuplicateKey(
+                kid.into(),
+                "Key ids are unique. To make a deploy step repeatable, pass \
+                 if_not_exists => true."
+                    .into(),
+            )
+            .raise(),
+            None => {
+                Spi::run_with_args(
+                    "INSERT INTO tenancy.signing_keys (kid, secret, created_by) VALUES ($1, $2, $3)",
+                    &[
+                        kid.into(),
+                        secret.unwrap_or_else(random_secret).into(),
+                        role.as_str().into(),
+                    ],
+                )
+                .or_raise("adding to tenancy.signing_keys");
+                audit::record(&role, "key", None, json!({"kid": kid, "event": "added"}));
+            }
+        }
     });
     kid.to_string()
 }
@@ -74,7 +109,7 @@ fn retire_signing_key(kid: Option<&str>) {
         if !catalog::retire("signing_keys", "kid", kid) {
             UndefinedObject(
                 format!("signing key {kid:?} does not exist"),
-                "List the keys with SELECT kid, created_at, retired_at FROM tenancy.signing_keys."
+                "List the keys with SELECT * FROM tenancy.signing_key_info."
                     .into(),
             )
             .raise();

@@ -4,12 +4,12 @@
 //! row and queues the event in one transaction: an error anywhere leaves nothing.
 //! They run their SQL as the catalog's owner; EXECUTE is what grants the power.
 
-use crate::api::{audit, context, schemas};
+use crate::api::{audit, schemas};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
-use crate::postgres::security;
+use crate::postgres::security::{self, UserCode};
 use crate::tenant::{
     from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status,
 };
@@ -62,11 +62,25 @@ fn register_tenant(
 
     let role = security::current_role_name();
     catalog::as_owner(|| {
+        // An identifier being destroyed is waited for (the lock), so that the
+        // new tenant's registration time, read after that, is later than
+        // anything issued for the old one: a JWT naming the identifier must be
+        // younger. One that exists is taken.
+        let taken = Spi::get_one_with_args::<bool>(
+            "SELECT count(*) > 0 FROM (SELECT FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE) t",
+            &[identifier.into()],
+        )
+        .or_raise("reading tenancy.tenants");
+        if taken == Some(true) {
+            DuplicateIdentifier(identifier.into()).raise();
+        }
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
         let row = fetch_row(
-            &format!("INSERT INTO tenancy.tenants AS t (id, identifier, name, metadata, isolation, schema_name) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"),
+            &format!("INSERT INTO tenancy.tenants AS t \
+             (id, identifier, name, metadata, isolation, schema_name, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, c.at, c.at FROM (SELECT clock_timestamp() AS at) c \
+             ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"),
             &[
                 to_sql(id).into(),
                 identifier.into(),
@@ -250,12 +264,16 @@ fn tenant_id(identifier: &str) -> Uuid {
 }
 
 /// Delete the tenant's rows from every protected table, each as the table's
-/// owner in a security-restricted operation with the tenant as the context:
-/// the owner's triggers and rules run with the owner's rights (never the
-/// catalog owner's), and FORCE ROW LEVEL SECURITY keeps the DELETE to the
-/// tenant's rows. Entries whose table is gone (a temporary table recorded by
-/// an earlier version) are forgotten on the way.
+/// owner in a security-restricted operation and with no tenant context: the
+/// DELETE names the tenant's rows itself (FORCE ROW LEVEL SECURITY does not
+/// apply to the owner here, as for PostgreSQL's foreign-key actions), so the
+/// owner's triggers and rules run with the owner's rights only and never see
+/// the destroyed tenant as a context. A trigger may put rows of the tenant
+/// back (an audit copy into another protected table): passes repeat until one
+/// deletes nothing. Tables of tenant schemas are not visited (the schema goes
+/// as a whole). Entries whose table is gone are forgotten on the way.
 fn destroy_rows(id: Uuid) -> i64 {
+    const PASSES: usize = 3;
     Spi::run(
         "DELETE FROM tenancy.protected_tables p \
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.relid)",
@@ -266,6 +284,9 @@ fn destroy_rows(id: Uuid) -> i64 {
             .select(
                 "SELECT p.relid::text, p.tenant_column::text, c.relowner \
                  FROM tenancy.protected_tables p JOIN pg_catalog.pg_class c ON c.oid = p.relid \
+                 WHERE NOT EXISTS (SELECT FROM tenancy.tenants t JOIN pg_catalog.pg_namespace n \
+                                     ON n.nspname = t.schema_name \
+                                    WHERE n.oid = c.relnamespace) \
                  ORDER BY p.relid",
                 None,
                 &[],
@@ -280,22 +301,42 @@ fn destroy_rows(id: Uuid) -> i64 {
             .collect::<Result<_, pgrx::spi::Error>>()
     })
     .or_raise("reading tenancy.protected_tables");
-    tables
-        .iter()
-        .map(|(table, column, owner)| {
-            let query = format!(
-                "WITH gone AS (DELETE FROM {table} WHERE {} = $1 RETURNING 1) SELECT count(*) FROM gone",
-                spi::quote_identifier(column)
-            );
-            security::as_restricted(*owner, "pg_catalog, pg_temp", || {
-                context::acting_for(id, || {
+    let pass = || -> i64 {
+        tables
+            .iter()
+            .map(|(table, column, owner)| {
+                let query = format!(
+                    "WITH gone AS (DELETE FROM {table} WHERE {} = $1 RETURNING 1) SELECT count(*) FROM gone",
+                    spi::quote_identifier(column)
+                );
+                let code = UserCode {
+                    role: *owner,
+                    search_path: security::PINNED_PATH,
+                    unforced_own_tables: true,
+                };
+                security::run_user_code(code, || {
                     Spi::get_one_with_args::<i64>(&query, &[to_sql(id).into()])
                         .or_raise(&format!("deleting the tenant's rows from {table}"))
                         .unwrap_or(0)
                 })
             })
-        })
-        .sum()
+            .sum()
+    };
+    let mut total = 0;
+    for _ in 0..PASSES {
+        let deleted = pass();
+        if deleted == 0 {
+            return total;
+        }
+        total += deleted;
+    }
+    IllegalTransition(
+        format!("rows of the tenant keep coming back after {PASSES} passes over the protected tables"),
+        "A trigger or rule on a protected table writes rows of the tenant being destroyed into \
+         another protected table; change it so that it does not copy the rows it deletes."
+            .into(),
+    )
+    .raise()
 }
 
 /// Run a catalog statement returning at most one `tenancy.tenants` row.

@@ -8,7 +8,8 @@ use crate::api::{audit, citus, context, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::security;
+use crate::postgres::objects::{self, Kind, Placement};
+use crate::postgres::{relations, security};
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -82,6 +83,15 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
     })
 }
 
+/// First statement of migrate() and add_migration(): they commit as they go,
+/// which PostgreSQL allows only when CALLed outside a transaction block.
+#[pg_extern(volatile, parallel_unsafe)]
+fn check_autocommit(procedure: &str) {
+    if security::in_transaction_block() {
+        InTransactionBlock(format!("tenancy.{procedure}()")).raise();
+    }
+}
+
 /// Retire a migration: no schema applies it from now on (those that did keep
 /// what it made). The way out of a migration that can never apply, which would
 /// block every new schema tenant: retire it and add a corrected one.
@@ -128,7 +138,9 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// operation, with the schema first on search_path (pg_catalog is implicit,
 /// pg_temp last; shared objects must be schema-qualified) and, in a tenant's
 /// schema, the tenant as the context (so seed rows pass its pinned policy).
-/// Then refuse what the script created that would run with the owner's
+/// Then refuse a script that created, changed or dropped anything outside
+/// that schema (the migration owner owns every tenant schema: a script must
+/// not reach the others), or that created what would run with the owner's
 /// rights or let other tenants in.
 pub(crate) fn run_script(
     owner: pg_sys::Oid,
@@ -138,13 +150,49 @@ pub(crate) fn run_script(
     script: &str,
 ) {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
-    security::as_restricted(owner, &path, || {
-        let apply = || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
-        match tenant {
-            Some(id) => context::acting_for(id, apply),
-            None => apply(),
-        }
+    let code = security::UserCode {
+        role: owner,
+        search_path: &path,
+        unforced_own_tables: false,
+    };
+    let ((), changes) = objects::watch(|| {
+        security::run_user_code(code, || {
+            let apply =
+                || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
+            match tenant {
+                Some(id) => context::acting_for(id, apply),
+                None => apply(),
+            }
+        })
     });
+    let own = relations::schema(schema);
+    let inside = |placement: Placement| match placement {
+        Placement::Schema(oid) => Some(oid) == own || oid == pg_sys::PG_TOAST_NAMESPACE.into(),
+        Placement::Internal | Placement::Gone => true,
+        Placement::Global => false,
+    };
+    let outside = changes.iter().find(|change| {
+        !inside(change.after) || change.before.as_ref().is_some_and(|(before, _)| !inside(*before))
+    });
+    if let Some(change) = outside {
+        let verb = match change.kind {
+            Kind::Created => "creates",
+            Kind::Altered => "changes",
+            Kind::Dropped => "drops",
+        };
+        ForbiddenObject(
+            format!(
+                "migration {name} {verb} {} outside the schema it migrates",
+                change.description()
+            ),
+            "A migration runs once in every tenant schema and may create, change and drop \
+             objects only there (the migration owner owns every tenant schema, so it must not \
+             reach the others). Shared objects are an administrator's: create them outside \
+             tenancy's migrations, and name them schema-qualified in the migration."
+                .into(),
+        )
+        .raise();
+    }
     let forbidden: Vec<String> = Spi::connect(|client| {
         client
             .select(

@@ -85,7 +85,21 @@ fn unprotect(tbl: Option<PgRelation>) {
     let relid = required(tbl, "tbl").oid();
     let role = security::current_role_name();
     with_ddl(|| {
-        for (relid, table) in partition_tree(relid) {
+        let tree = partition_tree(relid);
+        let relids: Vec<pg_sys::Oid> = tree.iter().map(|(relid, _)| *relid).collect();
+        let protected_child = Spi::get_two_with_args::<String, String>(
+            "SELECT c.child, c.parent FROM (SELECT) one LEFT JOIN LATERAL ( \
+                 SELECT i.inhrelid::regclass::text AS child, i.inhparent::regclass::text AS parent \
+                   FROM pg_inherits i \
+                  WHERE i.inhparent = ANY ($1) AND NOT i.inhrelid = ANY ($1) \
+                    AND i.inhrelid IN (SELECT relid FROM tenancy.protected_tables) LIMIT 1) c ON true",
+            &[relids.into()],
+        )
+        .or_raise("reading the table's children");
+        if let (Some(child), Some(parent)) = protected_child {
+            UnprotectedParent(child, parent).raise();
+        }
+        for (relid, table) in tree {
             let Some(column) = protected_column(relid) else {
                 notice!("table {table} is not protected");
                 continue;
@@ -164,6 +178,28 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
                 .into(),
         )
         .raise();
+    }
+    let (in_tenant_schema, unprotected_parent) = Spi::get_two_with_args::<bool, String>(
+        "SELECT n.nspname = 'tenancy_migration_check' \
+                OR EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = n.nspname), \
+                (SELECT i.inhparent::regclass::text FROM pg_inherits i \
+                  WHERE i.inhrelid = c.oid \
+                    AND i.inhparent NOT IN (SELECT relid FROM tenancy.protected_tables) LIMIT 1) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    )
+    .or_raise("reading the table's schema and parents");
+    if in_tenant_schema == Some(true) {
+        InvalidValue(
+            format!("{table} is a table of a tenant schema"),
+            "The tables of a tenant's schema are pinned to that tenant by the migrations (verify() \
+             checks them); protect() is for tables that tenants share."
+                .into(),
+        )
+        .raise();
+    }
+    if let Some(parent) = unprotected_parent {
+        UnprotectedParent(table.into(), parent).raise();
     }
     let quoted = spi::quote_identifier(column);
     match (type_ok, not_null) {
@@ -291,7 +327,12 @@ fn as_table_owner<R>(relid: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     )
     .or_raise("a statement")
     .unwrap_or_else(|| Internal(format!("relation {relid:?} does not exist")).raise());
-    security::as_restricted(owner, "pg_catalog, pg_temp", f)
+    let code = security::UserCode {
+        role: owner,
+        search_path: security::PINNED_PATH,
+        unforced_own_tables: false,
+    };
+    security::run_user_code(code, f)
 }
 
 fn run(sql: &str) {
@@ -312,16 +353,20 @@ fn library_preloaded() -> bool {
     names(c"shared_preload_libraries") || names(c"session_preload_libraries")
 }
 
-/// Whether the auto-protect event trigger acts. A Rust function rather than
-/// current_setting(): calling it loads the library, which discards any value a
-/// plain role set as a placeholder before the load. Off with row_security = off,
-/// which pg_dump and pg_restore set: restored tables keep exactly the protection
-/// they were dumped with. Off on Citus workers: their tables are the
-/// coordinator's shells and shards, protected from the coordinator.
+/// Whether the DDL event trigger acts at all. A Rust function rather than
+/// current_setting(): calling it loads the library, which discards any value
+/// a plain role set as a placeholder before the load. Off with row_security =
+/// off, which pg_dump and pg_restore set: restored tables keep exactly the
+/// protection they were dumped with. Off while protect() runs its own DDL.
+/// Off on Citus workers: their tables are the coordinator's shells and
+/// shards, protected from the coordinator.
+#[pg_extern(volatile, parallel_safe)]
+fn ddl_checks_enabled() -> bool {
+    crate::postgres::gucs::row_security() && !BUSY.get() && !citus::is_worker()
+}
+
+/// Whether the event trigger protects new tables (`tenancy.auto_protect`).
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
-    crate::postgres::gucs::auto_protect()
-        && crate::postgres::gucs::row_security()
-        && !BUSY.get()
-        && !citus::is_worker()
+    crate::postgres::gucs::auto_protect() && ddl_checks_enabled()
 }

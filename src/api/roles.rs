@@ -95,16 +95,42 @@ fn check_migration_owner(role: pg_sys::Oid) {
         )
         .raise();
     }
-    if let Some(why) = security::role_bypass_reason(role) {
+    if let Some(why) = migration_owner_problem(role) {
         InvalidValue(
             format!("role \"{name}\" cannot be the migration owner: it {why}"),
-            "Migration scripts run as the migration owner: with SUPERUSER or BYPASSRLS a \
-             script could do anything, and row-level security would not hold for it. \
-             Use a role without both (e.g. CREATE ROLE tenancy_migrator NOLOGIN)."
+            "Migration scripts run as the migration owner. With SUPERUSER or BYPASSRLS a \
+             script could do anything and row-level security would not hold for it; with \
+             CREATEROLE it could grant itself roles; as a member of a superuser role or of \
+             pg_execute_server_program, pg_read_server_files, pg_write_server_files, \
+             pg_read_all_data or pg_write_all_data it could reach the server's files and \
+             programs, or every table. Use a role with none of these \
+             (e.g. CREATE ROLE tenancy_migrator NOLOGIN)."
                 .into(),
         )
         .raise();
     }
+}
+
+/// Why `role` may not run migrations: more rights than a migration needs.
+fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
+    if let Some(why) = security::role_bypass_reason(role) {
+        return Some(why.to_string());
+    }
+    catalog::as_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT CASE WHEN r.rolcreaterole THEN 'has the CREATEROLE attribute' ELSE \
+                    (SELECT 'is a member of ' || string_agg(quote_ident(m.rolname), ', ' ORDER BY m.rolname) \
+                       FROM pg_roles m \
+                      WHERE m.oid <> r.oid AND pg_has_role(r.oid, m.oid, 'MEMBER') \
+                        AND (m.rolsuper OR m.rolname IN ('pg_execute_server_program', \
+                             'pg_read_server_files', 'pg_write_server_files', \
+                             'pg_read_all_data', 'pg_write_all_data')) \
+                     HAVING count(*) > 0) END \
+             FROM pg_roles r WHERE r.oid = $1",
+            &[role.into()],
+        )
+    })
+    .or_raise("checking the migration owner's rights")
 }
 
 /// ALTER … OWNER TO `role` for every tenant schema and the objects in it that
@@ -146,11 +172,12 @@ fn reassign_tenant_schemas(role: &str) -> i64 {
     statements.len() as i64
 }
 
-/// Every administration routine, and the catalog tables that those running
-/// with the caller's rights read (verify(), pending_migrations(), migrate()).
-/// Not the signing keys, the cluster key, set_migration_owner() or
-/// distribute(): a granted administrator cannot read secrets or choose who
-/// runs migrations, and migrations run as the migration owner.
+/// Every administration routine, the catalog tables that those running with
+/// the caller's rights read (verify(), pending_migrations(), migrate()), and
+/// the signing keys' metadata. Not the signing keys, the cluster key,
+/// set_migration_owner() or distribute(): a granted administrator cannot read
+/// secrets or choose who runs migrations, and migrations run as the migration
+/// owner.
 const ADMIN_ROUTINES: &[&str] = &[
     "tenancy.register_tenant(text, text, jsonb, text)",
     "tenancy.suspend_tenant(text, text)",
@@ -165,6 +192,7 @@ const ADMIN_ROUTINES: &[&str] = &[
     "tenancy.distribute_table(regclass, text, boolean)",
     "tenancy.add_migration(text, text)",
     "tenancy.migrate()",
+    "tenancy.check_autocommit(text)",
     "tenancy.migrate_tenant(text)",
     "tenancy.record_migration(text, text)",
     "tenancy.retire_migration(text)",
@@ -173,7 +201,7 @@ const ADMIN_ROUTINES: &[&str] = &[
     "tenancy.unset_config_default(text)",
     "tenancy.set_tenant_config(text, text, jsonb)",
     "tenancy.unset_tenant_config(text, text)",
-    "tenancy.add_signing_key(text, bytea)",
+    "tenancy.add_signing_key(text, bytea, boolean)",
     "tenancy.retire_signing_key(text)",
     "tenancy.issue_token(text, interval)",
     "tenancy.purge_audit_log(interval)",
@@ -187,6 +215,7 @@ const ADMIN_TABLES: &[&str] = &[
     "tenancy.config_defaults",
     "tenancy.tenant_config",
     "tenancy.audit_log",
+    "tenancy.signing_key_info",
 ];
 
 /// Give `role` what administering tenancy needs, and nothing more

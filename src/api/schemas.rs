@@ -13,7 +13,9 @@ use crate::api::{audit, citus, context, migrations, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::security;
+use crate::postgres::relations;
+use crate::postgres::security::{self, UserCode};
+use crate::tenant_schema;
 use crate::tenant::{from_sql, to_sql, Status};
 use pgrx::prelude::*;
 use serde_json::json;
@@ -99,7 +101,12 @@ pub(crate) fn drop_schema(schema: &str) {
     )
     .or_raise("a statement");
     let Some(owner) = owner else { return };
-    security::as_restricted(owner, "pg_catalog, pg_temp", || {
+    let code = UserCode {
+        role: owner,
+        search_path: security::PINNED_PATH,
+        unforced_own_tables: false,
+    };
+    security::run_user_code(code, || {
         security::quietly(|| {
             run(&format!(
                 "DROP SCHEMA {} CASCADE",
@@ -177,9 +184,13 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool) {
     } else {
         format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid")
     };
-    let path = "pg_catalog, pg_temp";
     for (object, kind, has_policy, has_guard, owner) in objects {
-        security::as_restricted(owner, path, || {
+        let code = UserCode {
+            role: owner,
+            search_path: security::PINNED_PATH,
+            unforced_own_tables: false,
+        };
+        security::run_user_code(code, || {
             if on_citus {
                 security::with_setting(c"citus.enable_unsafe_triggers", "on", || {
                     isolate_object(id, &object, &kind, has_policy, has_guard, &check)
@@ -286,6 +297,32 @@ fn schema_guard<'a>(
             .into(),
     )
     .raise()
+}
+
+/// Before `LOCK TABLE`: a tenant schema's tables may be locked only in that
+/// tenant's context (superusers excepted). Row-level security keeps other
+/// tenants' rows out of reach, but not their locks: an ACCESS EXCLUSIVE lock
+/// taken from another tenant's context would stall the victim and migrate().
+pub(crate) fn on_lock(relations: &[(pg_sys::Oid, String)]) {
+    if security::is_superuser() {
+        return;
+    }
+    let own = || context::current().and_then(|tenant| tenant.schema.clone());
+    for (relid, schema) in relations {
+        if tenant_schema::is_tenant_schema(schema) && own().as_deref() != Some(schema.as_str()) {
+            PermissionDenied(
+                format!(
+                    "cannot lock table {}: it belongs to another tenant's schema",
+                    relations::name(*relid)
+                ),
+                "A tenant schema's tables can be locked only in that tenant's context \
+                 (tenancy.set_tenant()); row-level security hides other tenants' rows, and \
+                 their locks are refused too."
+                    .into(),
+            )
+            .raise();
+        }
+    }
 }
 
 fn run(sql: &str) {

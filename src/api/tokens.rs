@@ -38,6 +38,16 @@ fn issue_token(
         )
         .raise();
     }
+    let longest = gucs::token_max_lifetime();
+    if seconds > longest {
+        InvalidValue(
+            format!("token lifetime {ttl} is longer than tenancy.token_max_lifetime ({longest} s)"),
+            "Tokens are for one request or a short session: issue a new one when it expires \
+             (the default lifetime is 5 minutes)."
+                .into(),
+        )
+        .raise();
+    }
     let tenant = catalog::find_by_identifier(identifier)
         .unwrap_or_else(|| UnknownTenant(identifier.into()).raise());
     if !tenant.is_active() {
@@ -82,15 +92,16 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
         verify_jwt(jwt).unwrap_or_else(|reason| context::refuse("(jwt)", InvalidToken(reason)));
     let tenant = claims.tenant;
     // Ids are never reused; identifiers are once a tenant is destroyed, and
-    // no identifier has the form of an id. A JWT naming an identifier must
-    // not be older than the tenant: one issued for a destroyed tenant does not
-    // open the tenant registered later under the same identifier.
+    // no identifier has the form of an id. A JWT naming an identifier must be
+    // issued after the tenant was registered (to the microsecond): one issued
+    // for a destroyed tenant does not open the tenant registered later under
+    // the same identifier, even within the same second.
     match Uuid::try_parse(&tenant) {
         Ok(id) => context::enter(&tenant, local, || catalog::find_by_id(id)),
         Err(_) => context::enter(&tenant, local, || {
             let found = catalog::find_by_identifier(&tenant)?;
             match claims.issued_at {
-                Some(iat) if iat >= found.created_at => Some(found),
+                Some(iat) if iat > found.created_at => Some(found),
                 Some(_) => context::refuse(
                     "(jwt)",
                     InvalidToken(format!(
@@ -153,8 +164,14 @@ fn verify_token(token: &str) -> Result<Uuid, String> {
     verify(&key, signed.as_bytes(), &signature)?;
     // Signed, so the fields are the issuer's: parse them.
     let expiry: i64 = expiry.parse().map_err(|_| "malformed token".to_string())?;
-    if expiry <= unix_now() {
+    let now = unix_now();
+    if expiry <= now {
         return Err("the token has expired".into());
+    }
+    // Issued for longer than the setting allows now (by an earlier version,
+    // or before the setting was lowered): refused, however it is signed.
+    if expiry - now > gucs::token_max_lifetime() {
+        return Err("the token lives longer than tenancy.token_max_lifetime".into());
     }
     let id = B64
         .decode(tenant)
@@ -236,7 +253,8 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     if time("nbf")?.is_some_and(|nbf| nbf > now) {
         return Err("the JWT is not valid yet (nbf)".into());
     }
-    let issued_at = time("iat")?.map(|iat| iat.floor() as i64);
+    // Microseconds, like the registration time it is compared with.
+    let issued_at = time("iat")?.map(|iat| (iat * 1e6).floor() as i64);
     let max_lifetime = gucs::jwt_max_lifetime() as f64;
     if max_lifetime > 0.0 {
         let exp = time("exp")?.unwrap_or(0.0);

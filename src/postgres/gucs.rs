@@ -5,6 +5,7 @@ use pgrx::pg_sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 
 const TENANT_GUC: &CStr = c"tenancy.tenant";
+const CONTEXT_GUC: &CStr = c"tenancy.context";
 
 /// The current tenant's id ('' or unset = none). PGC_SUSET: a plain role's
 /// `SET`, `set_config()`, `ALTER ROLE … SET` and `-c` options are refused;
@@ -18,6 +19,8 @@ static JWT_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static TOKEN_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+static AUDIT_RATE: GucSetting<i32> = GucSetting::<i32>::new(100);
 /// On a Citus worker: the coordinator's tenant context, signed for one
 /// distributed transaction (see api/citus.rs). Anyone may set it: it opens
 /// nothing unless it verifies.
@@ -70,6 +73,16 @@ pub fn jwt_max_lifetime() -> i64 {
     JWT_MAX_LIFETIME.get() as i64
 }
 
+/// Seconds: the longest lifetime of a tenancy token (issued or presented).
+pub fn token_max_lifetime() -> i64 {
+    TOKEN_MAX_LIFETIME.get() as i64
+}
+
+/// Application audit events per tenant and second; 0 for no limit.
+pub fn audit_rate() -> i64 {
+    AUDIT_RATE.get() as i64
+}
+
 /// Names of the tenancy.* settings given as connection options (-c,
 /// PGOPTIONS, a DSN's options) by a client without the right to set them, or
 /// None. PostgreSQL refuses such a value when the library defines the setting,
@@ -101,7 +114,12 @@ fn find_client_placeholders() -> Vec<String> {
             let var = &**vars.add(i);
             let name = CStr::from_ptr(var.name).to_string_lossy();
             let from_client = |source, context| source == PGC_S_CLIENT && context != PGC_SU_BACKEND;
-            if name.starts_with("tenancy.")
+            // PostgreSQL matches setting names without regard to case:
+            // -c TENANCY.require_token=off replaces tenancy.require_token.
+            let ours = name
+                .get(..8)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("tenancy."));
+            if ours
                 && var.flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 != 0
                 && (from_client(var.source, var.scontext)
                     || from_client(var.reset_source, var.reset_scontext))
@@ -198,8 +216,28 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"tenancy.token_max_lifetime",
+        c"Longest lifetime of a tenancy token in seconds, when issued and when presented.",
+        c"issue_token() refuses a longer ttl, and set_tenant_token() a token that expires later than this from now.",
+        &TOKEN_MAX_LIFETIME,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.audit_rate",
+        c"Application audit events (tenancy.audit()) accepted per tenant and second; 0: no limit.",
+        c"Counted over the committed events of every backend and this transaction's own.",
+        &AUDIT_RATE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
-        c"tenancy.context",
+        CONTEXT_GUC,
         c"The coordinator's tenant context on a Citus worker, signed for one distributed transaction.",
         c"Set by the coordinator through Citus (SET LOCAL); a value that does not verify is an error.",
         &CONTEXT,
@@ -270,6 +308,14 @@ pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     // (boot value "$user", public); it cannot change while `f` runs.
     let path = unsafe { CStr::from_ptr(pg_sys::namespace_search_path) };
     f(path.to_bytes())
+}
+
+/// No tenant context, and no carried one, until the GUC nest level opened by
+/// the caller ends (see `security::run_user_code`).
+pub fn save_no_context() {
+    use pg_sys::GucAction::GUC_ACTION_SAVE;
+    set_cstr(TENANT_GUC, c"", pg_sys::GucContext::PGC_SUSET, GUC_ACTION_SAVE);
+    set_cstr(CONTEXT_GUC, c"", pg_sys::GucContext::PGC_USERSET, GUC_ACTION_SAVE);
 }
 
 /// Set (or with `None`, clear) the context, with session or transaction scope.

@@ -5,6 +5,8 @@ pub mod gucs;
 pub mod hooks;
 pub mod invalidation;
 pub mod jsonb;
+pub mod objects;
+pub mod query;
 pub mod relations;
 pub mod security;
 pub mod system;

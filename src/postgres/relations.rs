@@ -16,6 +16,14 @@ pub fn relid(schema: &CStr, name: &CStr) -> Option<pg_sys::Oid> {
     (relid != pg_sys::InvalidOid).then_some(relid)
 }
 
+/// The schema named `name` (unquoted), or None when there is none.
+pub fn schema(name: &str) -> Option<pg_sys::Oid> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a syscache lookup by name, missing_ok.
+    let oid = unsafe { pg_sys::get_namespace_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 /// The owner of the relation `relid`, which exists.
 pub fn owner(relid: pg_sys::Oid) -> pg_sys::Oid {
     // SAFETY: the relcache entry is opened and released right away.
@@ -24,5 +32,21 @@ pub fn owner(relid: pg_sys::Oid) -> pg_sys::Oid {
         let owner = (*(*relation).rd_rel).relowner;
         pg_sys::RelationClose(relation);
         owner
+    }
+}
+
+/// The relation's schema-qualified, quoted name; "oid N" for one that is gone.
+pub fn name(relid: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup; NULL when the relation is gone.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        if name.is_null() || schema.is_null() {
+            return format!("oid {}", relid.to_u32());
+        }
+        let quote = |s: *mut std::ffi::c_char| {
+            pgrx::spi::quote_identifier(CStr::from_ptr(s).to_string_lossy())
+        };
+        format!("{}.{}", quote(schema), quote(name))
     }
 }

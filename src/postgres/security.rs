@@ -116,32 +116,64 @@ pub fn in_transaction_block() -> bool {
     unsafe { pg_sys::IsTransactionBlock() }
 }
 
+/// Whether the session has a portal besides the one running this statement
+/// (a cursor, a named portal of the extended protocol): a look at the
+/// portals' memory contexts, cheap enough for every set_tenant.
+pub fn other_portals_exist() -> bool {
+    // SAFETY: PortalContext is the running portal's memory context, a child
+    // of TopPortalContext like every portal's; the tree is only read.
+    unsafe {
+        let running = pg_sys::PortalContext;
+        if running.is_null() || (*running).parent.is_null() {
+            return true;
+        }
+        let first = (*(*running).parent).firstchild;
+        !first.is_null() && !(*first).nextchild.is_null()
+    }
+}
+
 /// True when the session has an open cursor (any portal between fetches).
+/// Only where a true answer raises: PostgreSQL's ThereAreNoReadyPortals()
+/// leaves its scan of the portal table open when it finds one, which a
+/// transaction that goes on to commit reports as a leak.
 pub fn has_open_cursors() -> bool {
     // The portal running the current statement is PORTAL_ACTIVE, not ready.
     // SAFETY: scans the session's portal table.
-    unsafe { !pg_sys::ThereAreNoReadyPortals() }
+    other_portals_exist() && unsafe { !pg_sys::ThereAreNoReadyPortals() }
 }
 
-/// Close the cursor `name` if it is a held cursor of an earlier transaction
-/// (not one of this transaction, not running, not pinned by a procedure).
-pub fn close_held_cursor(name: &str) {
-    let Ok(name) = std::ffi::CString::new(name) else {
-        return;
-    };
-    // SAFETY: the portal is looked up by name and dropped as CLOSE does.
-    unsafe {
-        let portal = pg_sys::GetPortalByName(name.as_ptr());
-        if portal.is_null() {
-            return;
-        }
-        let p = &*portal;
-        if p.cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
-            && p.createSubid == 0 // InvalidSubTransactionId: persisted at an earlier commit
-            && p.status == pg_sys::PortalStatus::PORTAL_READY
-            && !p.portalPinned
-        {
-            pg_sys::PortalDrop(portal, false);
+/// Close every held cursor that an earlier transaction left behind (not one
+/// of this transaction, not running, not pinned by a procedure).
+pub fn close_held_cursors_of_earlier_transactions() {
+    let names: Vec<String> = pinned(|| {
+        pgrx::Spi::connect(|client| {
+            client
+                .select("SELECT name FROM pg_cursors WHERE is_holdable", None, &[])?
+                .filter_map(|row| row.get::<String>(1).transpose())
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+    })
+    .unwrap_or_else(|e| {
+        crate::error::TenancyError::Internal(format!("listing the session's cursors: {e}")).raise()
+    });
+    for name in names {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        // SAFETY: the portal is looked up by name and dropped as CLOSE does.
+        unsafe {
+            let portal = pg_sys::GetPortalByName(name.as_ptr());
+            if portal.is_null() {
+                continue;
+            }
+            let p = &*portal;
+            if p.cursorOptions & pg_sys::CURSOR_OPT_HOLD as i32 != 0
+                && p.createSubid == 0 // InvalidSubTransactionId: persisted at an earlier commit
+                && p.status == pg_sys::PortalStatus::PORTAL_READY
+                && !p.portalPinned
+            {
+                pg_sys::PortalDrop(portal, false);
+            }
         }
     }
 }
@@ -151,36 +183,67 @@ pub fn close_held_cursor(name: &str) {
 /// on the catalog, and objects on their search_path (operators, functions)
 /// cannot be substituted into the extension's queries. Only for the
 /// extension's own statements on its own catalog: never for statements that
-/// reach user objects (see `as_restricted`).
+/// reach user objects (see `run_user_code`).
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    switch_user(
-        owner,
-        pg_sys::SECURITY_LOCAL_USERID_CHANGE,
-        "pg_catalog, pg_temp",
-        f,
-    )
+    let saved = switch_user(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE);
+    let result = with_setting(c"search_path", PINNED_PATH, f);
+    restore_user(saved);
+    result
 }
 
-/// Run `f` as `role` in a security-restricted operation, the way PostgreSQL
-/// runs VACUUM, ANALYZE, REFRESH MATERIALIZED VIEW and index builds as the
-/// table's owner: whatever `f` reaches that a user wrote (triggers, rules,
-/// defaults, index expressions, migration scripts) runs with `role`'s rights,
-/// never the caller's or the catalog owner's, and cannot SET ROLE, create
-/// temporary objects or leave WITH HOLD cursors behind. Row-level security
-/// is on whatever the caller's session says (pg_dump's row_security = off
-/// would make every statement on a FORCEd table fail).
-pub fn as_restricted<R>(role: pg_sys::Oid, search_path: &str, f: impl FnOnce() -> R) -> R {
-    switch_user(
-        role,
-        pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION,
-        search_path,
-        || with_setting(c"row_security", "on", f),
-    )
+/// The search_path of every statement the extension runs itself: nothing a
+/// caller can create in is searched (pg_temp last, never first).
+pub const PINNED_PATH: &str = "pg_catalog, pg_temp";
+
+/// Run `f`, the extension's own statements, with `search_path` pinned (for
+/// the few that run with the caller's rights; `as_owner` pins it too).
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    with_setting(c"search_path", PINNED_PATH, f)
 }
 
-/// The user id switch of both: if `f` raises, the (sub)transaction abort
-/// restores the user id, the security context and the setting.
-fn switch_user<R>(role: pg_sys::Oid, flags: u32, search_path: &str, f: impl FnOnce() -> R) -> R {
+/// How the extension runs code that another role wrote.
+pub struct UserCode<'a> {
+    /// Who it runs as: the table's owner, the migration owner.
+    pub role: pg_sys::Oid,
+    pub search_path: &'a str,
+    /// FORCE ROW LEVEL SECURITY does not apply to `role`'s own tables (as for
+    /// PostgreSQL's foreign-key checks): a statement that names its rows
+    /// explicitly needs no tenant context.
+    pub unforced_own_tables: bool,
+}
+
+/// Run `f`, which reaches code that another role wrote (triggers, rules,
+/// defaults, migration scripts), the way PostgreSQL runs VACUUM, ANALYZE,
+/// REFRESH MATERIALIZED VIEW and index builds as the table's owner: as
+/// `code.role`, in a security-restricted operation (no SET ROLE, no
+/// temporary tables, no WITH HOLD cursors, no deferred triggers, no PREPARE),
+/// with `search_path` pinned, row-level security on, and no tenant context.
+/// Every setting the code changes, with SET LOCAL, SET or set_config(), is
+/// discarded when it returns (PostgreSQL's `AtEOXact_GUC(false, …)`): nothing
+/// it does steers what the extension, or the caller's session, does next.
+/// If it raises, the (sub)transaction abort restores the same.
+pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
+    let mut flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
+    if code.unforced_own_tables {
+        flags |= pg_sys::SECURITY_NOFORCE_RLS;
+    }
+    let saved = switch_user(code.role, flags);
+    // SAFETY: a nest level closed below, or by the (sub)transaction abort.
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    crate::postgres::gucs::save(c"search_path", code.search_path);
+    // pg_dump's row_security = off would make every statement on a FORCEd table fail.
+    crate::postgres::gucs::save(c"row_security", "on");
+    crate::postgres::gucs::save_no_context();
+    let result = f();
+    // SAFETY: discards every setting changed since the nest level began.
+    unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
+    restore_user(saved);
+    result
+}
+
+/// Switch the user id, adding `flags` to the security context; returns what
+/// to restore. If the caller raises, the (sub)transaction abort restores it.
+fn switch_user(role: pg_sys::Oid, flags: u32) -> (pg_sys::Oid, i32) {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_context = 0;
     // SAFETY: the save/restore pair of PostgreSQL's own SECURITY DEFINER handling.
@@ -188,14 +251,17 @@ fn switch_user<R>(role: pg_sys::Oid, flags: u32, search_path: &str, f: impl FnOn
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(role, saved_context | flags as i32);
     }
-    let result = with_setting(c"search_path", search_path, f);
-    // SAFETY: restores what was saved above.
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-    result
+    (saved_user, saved_context)
+}
+
+fn restore_user((user, context): (pg_sys::Oid, i32)) {
+    // SAFETY: restores what switch_user saved.
+    unsafe { pg_sys::SetUserIdAndSecContext(user, context) };
 }
 
 /// Run `f` with a setting changed, restored afterwards like a function's SET
-/// clause (an error restores it through the (sub)transaction abort).
+/// clause (an error restores it through the (sub)transaction abort). Only
+/// around the extension's own statements: what they SET LOCAL stays.
 pub fn with_setting<R>(name: &CStr, value: &str, f: impl FnOnce() -> R) -> R {
     with_nest_level(|| {
         crate::postgres::gucs::save(name, value);

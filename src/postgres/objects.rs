@@ -1,0 +1,325 @@
+//! Which catalog objects a stretch of code creates, alters or drops, and in
+//! which schema they live: PostgreSQL's object access hook (as sepgsql uses
+//! it), recording only while `watch` runs.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+
+/// Where an object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In a schema: namespaced objects, and triggers, policies, rules and
+    /// column defaults in their table's schema; a schema is its own.
+    Schema(pg_sys::Oid),
+    /// Outside every schema (roles, casts, languages, event triggers, default
+    /// privileges for every schema, …).
+    Global,
+    /// Made by PostgreSQL for another object (a foreign key's triggers), or
+    /// a column default (its column's change is reported on the table).
+    Internal,
+    /// No longer exists.
+    Gone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Created,
+    Altered,
+    Dropped,
+}
+
+/// One change of a catalog object: where it was when it changed (altered
+/// and dropped objects) and where it is when `watch` returns.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: Kind,
+    pub before: Option<(Placement, String)>,
+    pub after: Placement,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    sub: i32,
+}
+
+impl Change {
+    /// What PostgreSQL calls the object ("function f(integer)", "table s.t"),
+    /// as it is now, or as it was.
+    pub fn description(&self) -> String {
+        describe(self.class, self.object, self.sub)
+            .or_else(|| self.before.as_ref().map(|(_, d)| d.clone()))
+            .unwrap_or_else(|| format!("object {} of catalog {}", self.object, self.class))
+    }
+}
+
+struct Seen {
+    kind: Kind,
+    before: Option<(Placement, String)>,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    sub: i32,
+}
+
+thread_local! {
+    static PREVIOUS: Cell<pg_sys::object_access_hook_type> = const { Cell::new(None) };
+    static WATCHING: RefCell<Option<Vec<Seen>>> = const { RefCell::new(None) };
+}
+
+/// Once per backend, from _PG_init.
+pub fn init() {
+    // SAFETY: chaining the hook as every extension does, once per backend.
+    unsafe {
+        PREVIOUS.set(pg_sys::object_access_hook);
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+
+/// Run `f` and return every catalog object it created, altered or dropped
+/// (what PostgreSQL did on its own for another object, such as a table's
+/// row type, is left out).
+pub fn watch<R>(f: impl FnOnce() -> R) -> (R, Vec<Change>) {
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            WATCHING.with_borrow_mut(|w| *w = None);
+        }
+    }
+    WATCHING.with_borrow_mut(|w| *w = Some(Vec::new()));
+    let stop = Stop;
+    let result = f();
+    let seen = WATCHING.with_borrow_mut(|w| w.take()).unwrap_or_default();
+    drop(stop);
+    // SAFETY: makes what `f` created visible to the lookups below.
+    unsafe { pg_sys::CommandCounterIncrement() };
+    let changes = seen
+        .into_iter()
+        .map(|s| Change {
+            kind: s.kind,
+            after: placement(s.class, s.object),
+            before: s.before,
+            class: s.class,
+            object: s.object,
+            sub: s.sub,
+        })
+        .collect();
+    (result, changes)
+}
+
+/// Not guarded: an error raised by the next hook passes through unchanged
+/// (this frame owns nothing to drop).
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    sub: i32,
+    arg: *mut std::ffi::c_void,
+) {
+    // Never panics here (no guard): a failed borrow counts as not watching.
+    if WATCHING.with(|w| w.try_borrow().is_ok_and(|w| w.is_some())) {
+        // SAFETY: PostgreSQL passes the argument struct of the access type.
+        unsafe { record(access, class, object, sub, arg) };
+    }
+    if let Some(next) = PREVIOUS.get() {
+        // SAFETY: the arguments as received.
+        unsafe { next(access, class, object, sub, arg) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn record(
+    access: pg_sys::ObjectAccessType::Type,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    sub: i32,
+    arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::ObjectAccessType::*;
+    // SAFETY: `arg` is the struct PostgreSQL documents for each access type (or NULL).
+    let (kind, internal) = unsafe {
+        match access {
+            OAT_POST_CREATE => (
+                Kind::Created,
+                arg.cast::<pg_sys::ObjectAccessPostCreate>()
+                    .as_ref()
+                    .is_some_and(|a| a.is_internal),
+            ),
+            OAT_POST_ALTER => (
+                Kind::Altered,
+                arg.cast::<pg_sys::ObjectAccessPostAlter>()
+                    .as_ref()
+                    .is_some_and(|a| a.is_internal),
+            ),
+            OAT_DROP => (
+                Kind::Dropped,
+                arg.cast::<pg_sys::ObjectAccessDrop>()
+                    .as_ref()
+                    .is_some_and(|a| a.dropflags & pg_sys::PERFORM_DELETION_INTERNAL as i32 != 0),
+            ),
+            _ => return,
+        }
+    };
+    if internal {
+        return;
+    }
+    // A new object is not visible to catalog lookups before the command ends
+    // (placed when `watch` returns); one that changes is placed as it was.
+    let before = (kind != Kind::Created).then(|| {
+        (
+            placement(class, object),
+            describe(class, object, sub).unwrap_or_default(),
+        )
+    });
+    WATCHING.with_borrow_mut(|w| {
+        if let Some(seen) = w {
+            seen.push(Seen {
+                kind,
+                before,
+                class,
+                object,
+                sub,
+            })
+        }
+    });
+}
+
+fn describe(class: pg_sys::Oid, object: pg_sys::Oid, sub: i32) -> Option<String> {
+    let address = pg_sys::ObjectAddress {
+        classId: class,
+        objectId: object,
+        objectSubId: sub,
+    };
+    // SAFETY: missing_ok; a palloc'd string or NULL, copied at once.
+    unsafe {
+        let text = pg_sys::getObjectDescription(&address, true);
+        (!text.is_null()).then(|| CStr::from_ptr(text).to_string_lossy().into_owned())
+    }
+}
+
+// Catalogs whose rows belong to a table (the first columns of their rows,
+// which have the same layout from PostgreSQL 12 on). pgrx binds pg_trigger's.
+const POLICY: pg_sys::Oid = pg_sys::Oid::from_u32(3256);
+const REWRITE: pg_sys::Oid = pg_sys::Oid::from_u32(2618);
+const ATTRDEF: pg_sys::Oid = pg_sys::Oid::from_u32(2604);
+const DEFAULT_ACL: pg_sys::Oid = pg_sys::Oid::from_u32(826);
+
+/// pg_policy and pg_rewrite: oid, name, the table's oid.
+#[repr(C)]
+struct NamedOnTable {
+    _oid: pg_sys::Oid,
+    _name: pg_sys::NameData,
+    table: pg_sys::Oid,
+}
+
+/// pg_default_acl: oid, role, schema.
+#[repr(C)]
+struct DefaultAcl {
+    _oid: pg_sys::Oid,
+    _role: pg_sys::Oid,
+    schema: pg_sys::Oid,
+}
+
+/// Catalogs whose rows carry their schema and can be found by oid (pgrx
+/// does not bind every catalog's oid: the others are PostgreSQL's fixed ones).
+const NAMESPACED: &[pg_sys::Oid] = &[
+    pg_sys::RelationRelationId,
+    pg_sys::ProcedureRelationId,
+    pg_sys::TypeRelationId,
+    pg_sys::OperatorRelationId,
+    pg_sys::OperatorClassRelationId,
+    pg_sys::OperatorFamilyRelationId,
+    pg_sys::CollationRelationId,
+    pg_sys::Oid::from_u32(2607), // ConversionRelationId
+    pg_sys::Oid::from_u32(3381), // StatisticExtRelationId
+    pg_sys::Oid::from_u32(3602), // TSConfigRelationId
+    pg_sys::Oid::from_u32(3600), // TSDictionaryRelationId
+    pg_sys::Oid::from_u32(3601), // TSParserRelationId
+    pg_sys::Oid::from_u32(3764), // TSTemplateRelationId
+    pg_sys::Oid::from_u32(2606), // ConstraintRelationId
+];
+
+/// Where the object `object` of catalog `class` lives now.
+fn placement(class: pg_sys::Oid, object: pg_sys::Oid) -> Placement {
+    let address = pg_sys::ObjectAddress {
+        classId: class,
+        objectId: object,
+        objectSubId: 0,
+    };
+    if class == ATTRDEF {
+        return Placement::Internal;
+    }
+    if class == pg_sys::NamespaceRelationId {
+        return exists(class, object).map_or(Placement::Gone, |_| Placement::Schema(object));
+    }
+    if NAMESPACED.contains(&class) {
+        // SAFETY: a syscache probe, then the namespace of an object that exists.
+        return match exists(class, object) {
+            Some(()) => Placement::Schema(unsafe { pg_sys::get_object_namespace(&address) }),
+            None => Placement::Gone,
+        };
+    }
+    let owning_table = |tuple: pg_sys::HeapTuple| -> Option<pg_sys::Oid> {
+        // SAFETY: a catalog row of `class`, whose leading columns these structs describe.
+        unsafe {
+            if class == pg_sys::TriggerRelationId {
+                let trigger = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple);
+                (!trigger.tgisinternal).then_some(trigger.tgrelid)
+            } else {
+                Some((*pg_sys::heap_tuple_get_struct::<NamedOnTable>(tuple)).table)
+            }
+        }
+    };
+    if [pg_sys::TriggerRelationId, POLICY, REWRITE].contains(&class) {
+        return match catalog_row(class, object, owning_table) {
+            None => Placement::Gone,
+            Some(None) => Placement::Internal,
+            // SAFETY: a syscache lookup; InvalidOid for a table that is gone.
+            Some(Some(table)) => match unsafe { pg_sys::get_rel_namespace(table) } {
+                pg_sys::InvalidOid => Placement::Gone,
+                schema => Placement::Schema(schema),
+            },
+        };
+    }
+    if class == DEFAULT_ACL {
+        // SAFETY: a pg_default_acl row: oid, role, schema (0: every schema).
+        let schema = catalog_row(class, object, |tuple| unsafe {
+            (*pg_sys::heap_tuple_get_struct::<DefaultAcl>(tuple)).schema
+        });
+        return match schema {
+            None => Placement::Gone,
+            Some(pg_sys::InvalidOid) => Placement::Global,
+            Some(schema) => Placement::Schema(schema),
+        };
+    }
+    Placement::Global
+}
+
+/// Whether a namespaced object or a schema exists, by its syscache.
+fn exists(class: pg_sys::Oid, object: pg_sys::Oid) -> Option<()> {
+    // SAFETY: the catalog's oid syscache (every class of NAMESPACED and
+    // pg_namespace has one), probed by oid.
+    unsafe {
+        let cache = pg_sys::get_object_catcache_oid(class);
+        pg_sys::SearchSysCacheExists(cache, object.into(), 0.into(), 0.into(), 0.into())
+    }
+    .then_some(())
+}
+
+/// Read a field of the row `object` of catalog `class`, if it exists.
+fn catalog_row<T>(
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    read: impl FnOnce(pg_sys::HeapTuple) -> T,
+) -> Option<T> {
+    // SAFETY: the catalog is opened and closed here; the row returned is a copy.
+    unsafe {
+        let catalog = pg_sys::table_open(class, pg_sys::AccessShareLock as i32);
+        let tuple = pg_sys::get_catalog_object_by_oid(
+            catalog,
+            pg_sys::get_object_attnum_oid(class),
+            object,
+        );
+        let value = (!tuple.is_null()).then(|| read(tuple));
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as i32);
+        value
+    }
+}
