@@ -211,6 +211,164 @@ stop_pgbouncer() {
     fi
 }
 
+# ---- Releases (tests/upgrade/releases): their install scripts and libraries,
+# rebuilt from their commits into target/upgrade/ (git archive, not a checkout:
+# the work tree stays as it is) and kept there.
+
+# The version in Cargo.toml.
+version() {
+    sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1
+}
+
+# "VERSION COMMIT" of every release, oldest first.
+release_list() {
+    grep -vE '^(#|$)' "$ROOT/tests/upgrade/releases"
+}
+
+# release_source VERSION COMMIT: the release's sources, for PG_MAJOR (a
+# release that predates a major lacks its feature; pgrx carries the
+# differences, so its code builds unchanged with it).
+release_source() {
+    local src="$ROOT/target/upgrade/src-$1"
+    if [ ! -f "$src/.commit-$2" ]; then
+        rm -rf "$src" && mkdir -p "$src"
+        git -C "$ROOT" archive "$2" | tar -x -C "$src"
+        touch "$src/.commit-$2"
+    fi
+    grep -q "^pg$PG_MAJOR = " "$src/Cargo.toml" ||
+        sed -i "s/^pg_test = \[\]/pg$PG_MAJOR = [\"pgrx\/pg$PG_MAJOR\", \"pgrx-tests\/pg$PG_MAJOR\"]\npg_test = []/" "$src/Cargo.toml"
+    echo "$src"
+}
+
+# release_sql VERSION COMMIT: the path of the release's install script, as
+# cargo pgrx schema writes it (the same for every major: built with 15).
+release_sql() {
+    local out="$ROOT/target/upgrade/sql/tenancy--$1.sql" src
+    if [ ! -s "$out" ]; then
+        log "building the install script of release $1 (commit ${2:0:7})"
+        src=$(PG_MAJOR=15 release_source "$1" "$2")
+        mkdir -p "$(dirname "$out")"
+        (cd "$src" && CARGO_TARGET_DIR="$ROOT/target/upgrade/target" cargo pgrx schema pg15 --out "$out.new") \
+            >"$ROOT/target/upgrade/schema-$1.log" 2>&1 || { cat "$ROOT/target/upgrade/schema-$1.log" >&2; return 1; }
+        mv "$out.new" "$out"
+    fi
+    echo "$out"
+}
+
+# release_library VERSION COMMIT: the path of the release's library for PG_MAJOR.
+release_library() {
+    local out="$ROOT/target/upgrade/tenancy-$1-pg$PG_MAJOR.so" src
+    if [ ! -f "$out" ]; then
+        log "building the library of release $1 (commit ${2:0:7}) for PostgreSQL $PG_MAJOR"
+        src=$(release_source "$1" "$2")
+        (cd "$src" && CARGO_TARGET_DIR="$ROOT/target/upgrade/target" cargo build --lib --quiet \
+            --no-default-features --features "pg$PG_MAJOR") >"$ROOT/target/upgrade/build-$1-pg$PG_MAJOR.log" 2>&1 ||
+            { cat "$ROOT/target/upgrade/build-$1-pg$PG_MAJOR.log" >&2; return 1; }
+        cp "$ROOT/target/upgrade/target/debug/libtenancy.so" "$out"
+    fi
+    echo "$out"
+}
+
+# ---- Test layers: scripts/test.sh and tests/*/run.sh count with these. ----
+passed=0 failed=0
+
+# count PASSED FAILED NAME: add one suite's result to the totals.
+count() {
+    passed=$((passed + $1)) failed=$((failed + $2))
+    log "$3: $1 passed, $2 failed"
+}
+
+# check NAME COMMAND…: run one check and count it.
+check() {
+    if "${@:2}"; then count 1 0 "$1"; else count 0 1 "$1"; fi
+}
+
+# summary KIND LOG: "PASSED FAILED" as a runner reported them in LOG, or
+# nothing when it reported nothing (it did not run). KIND: regress
+# (pg_regress, pg_isolation_regress), cargo, tap (node --test), pytest, or
+# layer (a script whose last line is "N passed, N failed").
+summary() {
+    local line p=0 f=0 a b
+    case $1 in
+        regress)
+            line=$(grep -E 'tests? (passed|failed)' "$2" | tail -1)
+            if [[ $line =~ All\ ([0-9]+)\ tests?\ passed ]]; then echo "${BASH_REMATCH[1]} 0"
+            elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests?\ failed ]]; then
+                echo "$((BASH_REMATCH[2] - BASH_REMATCH[1])) ${BASH_REMATCH[1]}"
+            fi ;;
+        cargo)
+            grep -q '^test result:' "$2" || return 0
+            while read -r a b; do p=$((p + a)) f=$((f + b)); done < <(
+                sed -nE 's/^test result: .* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$2")
+            echo "$p $f" ;;
+        tap)
+            p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$2") f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$2")
+            [ -z "$p" ] || echo "$p ${f:-0}" ;;
+        pytest)
+            line=$(tail -1 "$2")
+            if [[ $line =~ ([0-9]+)\ passed ]]; then
+                p=${BASH_REMATCH[1]}
+                [[ $line =~ ([0-9]+)\ (failed|error) ]] && f=${BASH_REMATCH[1]}
+                echo "$p $f"
+            fi ;;
+        layer)
+            [[ $(tail -1 "$2") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]] &&
+                echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" ;;
+    esac
+    return 0
+}
+
+# tally KIND LOG NAME: count what a runner reported, or one failure if nothing.
+tally() {
+    local result
+    result=$(summary "$1" "$2")
+    if [ -n "$result" ]; then
+        # shellcheck disable=SC2086
+        count $result "$3"
+    else
+        count 0 1 "$3 (did not run, see $2)"
+    fi
+}
+
+# regress PORT OUTDIR ARGS…: pg_regress (or, with REGRESS=isolation,
+# pg_isolation_regress) against the scratch cluster on PORT, its output kept
+# in OUTDIR.log; the differences are shown when a test fails.
+regress() {
+    local port=$1 out=$2
+    shift 2
+    local runner="$PGXS_TEST/regress/pg_regress"
+    [ "${REGRESS:-}" != isolation ] || runner="$PGXS_TEST/isolation/pg_isolation_regress"
+    env -u RUST_BACKTRACE "$runner" --bindir="$PG_BIN" \
+        --host=127.0.0.1 --port="$port" --user=postgres --outputdir="$out" "$@" 2>&1 | tee "$out.log" || true
+    if ! grep -qE 'All [0-9]+ tests? passed' "$out.log"; then
+        sed -n '1,200p' "$out/regression.diffs" 2>/dev/null || true
+    fi
+}
+
+# The schedule of the SQL regression tests (tests/pg_regress), with the file
+# of statement forms new in 18 on 18 and later.
+tenancy_schedule() {
+    echo "--inputdir=$ROOT/tests/pg_regress" "--schedule=$ROOT/tests/pg_regress/schedule"
+    [ "$PG_MAJOR" -lt 18 ] || echo pg18
+}
+
+# client_tests PORT POOLER_PORT LOG: the client tests (tests/client) against
+# the scratch cluster on PORT and the PgBouncer on POOLER_PORT in front of it.
+client_tests() {
+    (cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$1 TENANCY_SERVER_LOG="$(server_log "$1")" TENANCY_PG_BIN=$PG_BIN \
+        TENANCY_RESTART_COMMAND="$(restart_command "$1")" TENANCY_POOLER_PORT=$2 \
+        cargo test --quiet 2>&1) | tee "$3" || true
+}
+
+# layer NAME SCRIPT OUTDIR: a layer with a script of its own, which ends with
+# "N passed, N failed".
+layer() {
+    log "$1"
+    local logfile="$3/${1// /-}.log"
+    "$2" "$3" 2>&1 | tee "$logfile" || true
+    tally layer "$logfile" "$1"
+}
+
 # Scripts started by test.sh (tests/*/run.sh) find the PostgreSQL it chose.
 if [ -x "$DEBIAN_PG_CONFIG" ] || [ "${TENANCY_PG_CONFIG:-15}" != 15 ]; then
     choose_postgres

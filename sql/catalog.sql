@@ -75,6 +75,14 @@ CREATE TABLE tenancy.tenant_config (
     PRIMARY KEY (tenant_id, key)
 );
 
+-- Identifiers that a destroy freed, and when: a JWT that names a tenant by
+-- identifier opens the tenant registered under it later only if it was issued
+-- after that (to the microsecond).
+CREATE TABLE tenancy.freed_identifiers (
+    identifier text        PRIMARY KEY,
+    freed_at   timestamptz NOT NULL
+);
+
 -- Keys for signed tenant tokens and JWTs (HS256). Nobody but the owner reads
 -- them (administrators see tenancy.signing_key_info, without the secrets).
 CREATE TABLE tenancy.signing_keys (

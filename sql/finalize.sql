@@ -45,6 +45,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.schema_migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.migration_owner', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.freed_identifiers', '');
 
 -- Administration is opt-in (GRANT EXECUTE to an admin role): every routine of
 -- the schema is revoked from PUBLIC except the context functions, which are

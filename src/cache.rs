@@ -200,6 +200,7 @@ mod tests {
             status: crate::tenant::Status::Active,
             schema: None,
             created_at: 0,
+            identifier_reused: false,
         })
     }
 

@@ -132,12 +132,14 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
     if let Some(lookups) = LOOKUPS.with(|l| l.get().cloned()) {
         return lookups;
     }
-    let columns = "SELECT id, identifier, status, schema_name::text, \
-                   (extract(epoch FROM created_at) * 1000000)::int8 FROM tenancy.tenants";
+    let columns = "SELECT t.id, t.identifier, t.status, t.schema_name::text, \
+                   (extract(epoch FROM t.created_at) * 1000000)::int8, \
+                   f.identifier IS NOT NULL \
+                   FROM tenancy.tenants t LEFT JOIN tenancy.freed_identifiers f USING (identifier)";
     let prepare = |filter: &str, arg: PgBuiltInOids| {
         client
             .prepare(
-                &*format!("{columns} WHERE {filter} = $1"),
+                &*format!("{columns} WHERE t.{filter} = $1"),
                 &[PgOid::BuiltIn(arg)],
             )
             .or_raise("preparing the tenant lookup")
@@ -168,6 +170,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
                 status: Status::parse(&row.get::<String>(3)?.expect("status is NOT NULL")),
                 schema: row.get(4)?,
                 created_at: row.get(5)?.expect("created_at is NOT NULL"),
+                identifier_reused: row.get(6)?.expect("a boolean"),
             }))
         })
     })

@@ -12,9 +12,12 @@ pub struct Tenant {
     pub status: Status,
     /// The tenant's own schema (isolation 'schema'), None for shared tenants.
     pub schema: Option<String>,
-    /// When it was registered, in microseconds since 1970: a credential
-    /// naming it by identifier must be younger.
+    /// When it was registered, in microseconds since 1970 (after any destroy
+    /// of an earlier tenant with its identifier had committed).
     pub created_at: i64,
+    /// A destroy freed its identifier before it was registered: a credential
+    /// naming it by identifier must be younger than it to the microsecond.
+    pub identifier_reused: bool,
 }
 
 impl Tenant {

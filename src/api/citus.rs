@@ -142,6 +142,7 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
         status: crate::tenant::Status::Active,
         schema: None,
         created_at: 0,
+        identifier_reused: false,
     })
 }
 

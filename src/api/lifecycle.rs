@@ -196,6 +196,13 @@ fn delete_tenant(
             &[identifier.into()],
         )
         .expect("the row is locked");
+        // A credential naming the identifier must be younger than its next tenant.
+        Spi::run_with_args(
+            "INSERT INTO tenancy.freed_identifiers (identifier, freed_at) VALUES ($1, clock_timestamp()) \
+             ON CONFLICT (identifier) DO UPDATE SET freed_at = EXCLUDED.freed_at",
+            &[identifier.into()],
+        )
+        .or_raise("recording the freed identifier");
         let audit_id = audit::record(&role, "destroy", Some((id, identifier)), details);
         audit::notify("destroy", id, identifier, "destroyed", audit_id);
         row

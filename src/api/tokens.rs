@@ -92,28 +92,29 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
         verify_jwt(jwt).unwrap_or_else(|reason| context::refuse("(jwt)", InvalidToken(reason)));
     let tenant = claims.tenant;
     // Ids are never reused; identifiers are once a tenant is destroyed, and
-    // no identifier has the form of an id. A JWT naming an identifier must be
-    // issued after the tenant was registered (to the microsecond): one issued
-    // for a destroyed tenant does not open the tenant registered later under
-    // the same identifier, even within the same second.
+    // no identifier has the form of an id. A JWT naming an identifier must not
+    // be older than the tenant (in whole seconds, as iat usually is); when a
+    // destroy freed the identifier before, it must be younger than the
+    // registration to the microsecond (a registration waits for a destroy in
+    // progress), so that one issued for the destroyed tenant does not open
+    // its successor, even within the same second.
     match Uuid::try_parse(&tenant) {
         Ok(id) => context::enter(&tenant, local, || catalog::find_by_id(id)),
         Err(_) => context::enter(&tenant, local, || {
             let found = catalog::find_by_identifier(&tenant)?;
+            let refused = |why: String| context::refuse("(jwt)", InvalidToken(why));
             match claims.issued_at {
-                Some(iat) if iat > found.created_at => Some(found),
-                Some(_) => context::refuse(
-                    "(jwt)",
-                    InvalidToken(format!(
-                        "the JWT was issued before tenant \"{tenant}\" was registered"
-                    )),
+                None => refused(
+                    "a JWT that names a tenant by identifier needs an iat claim".into(),
                 ),
-                None => context::refuse(
-                    "(jwt)",
-                    InvalidToken(
-                        "a JWT that names a tenant by identifier needs an iat claim".into(),
-                    ),
-                ),
+                Some(iat) if found.identifier_reused && iat <= found.created_at => refused(format!(
+                    "the JWT was issued before tenant \"{tenant}\" was registered, for a tenant \
+                     destroyed earlier under the same identifier"
+                )),
+                Some(iat) if iat < found.created_at / 1_000_000 * 1_000_000 => refused(format!(
+                    "the JWT was issued before tenant \"{tenant}\" was registered"
+                )),
+                Some(_) => Some(found),
             }
         }),
     }

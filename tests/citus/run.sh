@@ -6,6 +6,7 @@
 # Needs a Citus build for the PostgreSQL under test (from its packages);
 # without one it says "skipped: Citus not installed". Prints
 # "N passed, N failed" last.
+set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
 HERE="$ROOT/tests/citus"
@@ -34,15 +35,8 @@ psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" \
 psql -X -q -v ON_ERROR_STOP=1 -p "$coordinator" -d "$DB" -f "$ROOT/tests/roles.sql"
 
 schedule=$(cd "$HERE/sql" && ls *.sql | sed 's/\.sql$//')
-env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$coordinator" \
-    --user=postgres --inputdir="$HERE" --outputdir="$OUT/citus" --use-existing \
-    --dbname="$DB" $schedule 2>&1 | tee "$OUT/citus.log" || true
-line=$(grep -E 'tests? (passed|failed)' "$OUT/citus.log" | tail -1)
-if [[ $line =~ All\ ([0-9]+)\ tests?\ passed ]]; then
-    echo "${BASH_REMATCH[1]} passed, 0 failed"
-elif [[ $line =~ ([0-9]+)\ of\ ([0-9]+)\ tests?\ failed ]]; then
-    cat "$OUT/citus/regression.diffs" || true
-    echo "$((BASH_REMATCH[2] - BASH_REMATCH[1])) passed, ${BASH_REMATCH[1]} failed"
-else
-    echo "0 passed, 1 failed"
-fi
+# shellcheck disable=SC2086
+regress "$coordinator" "$OUT/citus" --inputdir="$HERE" --use-existing --dbname="$DB" $schedule
+result=$(summary regress "$OUT/citus.log")
+[ -n "$result" ] || result="0 1"
+echo "${result% *} passed, ${result#* } failed"

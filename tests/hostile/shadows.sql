@@ -11,7 +11,7 @@
 -- extension's SQL, a statement its code runs, a function), it writes a line
 -- to the server log, which fails the layer even if the error is caught, and
 -- raises. Functions the tests define themselves pin their search_path.
-CREATE ROLE tenancy_hostile NOLOGIN;
+-- (Role tenancy_hostile, without privileges, owns it: tests/hostile/run.sh.)
 CREATE SCHEMA hostile AUTHORIZATION tenancy_hostile;
 GRANT USAGE ON SCHEMA hostile TO PUBLIC;
 SET ROLE tenancy_hostile;

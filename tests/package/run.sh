@@ -6,16 +6,12 @@
 # commands of its INSTALL note); the regression suite runs on a fresh cluster
 # against that install; dpkg -r (the note's rm) must leave no file behind.
 # The source build is put back at the end, whatever happened.
+set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
 PORT=${TENANCY_PACKAGE_PORT:-55435}
 LIBDIR=$("$PG_CONFIG" --pkglibdir)
 EXTDIR=$("$PG_CONFIG" --sharedir)/extension
-passed=0 failed=0
-check() { # check NAME COMMAND…: count one check
-    if "${@:2}"; then passed=$((passed + 1)); log "$1: 1 passed, 0 failed"
-    else failed=$((failed + 1)); log "$1: 0 passed, 1 failed"; fi
-}
 installed_files() { ls "$LIBDIR"/tenancy.so "$EXTDIR"/tenancy[.-]* 2>/dev/null; }
 restore() {
     stop_cluster "$PORT"
@@ -54,12 +50,8 @@ check "every file of the package in place" test "$(installed_files | wc -l)" -ge
 # (no backend of the test cluster has the source build's library loaded).
 fresh_cluster "$PORT"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$ROOT/tests/roles.sql"
-since_18=()
-[ "$PG_MAJOR" -lt 18 ] || since_18=(pg18)
-env -u RUST_BACKTRACE "$PGXS_TEST/regress/pg_regress" --bindir="$PG_BIN" --host=127.0.0.1 --port="$PORT" \
-    --user=postgres --inputdir="$ROOT/tests/pg_regress" --outputdir="$OUT/package-regress" \
-    --dbname=tenancy_package --schedule="$ROOT/tests/pg_regress/schedule" "${since_18[@]}" \
-    >"$OUT/package-regress.log" 2>&1
+# shellcheck disable=SC2046
+regress "$PORT" "$OUT/package-regress" --dbname=tenancy_package $(tenancy_schedule) >/dev/null
 check "regression suite against the $kind" grep -qE 'All [0-9]+ tests passed' "$OUT/package-regress.log"
 stop_cluster "$PORT"
 

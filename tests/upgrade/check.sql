@@ -27,3 +27,8 @@ RESET ROLE;
 SELECT action, count(*) FROM tenancy.audit_log GROUP BY action ORDER BY action;
 SELECT t.identifier, count(*) AS orders FROM public.orders o JOIN tenancy.tenants t ON t.id = o.tenant_id
 GROUP BY t.identifier ORDER BY t.identifier;
+-- A schema tenant can be destroyed (0.4.0's entries for its tables are gone).
+SELECT (tenancy.delete_tenant('umbrella', destroy_data => true)).identifier AS destroyed;
+SELECT count(*) AS tenant_schema_tables_protected FROM tenancy.protected_tables p
+  JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname LIKE 'tenant\_%';

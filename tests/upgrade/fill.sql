@@ -12,8 +12,16 @@ SELECT tenancy.delete_tenant('hooli');
 SELECT tenancy.set_config_default('billing.plan', '"free"');
 SELECT tenancy.set_tenant_config('globex', 'billing.plan', '"pro"');
 SELECT tenancy.add_signing_key('k1');
+-- Since 0.4.0 migrations run as a migration owner.
+DO $$ BEGIN
+    IF to_regprocedure('tenancy.set_migration_owner(text)') IS NOT NULL THEN
+        PERFORM tenancy.set_migration_owner('tenancy_migrator');
+    END IF;
+END $$;
 CALL tenancy.add_migration('0001-notes', 'CREATE TABLE notes (id bigint PRIMARY KEY, body text); GRANT SELECT, INSERT ON notes TO tenancy_app');
 SELECT tenancy.register_tenant('umbrella', 'Umbrella', '{}', 'schema');
+-- A migration table with a tenant column (0.4.0's auto-protect recorded it).
+CALL tenancy.add_migration('0002-rows', 'CREATE TABLE tenant_rows (tenant_id uuid NOT NULL, x int)');
 
 CREATE TABLE public.orders (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, amount int);
 SELECT tenancy.protect('public.orders'); -- auto-protect did it already: idempotent

@@ -53,7 +53,14 @@ fn a_connection_option_cannot_switch_require_token_off() {
                 ))
                 .unwrap();
         }
-        for option in ["-c tenancy.require_token=off", "-c tenancy.jwt_claim=sub"] {
+        // PostgreSQL matches setting names without regard to case: so does
+        // the check (TENANCY.require_token replaced tenancy.require_token).
+        for option in [
+            "-c tenancy.require_token=off",
+            "-c tenancy.jwt_claim=sub",
+            "-c TENANCY.require_token=off",
+            "-c Tenancy.Require_Token=off",
+        ] {
             let mut app = connect_with_options(APP, DB, option).unwrap();
             let err = set_tenant(&mut app).unwrap_err();
             assert_eq!(sqlstate(&err), "42501", "{option}, preload {preload}");

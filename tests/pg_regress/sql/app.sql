@@ -28,7 +28,7 @@ SELECT action, tenant_identifier, details, role FROM tenancy.audit_log
 
 -- JWTs: audience, issuer and a maximum lifetime, when configured.
 SELECT tenancy.add_signing_key('app-auth', decode(repeat('7b', 32), 'hex'));
-SELECT decode(repeat('7b', 32), 'hex') AS secret, extract(epoch FROM clock_timestamp()) AS now \gset
+SELECT decode(repeat('7b', 32), 'hex') AS secret, extract(epoch FROM now())::bigint AS now \gset
 SET tenancy.jwt_audience = 'api';
 SET tenancy.jwt_issuer = 'https://auth.example';
 SET ROLE tenancy_app;

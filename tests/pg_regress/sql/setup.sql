@@ -33,8 +33,9 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ' ' || SQLERRM;
 END $$;
-SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
-  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'tenancy';
+SELECT e.extname, e.extversion = a.default_version AS current_version, n.nspname AS schema, e.extrelocatable
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+  JOIN pg_available_extensions a ON a.name = e.extname WHERE e.extname = 'tenancy';
 -- Everything lives in schema tenancy.
 SELECT c.relname, c.relkind FROM pg_class c
  WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'v')

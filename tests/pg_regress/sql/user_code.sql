@@ -300,25 +300,35 @@ SELECT tenancy.event_is_current('{"action": "suspend", "identifier": "uc-victim"
 SELECT tenancy.event_is_current('not json') AS garbage_is_current;
 RESET ROLE;
 
--- 13. A JWT names a tenant by identifier only if issued after it was
---     registered, to the microsecond: one issued in the same second as a
---     re-registration, before it, does not open the new tenant.
+-- 13. A JWT names a tenant by identifier: one issued in the second in which
+--     the identifier was destroyed and registered again, before the new
+--     registration, does not open the new tenant (compared to the
+--     microsecond once an identifier was reused); for an identifier never
+--     destroyed, a whole-second iat from the registration's second is fine.
 SELECT tenancy.add_signing_key('uc-jwt', decode(repeat('11', 32), 'hex'));
 SELECT (tenancy.register_tenant('uc-reused', 'First')).identifier;
 SELECT extract(epoch FROM created_at) AS first_registered FROM tenancy.tenants WHERE identifier = 'uc-reused' \gset
 SELECT (tenancy.delete_tenant('uc-reused', destroy_data => true)).identifier;
 SELECT (tenancy.register_tenant('uc-reused', 'Second')).identifier;
 SELECT extract(epoch FROM created_at) AS registered FROM tenancy.tenants WHERE identifier = 'uc-reused' \gset
+SELECT (tenancy.register_tenant('uc-fresh', 'Fresh')).identifier;
+SELECT floor(extract(epoch FROM created_at)) AS fresh_second FROM tenancy.tenants WHERE identifier = 'uc-fresh' \gset
 SET ROLE tenancy_app;
 SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
        jsonb_build_object('tenant', 'uc-reused', 'iat', :first_registered, 'exp', :registered + 60),
        decode(repeat('11', 32), 'hex'))) AS issued_for_the_first;
+SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
+       jsonb_build_object('tenant', 'uc-reused', 'iat', floor(:registered), 'exp', :registered + 60),
+       decode(repeat('11', 32), 'hex'))) AS whole_second_of_reuse;
 SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
        jsonb_build_object('tenant', 'uc-reused', 'iat', :registered, 'exp', :registered + 60),
        decode(repeat('11', 32), 'hex'))) AS issued_at_registration;
 SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
        jsonb_build_object('tenant', 'uc-reused', 'iat', :registered + 0.001, 'exp', :registered + 60),
        decode(repeat('11', 32), 'hex'))) AS issued_after;
+SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
+       jsonb_build_object('tenant', 'uc-fresh', 'iat', :fresh_second, 'exp', :fresh_second + 60),
+       decode(repeat('11', 32), 'hex'))) AS fresh_whole_second;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT tenancy.retire_signing_key('uc-jwt');
