@@ -18,6 +18,18 @@ DROP FUNCTION tenancy.add_signing_key(text,bytea);
 ALTER TABLE tenancy.signing_keys ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.cluster_key ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
+-- Identifiers that a destroy freed, and when (from the audit log for the
+-- destroys before 0.5.0): a JWT naming one must be younger.
+CREATE TABLE tenancy.freed_identifiers (
+    identifier text        PRIMARY KEY,
+    freed_at   timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('tenancy.freed_identifiers', '');
+INSERT INTO tenancy.freed_identifiers (identifier, freed_at)
+SELECT tenant_identifier, pg_catalog.max(at) FROM tenancy.audit_log
+ WHERE action OPERATOR(pg_catalog.=) 'destroy' AND tenant_identifier IS NOT NULL
+ GROUP BY tenant_identifier;
+
 -- Who added each signing key (unknown for the keys added before 0.5.0).
 ALTER TABLE tenancy.signing_keys ADD COLUMN created_by name;
 
