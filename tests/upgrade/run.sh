@@ -35,8 +35,11 @@ while read -r version commit; do
     cp "$(release_library "$version" "$commit")" "$OUT/tenancy.so"
     put 755 "$OUT/tenancy.so" "$LIBDIR"
     psql -X -q -d postgres -c "CREATE DATABASE $db"
-    psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION tenancy VERSION '$version'" \
-        -f "$HERE/fill.sql" >"$OUT/upgrade-$version.log" 2>&1 || echo "filling $version failed" >>"$OUT/upgrade-$version.log"
+    # With PostgreSQL's own search_path: older releases did not pin theirs
+    # (the hostile-environment layer runs this file too).
+    PGOPTIONS='-c search_path="$user",public' psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+        -c "CREATE EXTENSION tenancy VERSION '$version'" -f "$HERE/fill.sql" >"$OUT/upgrade-$version.log" 2>&1 ||
+        echo "filling $version failed" >>"$OUT/upgrade-$version.log"
 done < <(release_list)
 cp "$OUT/tenancy-new.so" "$OUT/tenancy.so"
 put 755 "$OUT/tenancy.so" "$LIBDIR"

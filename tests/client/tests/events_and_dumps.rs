@@ -164,7 +164,9 @@ fn dump_and_restore_keep_tenants_audit_config_and_policies() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {dst} WITH (FORCE)"))
         .unwrap();
     postgres
-        .batch_execute(&format!("CREATE DATABASE {dst}"))
+        // From template0, as pg_restore wants: the dump carries what the
+        // source had from template1.
+        .batch_execute(&format!("CREATE DATABASE {dst} TEMPLATE template0"))
         .unwrap();
     let restore = Command::new(pg_bin("pg_restore"))
         .args(["-h", "127.0.0.1", "-p", &port(), "-U", SUPERUSER, "-d", dst])
