@@ -7,20 +7,35 @@ SELECT tenancy.grant_admin('tenancy_admin');
 SELECT tenancy.set_migration_owner('tenancy_migrator');
 CREATE SCHEMA uc AUTHORIZATION tenancy_owner;
 GRANT USAGE ON SCHEMA uc TO tenancy_app, tenancy_admin, tenancy_migrator;
--- A schema the migration author controls, with an `=` for text that makes
--- whoever runs it with superuser rights give its author SUPERUSER.
+-- A schema the migration author controls, with operators (`=` for text and
+-- uuid, `+` for integers) that make whoever runs them with superuser rights
+-- give its author SUPERUSER.
 CREATE SCHEMA uc_trap AUTHORIZATION tenancy_admin;
 GRANT USAGE ON SCHEMA uc_trap TO PUBLIC;
 SET ROLE tenancy_admin;
 CREATE FUNCTION uc_trap.text_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    BEGIN
-        EXECUTE 'ALTER ROLE tenancy_admin SUPERUSER';
+    BEGIN   -- make the function's owner a superuser
+        EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER',
+            (SELECT proowner::pg_catalog.regrole FROM pg_catalog.pg_proc
+              WHERE oid OPERATOR(pg_catalog.=) 'uc_trap.text_eq(text, text)'::pg_catalog.regprocedure));
     EXCEPTION WHEN OTHERS THEN NULL;
     END;
     RETURN $1 OPERATOR(pg_catalog.=) $2;
 END $$;
 CREATE OPERATOR uc_trap.= (FUNCTION = uc_trap.text_eq, LEFTARG = text, RIGHTARG = text);
+CREATE FUNCTION uc_trap.uuid_eq(uuid, uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM uc_trap.text_eq('', '');
+    RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR uc_trap.= (FUNCTION = uc_trap.uuid_eq, LEFTARG = uuid, RIGHTARG = uuid);
+CREATE FUNCTION uc_trap.int_plus(int, int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM uc_trap.text_eq('', '');
+    RETURN $1 OPERATOR(pg_catalog.+) $2;
+END $$;
+CREATE OPERATOR uc_trap.+ (FUNCTION = uc_trap.int_plus, LEFTARG = int, RIGHTARG = int);
 RESET ROLE;
 SELECT (tenancy.register_tenant('uc-victim', 'Victim')).identifier;
 SELECT (tenancy.register_tenant('uc-doomed', 'Doomed')).identifier;
@@ -49,6 +64,8 @@ SELECT rolsuper AS migration_author_became_superuser FROM pg_roles WHERE rolname
 --     no tenant context (not the destroyed tenant's: another protected table
 --     shows it no row) and what it SETs is gone afterwards. The destroy's own
 --     DELETE names the tenant's rows and needs no context.
+-- (the trap now works for the table owner)
+ALTER FUNCTION uc_trap.text_eq(text, text) OWNER TO tenancy_owner;
 CREATE ROLE uc_other_owner NOLOGIN;
 CREATE TABLE uc.seen (who name, context uuid, other_rows bigint, search_path text);
 ALTER TABLE uc.seen OWNER TO tenancy_owner;
