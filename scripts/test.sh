@@ -106,10 +106,14 @@ stop_pgbouncer "$POOLER_PORT"
 #    and operators that must never run for the extension.
 layer "hostile environment" "$ROOT/tests/hostile/run.sh" "$OUT"
 
-# 6. Citus: a coordinator and two workers of its own, when Citus is installed.
+# 6. Do no harm: PostgreSQL's own regression suite with tenancy preloaded and
+#    created, against the same without it (from Debian's source package).
+layer "PostgreSQL's regression suite" "$ROOT/tests/postgres/run.sh" "$OUT"
+
+# 7. Citus: a coordinator and two workers of its own, when Citus is installed.
 layer "Citus layer" "$ROOT/tests/citus/run.sh" "$OUT"
 
-# 7. The release artifact (.deb on Debian's layout, else the tarball) installed
+# 8. The release artifact (.deb on Debian's layout, else the tarball) installed
 #    in place of the source build, the regression suite against it, removal.
 layer "package" "$ROOT/tests/package/run.sh" "$OUT"
 

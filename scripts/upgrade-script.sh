@@ -12,6 +12,8 @@
 #                                        of PGPORT where the build and the
 #                                        release's install script are installed
 set -Eeuo pipefail
+# With PostgreSQL 15 (the default), which the upgrade test compares it with.
+export TENANCY_PG_CONFIG=${TENANCY_PG_CONFIG:-15}
 source "$(dirname "$0")/lib.sh"
 read -r last commit < <(release_list | tail -1)
 new=$(version)

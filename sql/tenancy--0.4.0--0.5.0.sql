@@ -82,6 +82,19 @@ AS $function$
 DECLARE
     t record;
 BEGIN
+    -- Nothing to do for a table without a tenant_id column that inherits
+    -- from nothing and that nothing inherits from: answered from PostgreSQL's
+    -- catalogs alone, so that other DDL pays little and reads (and locks)
+    -- nothing of tenancy's.
+    IF NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() cmd
+                    WHERE cmd.object_type = 'table'
+                      AND (EXISTS (SELECT FROM pg_attribute a
+                                    WHERE a.attrelid = cmd.objid AND a.attname = 'tenant_id'
+                                      AND NOT a.attisdropped)
+                           OR EXISTS (SELECT FROM pg_inherits i
+                                       WHERE cmd.objid IN (i.inhrelid, i.inhparent)))) THEN
+        RETURN;
+    END IF;
     -- Off while row_security is off (pg_dump, pg_restore keep what was
     -- dumped), while protect() itself runs, and on Citus workers.
     IF NOT tenancy.ddl_checks_enabled() THEN

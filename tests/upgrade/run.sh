@@ -67,7 +67,9 @@ generated() {
         diff -u "$ROOT/sql/tenancy--$last--$(version).sql" "$OUT/upgrade-generated.sql" ||
         { cat "$OUT/upgrade-generate.log"; log "run scripts/upgrade-script.sh and commit what it writes"; false; }
 }
-if [ "$last" != "$(version)" ]; then
+# (Generated with PostgreSQL 15, the default: later majors print some
+# definitions differently, e.g. views without table-qualified columns.)
+if [ "$last" != "$(version)" ] && [ "$PG_MAJOR" = 15 ]; then
     check "the upgrade script from $last is what scripts/upgrade-script.sh writes" generated
 fi
 echo "$passed passed, $failed failed"

@@ -7,6 +7,19 @@ use postgres::{Client, Config, NoTls};
 pub const APP: &str = "tenancy_app";
 pub const SUPERUSER: &str = "postgres";
 
+/// A program of the PostgreSQL under test (psql, pg_dump, …).
+pub fn pg_bin(tool: &str) -> String {
+    format!(
+        "{}/{tool}",
+        std::env::var("TENANCY_PG_BIN").unwrap_or("/usr/lib/postgresql/15/bin".into())
+    )
+}
+
+/// The scratch cluster's port.
+pub fn port() -> String {
+    std::env::var("TENANCY_TEST_PORT").expect("TENANCY_TEST_PORT is set by scripts/test.sh")
+}
+
 fn config(user: &str, dbname: &str) -> Config {
     let port = std::env::var("TENANCY_TEST_PORT")
         .expect("TENANCY_TEST_PORT is set by scripts/test.sh")

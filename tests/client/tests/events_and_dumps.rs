@@ -68,17 +68,6 @@ fn lifecycle_changes_are_notified_at_commit() {
     }
 }
 
-fn pg_bin(tool: &str) -> String {
-    format!(
-        "{}/{tool}",
-        std::env::var("TENANCY_PG_BIN").unwrap_or("/usr/lib/postgresql/15/bin".into())
-    )
-}
-
-fn port() -> String {
-    std::env::var("TENANCY_TEST_PORT").unwrap()
-}
-
 /// Every row of a table as text, in a stable order.
 fn rows(client: &mut postgres::Client, table: &str) -> Vec<String> {
     client

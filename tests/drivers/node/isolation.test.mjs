@@ -90,3 +90,23 @@ test('a bound token stays out of pg_stat_activity', async () => {
   const seen = (await neighbour.query('SELECT query FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].query;
   assert.ok(seen.includes('$1') && !seen.includes(token), seen);
 });
+
+test('errors keep every field with the library loaded', async () => {
+  // Do no harm: tenancy's hooks see every statement of a backend that loaded
+  // it; an error raised inside one reaches node-postgres' error unchanged.
+  const admin = await connect('postgres');
+  open.push(admin);
+  await admin.query('SELECT tenancy.current_tenant()'); // loads the library
+  await admin.query(`CREATE TABLE u (id int CONSTRAINT u_pk PRIMARY KEY,
+                     x int CONSTRAINT u_x_positive CHECK (x > 0))`);
+  await admin.query('INSERT INTO u VALUES (1, 1)');
+  await admin.query('CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN INSERT INTO u VALUES (2, -1); END $$');
+  await admin.query('PREPARE ins AS INSERT INTO u VALUES (1, 5)');
+  await assert.rejects(admin.query('EXECUTE ins'), (e) =>
+    e.code === '23505' && e.constraint === 'u_pk' && e.table === 'u' && e.schema === 'public');
+  await assert.rejects(admin.query('CALL p()'), (e) =>
+    e.code === '23514' && e.constraint === 'u_x_positive' && e.where.includes('PL/pgSQL function p() line 1'));
+  await assert.rejects(admin.query('CREATE TABLE v (y no_such_type)'), (e) =>
+    e.code === '42704' && e.position === '19');
+  await admin.query('DROP TABLE u CASCADE; DROP PROCEDURE p()');
+});

@@ -121,6 +121,41 @@ def test_asyncpg_transaction_scoped_context():
     assert "asyncpg row" in names and not any(n.startswith("a") for n in names if n != "asyncpg row"), names
 
 
+def test_errors_keep_every_field_with_the_library_loaded():
+    # Do no harm: tenancy's hooks see every statement of a backend that loaded
+    # it; an error raised inside one reaches psycopg's Diagnostic unchanged.
+    with connect("postgres") as conn:
+        conn.execute("SELECT tenancy.current_tenant()")  # loads the library
+        conn.execute("CREATE TABLE u (id int CONSTRAINT u_pk PRIMARY KEY, "
+                     "x int CONSTRAINT u_x_positive CHECK (x > 0))")
+        conn.execute("INSERT INTO u VALUES (1, 1)")
+        conn.execute("CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN INSERT INTO u VALUES (2, -1); END $$")
+        conn.execute("PREPARE ins AS INSERT INTO u VALUES (1, 5)")
+        try:
+            conn.execute("EXECUTE ins")
+            raise AssertionError("no unique violation")
+        except errors.UniqueViolation as e:
+            assert (e.diag.constraint_name, e.diag.table_name, e.diag.schema_name) == ("u_pk", "u", "public"), e.diag
+        try:
+            conn.execute("CALL p()")
+            raise AssertionError("no check violation")
+        except errors.CheckViolation as e:
+            assert e.diag.constraint_name == "u_x_positive", e.diag
+            assert "PL/pgSQL function p() line 1" in e.diag.context, e.diag.context
+        try:
+            conn.execute("CREATE TABLE v (y no_such_type)")
+            raise AssertionError("no error")
+        except errors.UndefinedObject as e:
+            assert e.diag.statement_position == "19", e.diag.statement_position
+        try:
+            with conn.cursor().copy("COPY u FROM STDIN") as copy:
+                copy.write("10\t10\n11\tnot a number\n")
+            raise AssertionError("no error")
+        except errors.InvalidTextRepresentation as e:
+            assert "COPY u, line 2" in e.diag.context, e.diag.context
+        conn.execute("DROP TABLE u CASCADE; DROP PROCEDURE p()")
+
+
 def main():
     setup()
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
