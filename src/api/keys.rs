@@ -109,8 +109,7 @@ fn retire_signing_key(kid: Option<&str>) {
         if !catalog::retire("signing_keys", "kid", kid) {
             UndefinedObject(
                 format!("signing key {kid:?} does not exist"),
-                "List the keys with SELECT * FROM tenancy.signing_key_info."
-                    .into(),
+                "List the keys with SELECT * FROM tenancy.signing_key_info.".into(),
             )
             .raise();
         }

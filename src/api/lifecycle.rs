@@ -77,10 +77,12 @@ fn register_tenant(
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
         let row = fetch_row(
-            &format!("INSERT INTO tenancy.tenants AS t \
+            &format!(
+                "INSERT INTO tenancy.tenants AS t \
              (id, identifier, name, metadata, isolation, schema_name, created_at, updated_at) \
              SELECT $1, $2, $3, $4, $5, $6, c.at, c.at FROM (SELECT clock_timestamp() AS at) c \
-             ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"),
+             ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"
+            ),
             &[
                 to_sql(id).into(),
                 identifier.into(),
@@ -338,7 +340,9 @@ fn destroy_rows(id: Uuid) -> i64 {
         total += deleted;
     }
     IllegalTransition(
-        format!("rows of the tenant keep coming back after {PASSES} passes over the protected tables"),
+        format!(
+            "rows of the tenant keep coming back after {PASSES} passes over the protected tables"
+        ),
         "A trigger or rule on a protected table writes rows of the tenant being destroyed into \
          another protected table; change it so that it does not copy the rows it deletes."
             .into(),

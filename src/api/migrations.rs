@@ -8,8 +8,8 @@ use crate::api::{audit, citus, context, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::objects::{self, Kind, Placement};
-use crate::postgres::{relations, security};
+use crate::postgres::objects::{self, Kind, Location, Placement};
+use crate::postgres::{query, relations, security};
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -141,14 +141,19 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// Then refuse a script that created, changed or dropped anything outside
 /// that schema (the migration owner owns every tenant schema: a script must
 /// not reach the others), or that created what would run with the owner's
-/// rights or let other tenants in.
+/// rights or let other tenants in. Returns the relations of the schema that
+/// the script created or changed, or whose triggers, policies or rules it
+/// did: the ones to pin to the tenant again.
+///
+/// Only what the script changed is looked at, never the whole catalog: the
+/// cost of a migration in one schema does not grow with the number of schemas.
 pub(crate) fn run_script(
     owner: pg_sys::Oid,
     schema: &str,
     tenant: Option<Uuid>,
     name: &str,
     script: &str,
-) {
+) -> Vec<pg_sys::Oid> {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
     let code = security::UserCode {
         role: owner,
@@ -166,13 +171,17 @@ pub(crate) fn run_script(
         })
     });
     let own = relations::schema(schema);
-    let inside = |placement: Placement| match placement {
+    let inside = |location: Location| match location.placement {
         Placement::Schema(oid) => Some(oid) == own || oid == pg_sys::PG_TOAST_NAMESPACE.into(),
         Placement::Internal | Placement::Gone => true,
         Placement::Global => false,
     };
     let outside = changes.iter().find(|change| {
-        !inside(change.after) || change.before.as_ref().is_some_and(|(before, _)| !inside(*before))
+        !inside(change.after)
+            || change
+                .before
+                .as_ref()
+                .is_some_and(|(before, _)| !inside(*before))
     });
     if let Some(change) = outside {
         let verb = match change.kind {
@@ -193,36 +202,38 @@ pub(crate) fn run_script(
         )
         .raise();
     }
-    let forbidden: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.format('function %s is SECURITY DEFINER', p.oid::pg_catalog.regprocedure) \
-                   FROM pg_catalog.pg_proc p WHERE p.pronamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
-                 UNION ALL \
-                 SELECT pg_catalog.format('%s is a materialized view', c.oid::pg_catalog.regclass) \
-                   FROM pg_catalog.pg_class c \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND c.relkind = 'm' \
-                 UNION ALL \
-                 SELECT pg_catalog.format('trigger %I on %s calls SECURITY DEFINER function %s', \
-                                          t.tgname, c.oid::pg_catalog.regclass, p.oid::pg_catalog.regprocedure) \
-                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-                   JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace AND p.prosecdef \
-                 UNION ALL \
-                 SELECT pg_catalog.format('column %I of %s takes its default from a sequence', \
-                                          a.attname, c.oid::pg_catalog.regclass) \
-                   FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_class c ON c.oid = d.adrelid \
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-                  WHERE c.relnamespace = $1::pg_catalog.regnamespace \
-                    AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'",
-                None,
-                &[spi::quote_identifier(schema).into()],
-            )?
-            .map(|row| Ok(row.get::<String>(1)?.expect("text")))
-            .collect::<Result<_, pgrx::spi::Error>>()
-    })
-    .or_raise("a statement");
-    if let Some(first) = forbidden.first() {
+    let of = |class: pg_sys::Oid, kinds: &[Kind]| -> Vec<pg_sys::Oid> {
+        changes
+            .iter()
+            .filter(|c| c.class == class && kinds.contains(&c.kind))
+            .map(|c| c.object)
+            .collect()
+    };
+    let made = [Kind::Created, Kind::Altered];
+    let forbidden = query::optional_one::<String>(
+        "SELECT coalesce( \
+                (SELECT format('function %s is SECURITY DEFINER', p.oid::regprocedure) \
+                   FROM pg_proc p WHERE p.oid = ANY ($1) AND p.prosecdef LIMIT 1), \
+                (SELECT format('%s is a materialized view', c.oid::regclass) \
+                   FROM pg_class c WHERE c.oid = ANY ($2) AND c.relkind = 'm' LIMIT 1), \
+                (SELECT format('trigger %I on %s calls SECURITY DEFINER function %s', \
+                               t.tgname, t.tgrelid::regclass, p.oid::regprocedure) \
+                   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+                  WHERE t.oid = ANY ($3) AND p.prosecdef LIMIT 1), \
+                (SELECT format('column %I of %s takes its default from a sequence', \
+                               a.attname, d.adrelid::regclass) \
+                   FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+                  WHERE d.adrelid = ANY ($4) AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%' LIMIT 1))",
+        &[
+            of(pg_sys::ProcedureRelationId, &made).into(),
+            of(pg_sys::RelationRelationId, &[Kind::Created]).into(),
+            of(pg_sys::TriggerRelationId, &made).into(),
+            // Column defaults come with their table's creation or change.
+            of(pg_sys::RelationRelationId, &made).into(),
+        ],
+    )
+    .or_raise("checking what the migration created");
+    if let Some(first) = forbidden {
         ForbiddenObject(
             format!("migration {name} creates what a tenant schema must not hold: {first}"),
             "In a tenant schema, SECURITY DEFINER functions (also as triggers) and materialized \
@@ -234,6 +245,19 @@ pub(crate) fn run_script(
         )
         .raise();
     }
+    let mut touched: Vec<pg_sys::Oid> = changes
+        .iter()
+        .flat_map(|c| {
+            [
+                c.after.relation,
+                c.before.as_ref().and_then(|(b, _)| b.relation),
+            ]
+        })
+        .flatten()
+        .collect();
+    touched.sort_unstable_by_key(|relation| relation.to_u32());
+    touched.dedup();
+    touched
 }
 
 fn run(sql: &str) {

@@ -15,8 +15,8 @@ use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::relations;
 use crate::postgres::security::{self, UserCode};
-use crate::tenant_schema;
 use crate::tenant::{from_sql, to_sql, Status};
+use crate::tenant_schema;
 use pgrx::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -54,7 +54,9 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
             .raise();
         }
         let id = from_sql(id);
-        let applied = apply_pending(id, &schema);
+        // With nothing to apply, pin every table of the schema again (what
+        // verify() suggests after a change made outside the migrations).
+        let applied = apply_pending(id, &schema, true);
         if !applied.is_empty() {
             audit::record(
                 &role,
@@ -90,7 +92,7 @@ pub(crate) fn provision(id: Uuid, schema: &str) {
     } else {
         create();
     }
-    apply_pending(id, schema);
+    apply_pending(id, schema, false);
 }
 
 /// Drop a destroyed tenant's schema and everything in it, as the schema's owner.
@@ -116,22 +118,31 @@ pub(crate) fn drop_schema(schema: &str) {
     });
 }
 
-/// Apply the migrations `schema` lacks, in order, then pin its new tables to
-/// the tenant. Returns the names applied.
-fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
+/// Apply the migrations `schema` lacks, in order, then pin to the tenant the
+/// relations they made or changed (or, with `repair` and nothing to apply,
+/// every relation of the schema). Returns the names applied.
+fn apply_pending(id: Uuid, schema: &str, repair: bool) -> Vec<String> {
     let owner = roles::migration_owner();
     let tenant = to_sql(id);
     let pending = migrations::pending(Some(tenant));
+    let mut touched = Vec::new();
     for (name, script) in &pending {
-        migrations::run_script(owner, schema, Some(id), name, script);
+        touched.extend(migrations::run_script(
+            owner,
+            schema,
+            Some(id),
+            name,
+            script,
+        ));
         Spi::run_with_args(
             "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
             &[tenant.into(), name.as_str().into()],
         )
-        .or_raise("a statement");
+        .or_raise("recording the migration");
     }
     let on_citus = citus::shards_schemas();
-    isolate_schema(id, schema, on_citus);
+    let scope = (!repair || !pending.is_empty()).then_some(touched.as_slice());
+    isolate_schema(id, schema, on_citus, scope);
     if on_citus {
         // Citus' own statements, as the migration owner (who must be able to
         // log in to the workers: Citus connects as the current user).
@@ -150,22 +161,35 @@ fn apply_pending(id: Uuid, schema: &str) -> Vec<String> {
 /// On Citus the policy calls the accessor without the sub-select (Citus
 /// refuses sub-selects in policies of distributed tables), and the guard
 /// trigger is declared safe for Citus.
-fn isolate_schema(id: Uuid, schema: &str, on_citus: bool) {
+///
+/// `scope`: the relations to look at (those a migration made or changed);
+/// None for every relation of the schema (a scan of pg_class, which grows
+/// with the number of schemas: only on demand).
+fn isolate_schema(id: Uuid, schema: &str, on_citus: bool, scope: Option<&[pg_sys::Oid]>) {
+    if scope.is_some_and(|relations| relations.is_empty()) {
+        return;
+    }
     let objects: Vec<(String, String, bool, bool, pg_sys::Oid)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT c.oid::pg_catalog.regclass::text, c.relkind::text, \
-                        EXISTS (SELECT FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2), \
-                        EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
+                "SELECT c.oid::regclass::text, c.relkind::text, \
+                        c.relrowsecurity AND c.relforcerowsecurity \
+                        AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2), \
+                        EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid \
                                    AND t.tgname = 'tenancy_schema_guard' AND t.tgenabled <> 'D'), \
                         c.relowner \
-                 FROM pg_catalog.pg_class c \
-                 WHERE c.relnamespace = $1::pg_catalog.regnamespace \
+                 FROM pg_class c \
+                 WHERE ($3::oid[] IS NULL OR c.oid = ANY ($3)) \
+                   AND c.relnamespace = $1::regnamespace \
                    AND (c.relkind IN ('r', 'p') \
                         OR (c.relkind = 'v' AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}') \
                         OR (c.relkind = 'S' AND c.relacl IS NOT NULL))",
                 None,
-                &[spi::quote_identifier(schema).into(), POLICY.into()],
+                &[
+                    spi::quote_identifier(schema).into(),
+                    POLICY.into(),
+                    scope.map(<[pg_sys::Oid]>::to_vec).into(),
+                ],
             )?
             .map(|row| {
                 Ok((
@@ -185,6 +209,7 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool) {
         format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid")
     };
     for (object, kind, has_policy, has_guard, owner) in objects {
+        // has_policy: row-level security enabled, forced, and the pinned policy.
         let code = UserCode {
             role: owner,
             search_path: security::PINNED_PATH,
@@ -224,6 +249,7 @@ fn isolate_object(
                     format!(
                         "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
                     ),
+                    format!("DROP POLICY IF EXISTS {POLICY} ON {object}"),
                     format!(
                         "CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
                          USING ({check}) WITH CHECK ({check})"

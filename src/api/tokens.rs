@@ -104,13 +104,15 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) ->
             let found = catalog::find_by_identifier(&tenant)?;
             let refused = |why: String| context::refuse("(jwt)", InvalidToken(why));
             match claims.issued_at {
-                None => refused(
-                    "a JWT that names a tenant by identifier needs an iat claim".into(),
-                ),
-                Some(iat) if found.identifier_reused && iat <= found.created_at => refused(format!(
+                None => {
+                    refused("a JWT that names a tenant by identifier needs an iat claim".into())
+                }
+                Some(iat) if found.identifier_reused && iat <= found.created_at => {
+                    refused(format!(
                     "the JWT was issued before tenant \"{tenant}\" was registered, for a tenant \
                      destroyed earlier under the same identifier"
-                )),
+                ))
+                }
                 Some(iat) if iat < found.created_at / 1_000_000 * 1_000_000 => refused(format!(
                     "the JWT was issued before tenant \"{tenant}\" was registered"
                 )),

@@ -314,8 +314,18 @@ pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 /// the caller ends (see `security::run_user_code`).
 pub fn save_no_context() {
     use pg_sys::GucAction::GUC_ACTION_SAVE;
-    set_cstr(TENANT_GUC, c"", pg_sys::GucContext::PGC_SUSET, GUC_ACTION_SAVE);
-    set_cstr(CONTEXT_GUC, c"", pg_sys::GucContext::PGC_USERSET, GUC_ACTION_SAVE);
+    set_cstr(
+        TENANT_GUC,
+        c"",
+        pg_sys::GucContext::PGC_SUSET,
+        GUC_ACTION_SAVE,
+    );
+    set_cstr(
+        CONTEXT_GUC,
+        c"",
+        pg_sys::GucContext::PGC_USERSET,
+        GUC_ACTION_SAVE,
+    );
 }
 
 /// Set (or with `None`, clear) the context, with session or transaction scope.

@@ -76,7 +76,16 @@ unsafe extern "C-unwind" fn process_utility(
     unsafe {
         before_utility(pstmt);
         let run = PREVIOUS_UTILITY.get().unwrap_or(standard_process_utility);
-        run(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+        run(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        );
     }
 }
 

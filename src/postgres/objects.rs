@@ -30,15 +30,23 @@ pub enum Kind {
     Dropped,
 }
 
-/// One change of a catalog object: where it was when it changed (altered
-/// and dropped objects) and where it is when `watch` returns.
+/// Where an object lives, and the relation it is or belongs to (a table, a
+/// view or a sequence; the table of a trigger, policy or rule).
+#[derive(Debug, Clone, Copy)]
+pub struct Location {
+    pub placement: Placement,
+    pub relation: Option<pg_sys::Oid>,
+}
+
+/// One change of a catalog object (of catalog `class`): where it was when it
+/// changed (altered and dropped objects) and where it is when `watch` returns.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub kind: Kind,
-    pub before: Option<(Placement, String)>,
-    pub after: Placement,
-    class: pg_sys::Oid,
-    object: pg_sys::Oid,
+    pub class: pg_sys::Oid,
+    pub object: pg_sys::Oid,
+    pub before: Option<(Location, String)>,
+    pub after: Location,
     sub: i32,
 }
 
@@ -54,7 +62,7 @@ impl Change {
 
 struct Seen {
     kind: Kind,
-    before: Option<(Placement, String)>,
+    before: Option<(Location, String)>,
     class: pg_sys::Oid,
     object: pg_sys::Oid,
     sub: i32,
@@ -95,7 +103,7 @@ pub fn watch<R>(f: impl FnOnce() -> R) -> (R, Vec<Change>) {
         .into_iter()
         .map(|s| Change {
             kind: s.kind,
-            after: placement(s.class, s.object),
+            after: locate(s.class, s.object),
             before: s.before,
             class: s.class,
             object: s.object,
@@ -165,7 +173,7 @@ unsafe extern "C-unwind" fn record(
     // (placed when `watch` returns); one that changes is placed as it was.
     let before = (kind != Kind::Created).then(|| {
         (
-            placement(class, object),
+            locate(class, object),
             describe(class, object, sub).unwrap_or_default(),
         )
     });
@@ -197,8 +205,8 @@ fn describe(class: pg_sys::Oid, object: pg_sys::Oid, sub: i32) -> Option<String>
 
 // Catalogs whose rows belong to a table (the first columns of their rows,
 // which have the same layout from PostgreSQL 12 on). pgrx binds pg_trigger's.
-const POLICY: pg_sys::Oid = pg_sys::Oid::from_u32(3256);
-const REWRITE: pg_sys::Oid = pg_sys::Oid::from_u32(2618);
+pub const POLICY: pg_sys::Oid = pg_sys::Oid::from_u32(3256);
+pub const REWRITE: pg_sys::Oid = pg_sys::Oid::from_u32(2618);
 const ATTRDEF: pg_sys::Oid = pg_sys::Oid::from_u32(2604);
 const DEFAULT_ACL: pg_sys::Oid = pg_sys::Oid::from_u32(826);
 
@@ -238,44 +246,61 @@ const NAMESPACED: &[pg_sys::Oid] = &[
 ];
 
 /// Where the object `object` of catalog `class` lives now.
-fn placement(class: pg_sys::Oid, object: pg_sys::Oid) -> Placement {
+fn locate(class: pg_sys::Oid, object: pg_sys::Oid) -> Location {
+    let (placement, relation) = placement(class, object);
+    Location {
+        placement,
+        relation,
+    }
+}
+
+fn placement(class: pg_sys::Oid, object: pg_sys::Oid) -> (Placement, Option<pg_sys::Oid>) {
     let address = pg_sys::ObjectAddress {
         classId: class,
         objectId: object,
         objectSubId: 0,
     };
     if class == ATTRDEF {
-        return Placement::Internal;
+        return (Placement::Internal, None);
     }
     if class == pg_sys::NamespaceRelationId {
-        return exists(class, object).map_or(Placement::Gone, |_| Placement::Schema(object));
+        let placement =
+            exists(class, object).map_or(Placement::Gone, |_| Placement::Schema(object));
+        return (placement, None);
     }
     if NAMESPACED.contains(&class) {
+        let relation = (class == pg_sys::RelationRelationId).then_some(object);
         // SAFETY: a syscache probe, then the namespace of an object that exists.
         return match exists(class, object) {
-            Some(()) => Placement::Schema(unsafe { pg_sys::get_object_namespace(&address) }),
-            None => Placement::Gone,
+            Some(()) => (
+                Placement::Schema(unsafe { pg_sys::get_object_namespace(&address) }),
+                relation,
+            ),
+            None => (Placement::Gone, None),
         };
     }
-    let owning_table = |tuple: pg_sys::HeapTuple| -> Option<pg_sys::Oid> {
+    let owning_table = |tuple: pg_sys::HeapTuple| -> (bool, pg_sys::Oid) {
         // SAFETY: a catalog row of `class`, whose leading columns these structs describe.
         unsafe {
             if class == pg_sys::TriggerRelationId {
                 let trigger = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_trigger>(tuple);
-                (!trigger.tgisinternal).then_some(trigger.tgrelid)
+                (trigger.tgisinternal, trigger.tgrelid)
             } else {
-                Some((*pg_sys::heap_tuple_get_struct::<NamedOnTable>(tuple)).table)
+                (
+                    false,
+                    (*pg_sys::heap_tuple_get_struct::<NamedOnTable>(tuple)).table,
+                )
             }
         }
     };
     if [pg_sys::TriggerRelationId, POLICY, REWRITE].contains(&class) {
         return match catalog_row(class, object, owning_table) {
-            None => Placement::Gone,
-            Some(None) => Placement::Internal,
+            None => (Placement::Gone, None),
+            Some((true, _)) => (Placement::Internal, None),
             // SAFETY: a syscache lookup; InvalidOid for a table that is gone.
-            Some(Some(table)) => match unsafe { pg_sys::get_rel_namespace(table) } {
-                pg_sys::InvalidOid => Placement::Gone,
-                schema => Placement::Schema(schema),
+            Some((false, table)) => match unsafe { pg_sys::get_rel_namespace(table) } {
+                pg_sys::InvalidOid => (Placement::Gone, None),
+                schema => (Placement::Schema(schema), Some(table)),
             },
         };
     }
@@ -284,13 +309,14 @@ fn placement(class: pg_sys::Oid, object: pg_sys::Oid) -> Placement {
         let schema = catalog_row(class, object, |tuple| unsafe {
             (*pg_sys::heap_tuple_get_struct::<DefaultAcl>(tuple)).schema
         });
-        return match schema {
+        let placement = match schema {
             None => Placement::Gone,
             Some(pg_sys::InvalidOid) => Placement::Global,
             Some(schema) => Placement::Schema(schema),
         };
+        return (placement, None);
     }
-    Placement::Global
+    (Placement::Global, None)
 }
 
 /// Whether a namespaced object or a schema exists, by its syscache.
