@@ -346,18 +346,27 @@ regress() {
 }
 
 # The schedule of the SQL regression tests (tests/pg_regress), with the file
-# of statement forms new in 18 on 18 and later.
+# of statement forms new in 18 on 18 and later; TENANCY_REGRESS="a b" runs
+# only those files, after setup.
 tenancy_schedule() {
-    echo "--inputdir=$ROOT/tests/pg_regress" "--schedule=$ROOT/tests/pg_regress/schedule"
+    echo "--inputdir=$ROOT/tests/pg_regress"
+    if [ -n "${TENANCY_REGRESS:-}" ]; then
+        echo setup "$TENANCY_REGRESS"
+        return
+    fi
+    echo "--schedule=$ROOT/tests/pg_regress/schedule"
     [ "$PG_MAJOR" -lt 18 ] || echo pg18
 }
 
 # client_tests PORT POOLER_PORT LOG: the client tests (tests/client) against
-# the scratch cluster on PORT and the PgBouncer on POOLER_PORT in front of it.
+# the scratch cluster on PORT and the PgBouncer on POOLER_PORT in front of it;
+# TENANCY_CLIENT="a b" runs only those files of tests/client/tests.
 client_tests() {
+    local files=() file
+    for file in ${TENANCY_CLIENT:-}; do files+=(--test "$file"); done
     (cd "$ROOT/tests/client" && TENANCY_TEST_PORT=$1 TENANCY_SERVER_LOG="$(server_log "$1")" TENANCY_PG_BIN=$PG_BIN \
         TENANCY_RESTART_COMMAND="$(restart_command "$1")" TENANCY_POOLER_PORT=$2 \
-        cargo test --quiet 2>&1) | tee "$3" || true
+        cargo test --quiet "${files[@]}" 2>&1) | tee "$3" || true
 }
 
 # layer NAME SCRIPT OUTDIR: a layer with a script of its own, which ends with

@@ -5,15 +5,25 @@
 # the release packages, against scratch clusters this script starts and
 # stops. Ends with "N passed, N failed". Every layer runs on each PostgreSQL
 # major, one after the other, unless TENANCY_PG_CONFIG chooses one (see
-# lib.sh). tests/README.md maps the layers.
+# lib.sh). Arguments choose layers by name (scripts/test.sh regress client);
+# TENANCY_REGRESS and TENANCY_CLIENT choose files within the regression and
+# client layers. tests/README.md maps the layers.
 set -Eeuo pipefail
 MAJORS=(15 18)
+LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres citus package)
+for chosen in "$@"; do
+    [[ " ${LAYERS[*]} " == *" $chosen "* ]] ||
+        { echo "scripts/test.sh: no layer \"$chosen\" (layers: ${LAYERS[*]})" >&2; exit 2; }
+done
+# wants LAYER: the layer was chosen, or no layer was named.
+wants() { [ "${#CHOSEN[@]}" -eq 0 ] || [[ " ${CHOSEN[*]} " == *" $1 "* ]]; }
+CHOSEN=("$@")
 if [ -z "${TENANCY_PG_CONFIG:-}" ]; then
     total_passed=0 total_failed=0
     for major in "${MAJORS[@]}"; do
         printf '\033[1m==> PostgreSQL %s\033[0m\n' "$major" >&2
         log_file="/tmp/tenancy-test-$$-$major.log"
-        TENANCY_PG_CONFIG=$major "$0" | tee "$log_file" || true
+        TENANCY_PG_CONFIG=$major "$0" "$@" | tee "$log_file" || true
         if [[ $(tail -1 "$log_file") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
             total_passed=$((total_passed + BASH_REMATCH[1])) total_failed=$((total_failed + BASH_REMATCH[2]))
         else
@@ -38,84 +48,101 @@ trap 'stop_pgbouncer "$POOLER_PORT"; stop_cluster "$PORT"' EXIT
 # 1. #[pg_test]: functions inside one backend, on pgrx's own temporary cluster.
 #    pgrx installs the test build with sudo whenever it runs the server "as"
 #    someone; initdb refuses root, so root runs it as postgres, a user as itself.
-log "unit tests (cargo pgrx test)"
-server_dir "$SCRATCH/pgrx-test-$PG_MAJOR"
-if [ "$(id -u)" = 0 ]; then runas=postgres; else runas=$(id -un); fi
-(cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS="$runas" \
-    CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test-$PG_MAJOR" cargo pgrx test "pg$PG_MAJOR" 2>&1) | tee "$OUT/unit.log" |
-    grep -E '^test |test result:|panicked|error(\[|:)' || true
-tally cargo "$OUT/unit.log" "unit tests"
+if wants unit; then
+    log "unit tests (cargo pgrx test)"
+    server_dir "$SCRATCH/pgrx-test-$PG_MAJOR"
+    if [ "$(id -u)" = 0 ]; then runas=postgres; else runas=$(id -un); fi
+    (cd "$ROOT" && env -u RUST_BACKTRACE CARGO_PGRX_TEST_RUNAS="$runas" \
+        CARGO_PGRX_TEST_PGDATA="$SCRATCH/pgrx-test-$PG_MAJOR" cargo pgrx test "pg$PG_MAJOR" 2>&1) | tee "$OUT/unit.log" |
+        grep -E '^test |test result:|panicked|error(\[|:)' || true
+    tally cargo "$OUT/unit.log" "unit tests"
+fi
+[ "${CHOSEN[*]}" != unit ] || { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
 # 2. The extension as users get it, in a fresh scratch cluster.
 install_extension
 fresh_cluster "$PORT"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$ROOT/tests/roles.sql"
 
-log "SQL regression tests (pg_regress)"
-# shellcheck disable=SC2046
-regress "$PORT" "$OUT/regress" --dbname=tenancy_regress $(tenancy_schedule)
-tally regress "$OUT/regress.log" "SQL regression tests"
+if wants regress; then
+    log "SQL regression tests (pg_regress)"
+    # shellcheck disable=SC2046
+    regress "$PORT" "$OUT/regress" --dbname=tenancy_regress $(tenancy_schedule)
+    tally regress "$OUT/regress.log" "SQL regression tests"
+fi
 
-log "cross-backend isolation specs (pg_isolation_regress)"
-REGRESS=isolation regress "$PORT" "$OUT/isolation" --inputdir="$ROOT/tests/isolation" \
-    --dbname=tenancy_isolation --load-extension=tenancy --schedule="$ROOT/tests/isolation/schedule"
-tally regress "$OUT/isolation.log" "isolation specs"
+if wants isolation; then
+    log "cross-backend isolation specs (pg_isolation_regress)"
+    REGRESS=isolation regress "$PORT" "$OUT/isolation" --inputdir="$ROOT/tests/isolation" \
+        --dbname=tenancy_isolation --load-extension=tenancy --schedule="$ROOT/tests/isolation/schedule"
+    tally regress "$OUT/isolation.log" "isolation specs"
+fi
 
-layer "upgrade path" "$ROOT/tests/upgrade/run.sh" "$OUT"
+! wants upgrade || layer "upgrade path" "$ROOT/tests/upgrade/run.sh" "$OUT"
 
 # 3. Client tests: real connections as the application role, several at once,
 #    directly and through PgBouncer.
-log "client tests (tests/client)"
-psql -X -q -d postgres -c "CREATE DATABASE tenancy_client_pooler"
-start_pgbouncer "$POOLER_PORT" "$PORT" tenancy_client_pooler
-client_tests "$PORT" "$POOLER_PORT" "$OUT/client.log"
-tally cargo "$OUT/client.log" "client tests"
+if wants client || wants examples; then
+    psql -X -q -d postgres -c "CREATE DATABASE tenancy_client_pooler"
+    start_pgbouncer "$POOLER_PORT" "$PORT" tenancy_client_pooler
+fi
+if wants client; then
+    log "client tests (tests/client)"
+    client_tests "$PORT" "$POOLER_PORT" "$OUT/client.log"
+    tally cargo "$OUT/client.log" "client tests"
+fi
 
 # 4. Other drivers: Python (psycopg 3, in a venv) and Node (pg), same cluster.
-log "driver tests: Python psycopg 3 and Node pg"
-python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
-command -v npm >/dev/null || apt_install nodejs npm
-[ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
-"$ROOT/target/py/bin/python" -c 'import psycopg, asyncpg' 2>/dev/null ||
-    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/tests/drivers/python/requirements.txt"
-[ -d "$ROOT/tests/drivers/node/node_modules/pg" ] ||
-    (cd "$ROOT/tests/drivers/node" && npm ci --no-audit --no-fund --silent)
-TENANCY_TEST_PORT=$PORT "$ROOT/target/py/bin/python" "$ROOT/tests/drivers/python/test_isolation.py" 2>&1 |
-    tee "$OUT/python.log" || true
-tally layer "$OUT/python.log" "Python driver tests"
-(cd "$ROOT/tests/drivers/node" && TENANCY_TEST_PORT=$PORT node --test --test-reporter=tap 2>&1) | tee "$OUT/node.log" |
-    grep -E '^(not )?ok|^# (pass|fail)' || true
-tally tap "$OUT/node.log" "Node driver tests"
+if wants drivers || wants examples; then
+    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
+    [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+fi
+if wants drivers; then
+    log "driver tests: Python psycopg 3 and Node pg"
+    command -v npm >/dev/null || apt_install nodejs npm
+    "$ROOT/target/py/bin/python" -c 'import psycopg, asyncpg' 2>/dev/null ||
+        "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/tests/drivers/python/requirements.txt"
+    [ -d "$ROOT/tests/drivers/node/node_modules/pg" ] ||
+        (cd "$ROOT/tests/drivers/node" && npm ci --no-audit --no-fund --silent)
+    TENANCY_TEST_PORT=$PORT "$ROOT/target/py/bin/python" "$ROOT/tests/drivers/python/test_isolation.py" 2>&1 |
+        tee "$OUT/python.log" || true
+    tally layer "$OUT/python.log" "Python driver tests"
+    (cd "$ROOT/tests/drivers/node" && TENANCY_TEST_PORT=$PORT node --test --test-reporter=tap 2>&1) | tee "$OUT/node.log" |
+        grep -E '^(not )?ok|^# (pass|fail)' || true
+    tally tap "$OUT/node.log" "Node driver tests"
+fi
 
 # The Python examples' own tests: examples/fastapi directly and through
 # PgBouncer in transaction mode, examples/django directly.
-log "Python examples (examples/)"
-"$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx, django' 2>/dev/null ||
-    "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt" \
-        -r "$ROOT/examples/django/requirements.txt"
-for run in "fastapi $PORT" "fastapi $POOLER_PORT" "django $PORT"; do
-    read -r example port <<<"$run"
-    (cd "$ROOT/examples/$example" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
-        "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/$example-$port.log" || true
-    tally pytest "$OUT/$example-$port.log" "$example example (port $port)"
-done
+if wants examples; then
+    log "Python examples (examples/)"
+    "$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx, django' 2>/dev/null ||
+        "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt" \
+            -r "$ROOT/examples/django/requirements.txt"
+    for run in "fastapi $PORT" "fastapi $POOLER_PORT" "django $PORT"; do
+        read -r example port <<<"$run"
+        (cd "$ROOT/examples/$example" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
+            "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/$example-$port.log" || true
+        tally pytest "$OUT/$example-$port.log" "$example example (port $port)"
+    done
+fi
 stop_pgbouncer "$POOLER_PORT"
 
 # 5. The hostile environment: regression, client and upgrade tests again,
 #    with every role's search_path led by a schema of shadowing functions
 #    and operators that must never run for the extension.
-layer "hostile environment" "$ROOT/tests/hostile/run.sh" "$OUT"
+! wants hostile || layer "hostile environment" "$ROOT/tests/hostile/run.sh" "$OUT"
 
 # 6. Do no harm: PostgreSQL's own regression suite with tenancy preloaded and
 #    created, against the same without it (from Debian's source package).
-layer "PostgreSQL's regression suite" "$ROOT/tests/postgres/run.sh" "$OUT"
+! wants postgres || layer "PostgreSQL's regression suite" "$ROOT/tests/postgres/run.sh" "$OUT"
 
 # 7. Citus: a coordinator and two workers of its own, when Citus is installed.
-layer "Citus layer" "$ROOT/tests/citus/run.sh" "$OUT"
+! wants citus || layer "Citus layer" "$ROOT/tests/citus/run.sh" "$OUT"
 
 # 8. The release artifact (.deb on Debian's layout, else the tarball) installed
 #    in place of the source build, the regression suite against it, removal.
-layer "package" "$ROOT/tests/package/run.sh" "$OUT"
+! wants package || layer "package" "$ROOT/tests/package/run.sh" "$OUT"
 
 echo
 log "PostgreSQL $PG_MAJOR: $passed passed, $failed failed, in $((SECONDS / 60)) min $((SECONDS % 60)) s"

@@ -319,9 +319,8 @@ fn destroy_rows(id: Uuid) -> i64 {
                     spi::quote_identifier(column)
                 );
                 let code = UserCode {
-                    role: *owner,
-                    search_path: security::PINNED_PATH,
                     unforced_own_tables: true,
+                    ..UserCode::of(*owner)
                 };
                 security::run_user_code(code, || {
                     Spi::get_one_with_args::<i64>(&query, &[to_sql(id).into()])

@@ -156,9 +156,8 @@ pub(crate) fn run_script(
 ) -> Vec<pg_sys::Oid> {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
     let code = security::UserCode {
-        role: owner,
         search_path: &path,
-        unforced_own_tables: false,
+        ..security::UserCode::of(owner)
     };
     let ((), changes) = objects::watch(|| {
         security::run_user_code(code, || {

@@ -327,12 +327,7 @@ fn as_table_owner<R>(relid: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     )
     .or_raise("a statement")
     .unwrap_or_else(|| Internal(format!("relation {relid:?} does not exist")).raise());
-    let code = security::UserCode {
-        role: owner,
-        search_path: security::PINNED_PATH,
-        unforced_own_tables: false,
-    };
-    security::run_user_code(code, f)
+    security::run_user_code(security::UserCode::of(owner), f)
 }
 
 fn run(sql: &str) {

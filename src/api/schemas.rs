@@ -103,12 +103,7 @@ pub(crate) fn drop_schema(schema: &str) {
     )
     .or_raise("a statement");
     let Some(owner) = owner else { return };
-    let code = UserCode {
-        role: owner,
-        search_path: security::PINNED_PATH,
-        unforced_own_tables: false,
-    };
-    security::run_user_code(code, || {
+    security::run_user_code(UserCode::of(owner), || {
         security::quietly(|| {
             run(&format!(
                 "DROP SCHEMA {} CASCADE",
@@ -210,12 +205,7 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool, scope: Option<&[pg_sys
     };
     for (object, kind, has_policy, has_guard, owner) in objects {
         // has_policy: row-level security enabled, forced, and the pinned policy.
-        let code = UserCode {
-            role: owner,
-            search_path: security::PINNED_PATH,
-            unforced_own_tables: false,
-        };
-        security::run_user_code(code, || {
+        security::run_user_code(UserCode::of(owner), || {
             if on_citus {
                 security::with_setting(c"citus.enable_unsafe_triggers", "on", || {
                     isolate_object(id, &object, &kind, has_policy, has_guard, &check)

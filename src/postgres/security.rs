@@ -186,7 +186,7 @@ pub fn close_held_cursors_of_earlier_transactions() {
 /// reach user objects (see `run_user_code`).
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     let saved = switch_user(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE);
-    let result = with_setting(c"search_path", PINNED_PATH, f);
+    let result = pinned(f);
     restore_user(saved);
     result
 }
@@ -210,6 +210,18 @@ pub struct UserCode<'a> {
     /// PostgreSQL's foreign-key checks): a statement that names its rows
     /// explicitly needs no tenant context.
     pub unforced_own_tables: bool,
+}
+
+impl UserCode<'static> {
+    /// Code of `role`'s, with the pinned search_path and row-level security
+    /// as usual.
+    pub fn of(role: pg_sys::Oid) -> Self {
+        UserCode {
+            role,
+            search_path: PINNED_PATH,
+            unforced_own_tables: false,
+        }
+    }
 }
 
 /// Run `f`, which reaches code that another role wrote (triggers, rules,
