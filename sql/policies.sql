@@ -23,8 +23,8 @@ BEGIN
                                        WHERE cmd.objid IN (i.inhrelid, i.inhparent)))) THEN
         RETURN;
     END IF;
-    -- Off while row_security is off (pg_dump, pg_restore keep what was
-    -- dumped), while protect() itself runs, and on Citus workers.
+    -- Off while protect() itself runs, and on Citus workers (auto-protect is
+    -- also off while row_security is off: pg_dump, pg_restore keep what was dumped).
     IF NOT tenancy.ddl_checks_enabled() THEN
         RETURN;
     END IF;

@@ -95,8 +95,8 @@ BEGIN
                                        WHERE cmd.objid IN (i.inhrelid, i.inhparent)))) THEN
         RETURN;
     END IF;
-    -- Off while row_security is off (pg_dump, pg_restore keep what was
-    -- dumped), while protect() itself runs, and on Citus workers.
+    -- Off while protect() itself runs, and on Citus workers (auto-protect is
+    -- also off while row_security is off: pg_dump, pg_restore keep what was dumped).
     IF NOT tenancy.ddl_checks_enabled() THEN
         RETURN;
     END IF;
@@ -342,7 +342,7 @@ SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: 
        format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column)
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = p.relid AND t.tgname = 'tenancy_no_truncate'
-                      AND t.tgenabled <> 'D' AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure)
+                      AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure)
 UNION ALL
 -- Without the default, inserts must name their tenant (WITH CHECK still holds).
 SELECT 'warning', p.tbl,
@@ -370,7 +370,7 @@ SELECT 'error', pn.tbl,
        format('SELECT tenancy.migrate_tenant(%L);', pn.identifier)
   FROM pinned pn
  WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = pn.relid AND t.tgname = 'tenancy_schema_guard'
-                      AND t.tgenabled <> 'D' AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
+                      AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
                       AND t.tgnargs = 1)
 UNION ALL
 SELECT 'error', f.oid::regprocedure::text,
@@ -416,6 +416,49 @@ SELECT 'error', format('policy %I on %s', pol.polname, pol.polrelid::regclass::t
   JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
  WHERE pol.polpermissive AND pol.polname <> 'tenancy_schema_isolation'
 UNION ALL
+-- The statement guard must decide first: a statement trigger that sorts before
+-- it, or one that fires in replication, runs the migration author's code first.
+SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
+       format('trigger in the schema of tenant %s runs before tenancy_schema_guard decides who may write, or in replication', ts.identifier),
+       format('DROP TRIGGER %I ON %s; (statement triggers must sort after tenancy_schema_guard)', t.tgname, t.tgrelid::regclass::text)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE NOT t.tgisinternal AND t.tgname <> 'tenancy_schema_guard'
+   AND ((t.tgtype::int & 3 = 2 AND t.tgname < 'tenancy_schema_guard' COLLATE "C") OR t.tgenabled IN ('A', 'R'))
+UNION ALL
+SELECT 'error', format('rule %I on %s', r.rulename, r.ev_class::regclass::text),
+       format('rule in the schema of tenant %s rewrites writes before tenancy_schema_guard sees them', ts.identifier),
+       format('DROP RULE %I ON %s;', r.rulename, r.ev_class::regclass::text)
+  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE r.ev_type <> '1'
+UNION ALL
+SELECT 'error', format('schema %I', ts.nspid::regnamespace::text),
+       format('roles other than its owner can create objects in the schema of tenant %s: %s', ts.identifier,
+              (SELECT string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
+                 FROM pg_namespace n, aclexplode(n.nspacl) a
+                WHERE n.oid = ts.nspid AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)),
+       format('REVOKE CREATE ON SCHEMA %s FROM …;', ts.nspid::regnamespace::text)
+  FROM tenant_schemas ts JOIN pg_namespace n ON n.oid = ts.nspid
+ WHERE EXISTS (SELECT FROM aclexplode(n.nspacl) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
+UNION ALL
+-- Foreign keys and inheritance between two tenants' schemas join their rows.
+SELECT 'error', format('constraint %I on %s', k.conname, k.conrelid::regclass::text),
+       format('foreign key from the schema of tenant %s into the schema of tenant %s', a.identifier, b.identifier),
+       format('ALTER TABLE %s DROP CONSTRAINT %I;', k.conrelid::regclass::text, k.conname)
+  FROM pg_constraint k
+  JOIN pg_class ca ON ca.oid = k.conrelid JOIN tenant_schemas a ON a.nspid = ca.relnamespace
+  JOIN pg_class cb ON cb.oid = k.confrelid JOIN tenant_schemas b ON b.nspid = cb.relnamespace
+ WHERE k.contype = 'f' AND a.nspid <> b.nspid
+UNION ALL
+SELECT 'error', i.inhrelid::regclass::text,
+       format('table of tenant %s inherits from table %s of tenant %s', a.identifier, i.inhparent::regclass::text, b.identifier),
+       format('ALTER TABLE %s NO INHERIT %s;', i.inhrelid::regclass::text, i.inhparent::regclass::text)
+  FROM pg_inherits i
+  JOIN pg_class ca ON ca.oid = i.inhrelid JOIN tenant_schemas a ON a.nspid = ca.relnamespace
+  JOIN pg_class cb ON cb.oid = i.inhparent JOIN tenant_schemas b ON b.nspid = cb.relnamespace
+ WHERE a.nspid <> b.nspid
+UNION ALL
 -- Views run with their owner's rights unless security_invoker is set.
 SELECT CASE WHEN o.rolsuper OR o.rolbypassrls THEN 'error' ELSE 'warning' END,
        v.oid::regclass::text,
@@ -436,7 +479,8 @@ SELECT 'error', m.oid::regclass::text,
 UNION ALL
 -- SECURITY DEFINER functions run with their owner's rights: an owner that bypasses
 -- row-level security reads every tenant's rows for every caller.
-SELECT CASE WHEN EXISTS (SELECT FROM protected p WHERE f.prosrc ~* ('\m' || (SELECT relname FROM pg_class WHERE oid = p.relid) || '\M'))
+SELECT CASE WHEN EXISTS (SELECT FROM protected p WHERE f.prosrc ~* ('\m' || regexp_replace((SELECT relname FROM pg_class WHERE oid = p.relid),
+                                                                               '([^[:alnum:]_])', '\\\1', 'g') || '\M'))
                  OR EXISTS (SELECT FROM pg_depend d JOIN protected p ON p.relid = d.refobjid
                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid)
             THEN 'error' ELSE 'warning' END,

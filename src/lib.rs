@@ -74,7 +74,11 @@ pub extern "C-unwind" fn _PG_init() {
     ] {
         postgres::invalidation::register(forget);
     }
-    postgres::hooks::init(before_utility, api::context::on_transaction_end);
+    postgres::hooks::init(postgres::hooks::Callbacks {
+        before_utility,
+        before_executor,
+        on_transaction_end: api::context::on_transaction_end,
+    });
 }
 
 /// What the features check before a utility statement runs.
@@ -83,7 +87,14 @@ fn before_utility(statement: &postgres::hooks::Utility) {
     match statement {
         HoldCursor(name) => api::context::on_hold_cursor(name),
         Lock(relations) => api::schemas::on_lock(relations),
+        Grant { schemas, global } => api::migrations::on_grant(schemas, *global),
     }
+}
+
+/// What the features check before the executor starts a statement.
+fn before_executor(statement: &postgres::hooks::Statement) {
+    api::context::on_executor_start(statement);
+    api::schemas::on_executor_start(statement);
 }
 
 #[cfg(test)]

@@ -59,18 +59,21 @@ const LIFECYCLE: &[&str] = &[
 ];
 
 /// Whether a `tenancy_events` payload is genuine and still current: the audit
-/// row it names exists with the same action, tenant and identifier, and no
-/// later lifecycle change of that tenant was recorded. A forged event, or an
+/// row it names exists with the same action, tenant and identifier, no later
+/// lifecycle change of that tenant was recorded, the status it gives is the
+/// tenant's, and it has no field tenancy does not send. A forged event, or an
 /// old one sent again after the tenant changed, is false: a consumer acts on
 /// the tenant's state only when this is true (and re-reads it otherwise).
 /// Executable by every role: it tells only what LISTEN tenancy_events told.
 #[pg_extern(stable, parallel_safe, requires = ["catalog"])]
 fn event_is_current(payload: Option<&str>) -> bool {
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Event {
         action: String,
         tenant_id: Uuid,
         identifier: String,
+        status: String,
         audit_id: i64,
     }
     let payload = crate::error::required(payload, "payload");
@@ -85,13 +88,15 @@ fn event_is_current(payload: Option<&str>) -> bool {
             "SELECT EXISTS (SELECT FROM tenancy.audit_log \
                              WHERE id = $1 AND action = $2 AND tenant_id = $3 AND tenant_identifier = $4) \
                 AND NOT EXISTS (SELECT FROM tenancy.audit_log \
-                                 WHERE tenant_id = $3 AND id > $1 AND action = ANY ($5))",
+                                 WHERE tenant_id = $3 AND id > $1 AND action = ANY ($5)) \
+                AND coalesce((SELECT status FROM tenancy.tenants WHERE id = $3), 'destroyed') = $6",
             &[
                 event.audit_id.into(),
                 event.action.as_str().into(),
                 to_sql(event.tenant_id).into(),
                 event.identifier.as_str().into(),
                 LIFECYCLE.to_vec().into(),
+                event.status.as_str().into(),
             ],
         )
     })

@@ -11,14 +11,26 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
-use crate::postgres::{gucs, security};
+use crate::postgres::{gucs, hooks, security};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use uuid::Uuid;
 
+/// A destroy's DELETE of the tenant's rows from one table (see `deleting_rows`).
+struct Deleting {
+    tenant: Rc<Tenant>,
+    table: pg_sys::Oid,
+    /// How many statements were running when it was issued.
+    depth: usize,
+    /// The DELETE, once the executor started it.
+    statement: Option<usize>,
+}
+
 thread_local! {
+    static DELETING: RefCell<Option<Deleting>> = const { RefCell::new(None) };
     /// The tenant the extension itself acts for (see `acting_for`); no SQL can set it.
     static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
     /// This transaction set a transaction-scoped context.
@@ -33,6 +45,42 @@ pub(crate) fn on_hold_cursor(_name: &str) {
     if LOCAL_CONTEXT.get() {
         CursorOutlivesContext.raise();
     }
+}
+
+/// Run `f`, which issues one `DELETE FROM table` of the destroyed tenant's
+/// rows as the table's owner: that statement, and only it, runs in the
+/// tenant's context (its row-level security policy needs one). The triggers,
+/// rules and functions it reaches run their own statements with no context
+/// at all, so the owner's code cannot read the tenant's other rows.
+pub(crate) fn deleting_rows<R>(tenant: Rc<Tenant>, table: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            DELETING.set(None);
+        }
+    }
+    DELETING.set(Some(Deleting {
+        tenant,
+        table,
+        depth: hooks::running_depth(),
+        statement: None,
+    }));
+    let _stop = Stop;
+    f()
+}
+
+/// Before the executor starts a statement: recognises `deleting_rows`'s DELETE.
+pub(crate) fn on_executor_start(statement: &hooks::Statement) {
+    DELETING.with_borrow_mut(|deleting| {
+        if let Some(d) = deleting {
+            if d.statement.is_none()
+                && hooks::running_depth() == d.depth
+                && statement.deletes_from() == Some(d.table)
+            {
+                d.statement = Some(statement.id());
+            }
+        }
+    });
 }
 
 pub(crate) fn on_transaction_end(_committed: bool) {
@@ -246,6 +294,14 @@ const AUDIT_DETAILS_MAX: usize = 8192;
 
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
+    if let Some(deleting) = DELETING.with_borrow(|d| {
+        d.as_ref().map(|d| {
+            (d.statement.is_some() && hooks::running_statement() == d.statement)
+                .then(|| d.tenant.clone())
+        })
+    }) {
+        return deleting;
+    }
     // Every statement of a protected query asks: while the setting holds the
     // same text, the cache answers without parsing it or hashing an id.
     let tenant = match gucs::with_tenant_setting(cache::get_by_setting) {
@@ -292,6 +348,18 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
+    if security::in_user_code() {
+        refuse(
+            &id.map(|id| id.to_string()).unwrap_or_default(),
+            PermissionDenied(
+                "the tenant context cannot change inside code that tenancy runs for another role"
+                    .into(),
+                "A migration runs in the context of the tenant it migrates, and a table owner's \
+                 triggers during a destroy run with none: neither may choose another."
+                    .into(),
+            ),
+        );
+    }
     let current = gucs::current_tenant_id().and_then(Result::ok);
     if local && security::other_portals_exist() {
         // Also those declared before the library was loaded in this backend.

@@ -4,7 +4,7 @@
 //! row and queues the event in one transaction: an error anywhere leaves nothing.
 //! They run their SQL as the catalog's owner; EXECUTE is what grants the power.
 
-use crate::api::{audit, schemas};
+use crate::api::{audit, context, schemas};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
@@ -14,6 +14,8 @@ use crate::tenant::{
     from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status,
 };
 use crate::tenant_schema;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -273,14 +275,14 @@ fn tenant_id(identifier: &str) -> Uuid {
 }
 
 /// Delete the tenant's rows from every protected table, each as the table's
-/// owner in a security-restricted operation and with no tenant context: the
-/// DELETE names the tenant's rows itself (FORCE ROW LEVEL SECURITY does not
-/// apply to the owner here, as for PostgreSQL's foreign-key actions), so the
-/// owner's triggers and rules run with the owner's rights only and never see
-/// the destroyed tenant as a context. A trigger may put rows of the tenant
-/// back (an audit copy into another protected table): passes repeat until one
-/// deletes nothing. Tables of tenant schemas are not visited (the schema goes
-/// as a whole). Entries whose table is gone are forgotten on the way.
+/// owner in a security-restricted operation. The DELETE alone runs in the
+/// destroyed tenant's context (its policy needs one): the owner's triggers,
+/// rules and the functions they call run their statements with no context,
+/// so they see none of the tenant's other rows, and only the owner's rights.
+/// A trigger may put rows of the tenant back (an audit copy into another
+/// protected table): passes repeat until one deletes nothing. Tables of
+/// tenant schemas are not visited (the schema goes as a whole). Entries whose
+/// table is gone are forgotten on the way.
 fn destroy_rows(id: Uuid) -> i64 {
     const PASSES: usize = 3;
     Spi::run(
@@ -288,10 +290,13 @@ fn destroy_rows(id: Uuid) -> i64 {
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.relid)",
     )
     .or_raise("forgetting dropped tables");
-    let tables: Vec<(String, String, pg_sys::Oid)> = Spi::connect(|client| {
+    let tables: Vec<(pg_sys::Oid, String, String, pg_sys::Oid, Option<String>)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT p.relid::text, p.tenant_column::text, c.relowner \
+                "SELECT p.relid, p.relid::text, p.tenant_column::text, c.relowner, \
+                        (SELECT r.rulename::text FROM pg_catalog.pg_rewrite r \
+                          WHERE r.ev_class = c.oid AND r.ev_type = '4' AND r.is_instead \
+                            AND r.ev_enabled <> 'D' LIMIT 1) \
                  FROM tenancy.protected_tables p JOIN pg_catalog.pg_class c ON c.oid = p.relid \
                  WHERE NOT EXISTS (SELECT FROM tenancy.tenants t JOIN pg_catalog.pg_namespace n \
                                      ON n.nspname = t.schema_name \
@@ -305,28 +310,60 @@ fn destroy_rows(id: Uuid) -> i64 {
                     row.get(1)?.expect("NOT NULL"),
                     row.get(2)?.expect("NOT NULL"),
                     row.get(3)?.expect("NOT NULL"),
+                    row.get(4)?.expect("NOT NULL"),
+                    row.get(5)?,
                 ))
             })
             .collect::<Result<_, pgrx::spi::Error>>()
     })
     .or_raise("reading tenancy.protected_tables");
+    if let Some((_, table, _, _, Some(rule))) = tables.iter().find(|t| t.4.is_some()) {
+        IllegalTransition(
+            format!("rule \"{rule}\" on table {table} replaces DELETE: the tenant's rows would stay"),
+            "Drop or disable the rule (ALTER TABLE … DISABLE RULE), or make it DO ALSO, \
+             before destroying the tenant's data."
+                .into(),
+        )
+        .raise();
+    }
+    let tenant = catalog::find_by_id(id).unwrap_or_else(|| UnknownTenant(id.to_string()).raise());
     let pass = || -> i64 {
         tables
             .iter()
-            .map(|(table, column, owner)| {
-                let query = format!(
-                    "WITH gone AS (DELETE FROM {table} WHERE {} = $1 RETURNING 1) SELECT count(*) FROM gone",
-                    spi::quote_identifier(column)
-                );
-                let code = UserCode {
-                    unforced_own_tables: true,
-                    ..UserCode::of(*owner)
-                };
-                security::run_user_code(code, || {
-                    Spi::get_one_with_args::<i64>(&query, &[to_sql(id).into()])
-                        .or_raise(&format!("deleting the tenant's rows from {table}"))
-                        .unwrap_or(0)
-                })
+            .map(|(relid, table, column, owner, _)| {
+                let query = format!("DELETE FROM {table} WHERE {} = $1", spi::quote_identifier(column));
+                let delete = std::panic::AssertUnwindSafe(|| {
+                    security::run_user_code(UserCode::of(*owner), || {
+                        context::deleting_rows(tenant.clone(), *relid, || {
+                            Spi::connect_mut(|client| {
+                                client.update(&query, None, &[to_sql(id).into()]).map(|t| t.len())
+                            })
+                            .or_raise(&format!("deleting the tenant's rows from {table}"))
+                        })
+                    })
+                });
+                // The owner's triggers run with no context: a write of the
+                // tenant's rows into a protected table fails its policy.
+                PgTryBuilder::new(delete)
+                    .catch_when(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, |error| {
+                        let message = match &error {
+                            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+                                report.message().to_string()
+                            }
+                            CaughtError::RustPanic { .. } => error.rethrow(),
+                        };
+                        PermissionDenied(
+                            format!("deleting the tenant's rows from {table}: {message}"),
+                            "A destroy runs the triggers and rules of a protected table as its owner \
+                             and with no tenant context, so that they see none of the tenant's other \
+                             rows; a trigger that writes rows of the tenant into a protected table is \
+                             refused by that table's policy. Its owner can disable such a trigger \
+                             around the destroy (ALTER TABLE … DISABLE TRIGGER …, then ENABLE TRIGGER …)."
+                                .into(),
+                        )
+                        .raise()
+                    })
+                    .execute() as i64
             })
             .sum()
     };

@@ -160,13 +160,15 @@ pub(crate) fn run_script(
         ..security::UserCode::of(owner)
     };
     let ((), changes) = objects::watch(|| {
-        security::run_user_code(code, || {
-            let apply =
-                || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
-            match tenant {
-                Some(id) => context::acting_for(id, apply),
-                None => apply(),
-            }
+        migrating(schema, || {
+            security::run_user_code(code, || {
+                let apply =
+                    || Spi::run(script).or_raise(&format!("migration {name} in schema {schema}"));
+                match tenant {
+                    Some(id) => context::acting_for(id, apply),
+                    None => apply(),
+                }
+            })
         })
     });
     let own = relations::schema(schema);
@@ -209,6 +211,11 @@ pub(crate) fn run_script(
             .collect()
     };
     let made = [Kind::Created, Kind::Altered];
+    let (classes, objects): (Vec<pg_sys::Oid>, Vec<pg_sys::Oid>) = changes
+        .iter()
+        .filter(|c| made.contains(&c.kind))
+        .map(|c| (c.class, c.object))
+        .unzip();
     let forbidden = query::optional_one::<String>(
         "SELECT coalesce( \
                 (SELECT format('function %s is SECURITY DEFINER', p.oid::regprocedure) \
@@ -222,13 +229,43 @@ pub(crate) fn run_script(
                 (SELECT format('column %I of %s takes its default from a sequence', \
                                a.attname, d.adrelid::regclass) \
                    FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-                  WHERE d.adrelid = ANY ($4) AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%' LIMIT 1))",
+                  WHERE d.adrelid = ANY ($4) AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%' LIMIT 1), \
+                (SELECT format('statement trigger %I on %s would fire before tenancy_schema_guard, or replace it', \
+                               t.tgname, t.tgrelid::regclass) \
+                   FROM pg_trigger t \
+                  WHERE t.oid = ANY ($3) AND t.tgtype::int & 3 = 2 \
+                    AND t.tgname <= 'tenancy_schema_guard' COLLATE \"C\" LIMIT 1), \
+                (SELECT format('trigger %I on %s fires in replication (ENABLE %s)', t.tgname, \
+                               t.tgrelid::regclass, CASE t.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END) \
+                   FROM pg_trigger t WHERE t.oid = ANY ($3) AND t.tgenabled IN ('A', 'R') LIMIT 1), \
+                (SELECT format('rule %I on %s rewrites its writes', r.rulename, r.ev_class::regclass) \
+                   FROM pg_rewrite r WHERE r.oid = ANY ($5) AND r.ev_type <> '1' LIMIT 1), \
+                (SELECT format('policy %I on %s is permissive, or is tenancy''s own', p.polname, p.polrelid::regclass) \
+                   FROM pg_policy p WHERE p.oid = ANY ($6) \
+                    AND (p.polpermissive OR p.polname = 'tenancy_schema_isolation') LIMIT 1), \
+                (SELECT format('%s depends on %s, in another tenant''s schema', \
+                               pg_describe_object(d.classid, d.objid, d.objsubid), \
+                               pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)) \
+                   FROM unnest($7::oid[], $8::oid[]) AS o(classid, objid) \
+                   JOIN pg_depend d ON d.classid = o.classid AND d.objid = o.objid \
+                   JOIN pg_namespace n ON n.oid = CASE d.refclassid \
+                        WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.refobjid) \
+                        WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.refobjid) \
+                        WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.refobjid) \
+                        WHEN 'pg_operator'::regclass THEN (SELECT oprnamespace FROM pg_operator WHERE oid = d.refobjid) \
+                        WHEN 'pg_namespace'::regclass THEN d.refobjid END \
+                  WHERE n.oid <> $9 AND n.nspname IN (SELECT schema_name FROM tenancy.tenants) LIMIT 1))",
         &[
             of(pg_sys::ProcedureRelationId, &made).into(),
             of(pg_sys::RelationRelationId, &[Kind::Created]).into(),
             of(pg_sys::TriggerRelationId, &made).into(),
             // Column defaults come with their table's creation or change.
             of(pg_sys::RelationRelationId, &made).into(),
+            of(objects::REWRITE, &made).into(),
+            of(objects::POLICY, &made).into(),
+            classes.into(),
+            objects.into(),
+            own.unwrap_or(pg_sys::InvalidOid).into(),
         ],
     )
     .or_raise("checking what the migration created");
@@ -238,8 +275,11 @@ pub(crate) fn run_script(
             "In a tenant schema, SECURITY DEFINER functions (also as triggers) and materialized \
              views would run or store with the migration owner's rights for every caller, and a \
              sequence default needs a sequence privilege that would let other tenants read and \
-             advance it. Use SECURITY INVOKER functions, views, and identity columns \
-             (GENERATED BY DEFAULT AS IDENTITY) instead of serial."
+             advance it: use SECURITY INVOKER functions, views, and identity columns \
+             (GENERATED BY DEFAULT AS IDENTITY) instead of serial. Statement triggers must sort \
+             after tenancy_schema_guard (which decides who may write), rules may not rewrite \
+             writes, triggers fire in normal operation only, row-level security is tenancy's \
+             (restrictive policies may be added), and nothing may refer to another tenant's schema."
                 .into(),
         )
         .raise();
@@ -257,6 +297,44 @@ pub(crate) fn run_script(
     touched.sort_unstable_by_key(|relation| relation.to_u32());
     touched.dedup();
     touched
+}
+
+thread_local! {
+    /// The schema a migration script is running in (see `on_grant`).
+    static MIGRATING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn migrating<R>(schema: &str, f: impl FnOnce() -> R) -> R {
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            MIGRATING.set(None);
+        }
+    }
+    MIGRATING.set(Some(schema.to_owned()));
+    let _stop = Stop;
+    f()
+}
+
+/// Before GRANT or REVOKE: a migration script may grant only on objects of
+/// the schema it migrates (PostgreSQL reports no privilege change to the
+/// object access hook that watches the rest). Granting on another tenant's
+/// schema (CREATE on it, a sequence there) would let roles into it.
+pub(crate) fn on_grant(schemas: &[Option<String>], global: bool) {
+    MIGRATING.with_borrow(|migrating| {
+        let Some(own) = migrating else { return };
+        if global || schemas.iter().flatten().any(|schema| schema != own) {
+            ForbiddenObject(
+                "a migration may grant and revoke privileges only on objects of the schema it migrates"
+                    .into(),
+                "Name the objects unqualified (the migrated schema comes first on search_path); \
+                 privileges on shared objects, databases and roles are an administrator's, \
+                 outside tenancy's migrations."
+                    .into(),
+            )
+            .raise();
+        }
+    });
 }
 
 fn run(sql: &str) {

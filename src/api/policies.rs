@@ -350,18 +350,22 @@ fn library_preloaded() -> bool {
 
 /// Whether the DDL event trigger acts at all. A Rust function rather than
 /// current_setting(): calling it loads the library, which discards any value
-/// a plain role set as a placeholder before the load. Off with row_security =
-/// off, which pg_dump and pg_restore set: restored tables keep exactly the
-/// protection they were dumped with. Off while protect() runs its own DDL.
-/// Off on Citus workers: their tables are the coordinator's shells and
-/// shards, protected from the coordinator.
+/// a plain role set as a placeholder before the load. Off while protect()
+/// runs its own DDL. Off on Citus workers: their tables are the
+/// coordinator's shells and shards, protected from the coordinator.
 #[pg_extern(volatile, parallel_safe)]
 fn ddl_checks_enabled() -> bool {
-    crate::postgres::gucs::row_security() && !BUSY.get() && !citus::is_worker()
+    !BUSY.get() && !citus::is_worker()
 }
 
 /// Whether the event trigger protects new tables (`tenancy.auto_protect`).
+/// Off with row_security = off, which pg_dump and pg_restore set: restored
+/// tables keep exactly the protection they were dumped with. (The refusal of
+/// an unprotected parent does not depend on it: any session can turn
+/// row_security off.)
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
-    crate::postgres::gucs::auto_protect() && ddl_checks_enabled()
+    crate::postgres::gucs::auto_protect()
+        && crate::postgres::gucs::row_security()
+        && ddl_checks_enabled()
 }

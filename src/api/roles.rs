@@ -102,8 +102,8 @@ fn check_migration_owner(role: pg_sys::Oid) {
              script could do anything and row-level security would not hold for it; with \
              CREATEROLE it could grant itself roles; as a member of a superuser role or of \
              pg_execute_server_program, pg_read_server_files, pg_write_server_files, \
-             pg_read_all_data or pg_write_all_data it could reach the server's files and \
-             programs, or every table. Use a role with none of these \
+             pg_read_all_data, pg_write_all_data or pg_maintain it could reach the server's \
+             files and programs, or every table. Use a role with none of these \
              (e.g. CREATE ROLE tenancy_migrator NOLOGIN)."
                 .into(),
         )
@@ -124,7 +124,7 @@ fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
                       WHERE m.oid <> r.oid AND pg_has_role(r.oid, m.oid, 'MEMBER') \
                         AND (m.rolsuper OR m.rolname IN ('pg_execute_server_program', \
                              'pg_read_server_files', 'pg_write_server_files', \
-                             'pg_read_all_data', 'pg_write_all_data')) \
+                             'pg_read_all_data', 'pg_write_all_data', 'pg_maintain')) \
                      HAVING count(*) > 0) END \
              FROM pg_roles r WHERE r.oid = $1",
             &[role.into()],
@@ -167,7 +167,7 @@ fn reassign_tenant_schemas(role: &str) -> i64 {
     })
     .or_raise("listing the tenant schemas");
     for statement in &statements {
-        Spi::run(statement).or_raise(&format!("{statement}"));
+        Spi::run(statement).or_raise(statement);
     }
     statements.len() as i64
 }

@@ -171,7 +171,8 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool, scope: Option<&[pg_sys
                         c.relrowsecurity AND c.relforcerowsecurity \
                         AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2), \
                         EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid \
-                                   AND t.tgname = 'tenancy_schema_guard' AND t.tgenabled <> 'D'), \
+                                   AND t.tgname = 'tenancy_schema_guard' AND t.tgenabled IN ('O', 'A') \
+                                   AND t.tgfoid = 'tenancy.schema_guard()'::pg_catalog.regprocedure), \
                         c.relowner \
                  FROM pg_class c \
                  WHERE ($3::oid[] IS NULL OR c.oid = ANY ($3)) \
@@ -286,13 +287,22 @@ fn sequence_grantees(sequence: &str) -> Vec<String> {
 /// Statement trigger on every table of a tenant schema (argument: the
 /// tenant's id): writes and TRUNCATE are refused in any other tenant's
 /// context, or none, before the rows are touched and before any row trigger
-/// of the migration sees them. Superusers pass, as with refuse_truncate.
+/// of the migration sees them. Migrations may not add a statement trigger
+/// that fires before it (see migrations.rs), so no code of the migration
+/// author's runs before it decides.
+///
+/// Superusers are refused too: the table's triggers, defaults and
+/// constraints are the migration author's code, which would run with
+/// superuser rights (see `on_executor_start`).
 #[pg_trigger]
 fn schema_guard<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    let relation = trigger.relation().ok();
+    let table = relation.as_ref().map(|r| r.name().to_string()).unwrap_or_default();
     if security::is_superuser() {
-        return Ok(None);
+        let relid = relation.map_or(pg_sys::InvalidOid, |r| r.oid());
+        superuser_refused(&format!("write to table \"{table}\""), relid);
     }
     let pinned = trigger
         .extra_args()
@@ -302,10 +312,6 @@ fn schema_guard<'a>(
     if pinned.is_some() && current == pinned {
         return Ok(None);
     }
-    let table = trigger
-        .relation()
-        .map(|r| r.name().to_string())
-        .unwrap_or_default();
     PermissionDenied(
         format!("table \"{table}\" belongs to another tenant's schema"),
         "A tenant schema's tables can be changed only in that tenant's context \
@@ -315,25 +321,92 @@ fn schema_guard<'a>(
     .raise()
 }
 
+/// Before the executor starts a statement of a superuser: a tenant schema's
+/// tables and views are the migration author's code (triggers, defaults,
+/// constraints, view bodies and the functions they call run as whoever
+/// uses them), so a superuser may read its tables but not write them or
+/// query its views. The statement guard refuses the same writes where the
+/// library is not loaded yet; views need the library loaded (preloaded).
+pub(crate) fn on_executor_start(statement: &crate::postgres::hooks::Statement) {
+    if !security::is_superuser() {
+        return;
+    }
+    for (relid, changed) in statement.relations() {
+        let in_tenant_schema =
+            || relations::schema_name(relid).is_some_and(|s| tenant_schema::is_tenant_schema(&s));
+        if changed && in_tenant_schema() {
+            superuser_refused(&format!("write to table {}", relations::name(relid)), relid);
+        }
+        if relations::kind(relid) == b'v' && in_tenant_schema() {
+            superuser_refused(&format!("query view {}", relations::name(relid)), relid);
+        }
+    }
+}
+
+fn superuser_refused(what: &str, relid: pg_sys::Oid) -> ! {
+    PermissionDenied(
+        format!(
+            "superuser \"{}\" may not {what} of a tenant's schema",
+            security::current_role_name()
+        ),
+        format!(
+            "Its triggers, defaults, constraints and views are the migration author's code, which \
+             would run with superuser rights. Act as the schema's owner instead (SET ROLE {}), in \
+             the tenant's context (tenancy.set_tenant()); to load data, pg_restore \
+             --disable-triggers.",
+            spi::quote_identifier(security::role_name(relations::owner(relid)))
+        ),
+    )
+    .raise()
+}
+
 /// Before `LOCK TABLE`: a tenant schema's tables may be locked only in that
 /// tenant's context (superusers excepted). Row-level security keeps other
 /// tenants' rows out of reach, but not their locks: an ACCESS EXCLUSIVE lock
 /// taken from another tenant's context would stall the victim and migrate().
-pub(crate) fn on_lock(relations: &[(pg_sys::Oid, String)]) {
-    if security::is_superuser() {
+/// LOCK also locks a view's tables and a table's inheritance children, so
+/// those are checked as well.
+pub(crate) fn on_lock(named: &[pg_sys::Oid]) {
+    if security::is_superuser() || named.is_empty() {
         return;
     }
-    let own = || context::current().and_then(|tenant| tenant.schema.clone());
-    for (relid, schema) in relations {
-        if tenant_schema::is_tenant_schema(schema) && own().as_deref() != Some(schema.as_str()) {
+    let own = context::current().and_then(|tenant| tenant.schema.clone());
+    let locked: Vec<(String, String)> = security::pinned(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "WITH RECURSIVE locked(relid) AS ( \
+                         SELECT pg_catalog.unnest($1::pg_catalog.oid[]) \
+                         UNION \
+                         SELECT under.relid FROM locked, LATERAL ( \
+                             SELECT d.refobjid FROM pg_catalog.pg_rewrite w \
+                               JOIN pg_catalog.pg_depend d \
+                                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+                                AND d.objid OPERATOR(pg_catalog.=) w.oid \
+                                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                              WHERE w.ev_class OPERATOR(pg_catalog.=) locked.relid \
+                                AND d.refobjid OPERATOR(pg_catalog.<>) locked.relid \
+                             UNION ALL \
+                             SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
+                              WHERE i.inhparent OPERATOR(pg_catalog.=) locked.relid) AS under(relid)) \
+                     SELECT n.nspname::pg_catalog.text, c.oid::pg_catalog.regclass::pg_catalog.text \
+                       FROM locked JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) locked.relid \
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace",
+                    None,
+                    &[named.to_vec().into()],
+                )?
+                .map(|row| Ok((row.get(1)?.expect("schema"), row.get(2)?.expect("name"))))
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+    })
+    .or_raise("finding the relations LOCK would lock");
+    for (schema, name) in locked {
+        if tenant_schema::is_tenant_schema(&schema) && own.as_deref() != Some(schema.as_str()) {
             PermissionDenied(
-                format!(
-                    "cannot lock table {}: it belongs to another tenant's schema",
-                    relations::name(*relid)
-                ),
+                format!("cannot lock table {name}: it belongs to another tenant's schema"),
                 "A tenant schema's tables can be locked only in that tenant's context \
-                 (tenancy.set_tenant()); row-level security hides other tenants' rows, and \
-                 their locks are refused too."
+                 (tenancy.set_tenant()), also through a view or an inheritance parent; \
+                 row-level security hides other tenants' rows, and their locks are refused too."
                     .into(),
             )
             .raise();

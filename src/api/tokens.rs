@@ -198,6 +198,9 @@ struct JwtClaims {
     issued_at: Option<i64>,
 }
 
+/// Seconds an auth server's clock may be ahead of the database's.
+const JWT_CLOCK_SKEW: f64 = 60.0;
+
 fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, payload, signature] = parts[..] else {
@@ -255,6 +258,12 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     }
     if time("nbf")?.is_some_and(|nbf| nbf > now) {
         return Err("the JWT is not valid yet (nbf)".into());
+    }
+    // An iat in the future would pass the registration check below for a
+    // tenant registered later (and stretch the lifetime check): allow only
+    // a minute of clock difference with the auth server.
+    if time("iat")?.is_some_and(|iat| iat > now + JWT_CLOCK_SKEW) {
+        return Err("the JWT was issued in the future (iat)".into());
     }
     // Microseconds, like the registration time it is compared with.
     let issued_at = time("iat")?.map(|iat| (iat * 1e6).floor() as i64);

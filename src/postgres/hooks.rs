@@ -1,6 +1,11 @@
 //! Hooks into statement processing and transaction ends. The boundary knows
 //! no feature: callers register what to run.
 //!
+//! It also keeps the stack of statements the executor is running (their
+//! `ExecutorRun` and `ExecutorFinish`, where triggers fire), so that a
+//! feature can tell the statement it ran from those its triggers and
+//! functions run in turn.
+//!
 //! Every statement of the cluster passes through these hooks, so they leave
 //! it exactly as PostgreSQL runs it: the next hook (or PostgreSQL itself) is
 //! called directly, never through pgrx's error guard, which would catch an
@@ -10,36 +15,137 @@
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 
 /// What the extension looks at in a utility statement before it runs.
 pub enum Utility<'a> {
     /// `DECLARE name CURSOR WITH HOLD`.
     HoldCursor(&'a str),
-    /// `LOCK TABLE`: each relation named that exists, and its schema's name.
-    Lock(Vec<(pg_sys::Oid, String)>),
+    /// `LOCK TABLE`: each relation named that exists.
+    Lock(Vec<pg_sys::Oid>),
+    /// `GRANT`/`REVOKE` on objects, or of roles: the schema each object is
+    /// named in (None: unqualified), and whether any target lives outside
+    /// every schema (a database, a language, a role, …).
+    Grant {
+        schemas: Vec<Option<String>>,
+        global: bool,
+    },
+}
+
+/// A statement the executor starts.
+pub struct Statement(*const pg_sys::QueryDesc);
+
+impl Statement {
+    /// Identifies the statement while it runs (see `running_statement`).
+    pub fn id(&self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every relation the plan reads or changes (views included: PostgreSQL
+    /// keeps them in the plan for their permission checks), and whether the
+    /// statement changes it (INSERT, UPDATE, DELETE or MERGE, also in a WITH).
+    pub fn relations(&self) -> Vec<(pg_sys::Oid, bool)> {
+        // SAFETY: ExecutorStart's query descriptor holds a valid plan; the
+        // lists are read by their documented cell types.
+        unsafe {
+            let plan = &*(*self.0).plannedstmt;
+            let rtable = cells(plan.rtable);
+            let changed: Vec<pg_sys::Oid> = cells(plan.resultRelations)
+                .iter()
+                .filter_map(|cell| {
+                    let entry = rtable.get(usize::try_from(cell.int_value).ok()?.checked_sub(1)?)?;
+                    Some((*entry.ptr_value.cast::<pg_sys::RangeTblEntry>()).relid)
+                })
+                .collect();
+            cells(plan.relationOids)
+                .iter()
+                .map(|cell| (cell.oid_value, changed.contains(&cell.oid_value)))
+                .collect()
+        }
+    }
+
+    /// The relation a DELETE deletes from (its first result relation).
+    pub fn deletes_from(&self) -> Option<pg_sys::Oid> {
+        // SAFETY: as in `relations`.
+        unsafe {
+            let plan = &*(*self.0).plannedstmt;
+            if plan.commandType != pg_sys::CmdType::CMD_DELETE {
+                return None;
+            }
+            self.relations().into_iter().find(|(_, changed)| *changed).map(|(oid, _)| oid)
+        }
+    }
+}
+
+/// The cells of a PostgreSQL list (NIL is empty).
+///
+/// # Safety
+/// `list` is NIL or a valid list that outlives the slice.
+unsafe fn cells<'a>(list: *const pg_sys::List) -> &'a [pg_sys::ListCell] {
+    if list.is_null() {
+        return &[];
+    }
+    // SAFETY: a list's `elements` holds `length` cells.
+    unsafe { std::slice::from_raw_parts((*list).elements, (*list).length as usize) }
+}
+
+/// The statement whose `ExecutorRun` or `ExecutorFinish` is innermost: the
+/// one running now (plpgsql's simple expressions, which skip the executor,
+/// count as their caller's), or None outside the executor.
+pub fn running_statement() -> Option<usize> {
+    RUNNING.with(|running| running.try_borrow().ok().and_then(|r| r.last().copied()))
+}
+
+/// How many statements are in ExecutorRun or ExecutorFinish.
+pub fn running_depth() -> usize {
+    RUNNING.with(|running| running.try_borrow().map_or(0, |r| r.len()))
 }
 
 thread_local! {
     static PREVIOUS_UTILITY: Cell<pg_sys::ProcessUtility_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_START: Cell<pg_sys::ExecutorStart_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_RUN: Cell<pg_sys::ExecutorRun_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_FINISH: Cell<pg_sys::ExecutorFinish_hook_type> = const { Cell::new(None) };
     static BEFORE_UTILITY: Cell<Option<fn(&Utility)>> = const { Cell::new(None) };
+    static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
     static ON_TRANSACTION_END: Cell<Option<fn(bool)>> = const { Cell::new(None) };
+    /// The statements in ExecutorRun or ExecutorFinish, innermost last.
+    static RUNNING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// How many were running when each open subtransaction began: an error
+    /// leaves the executor without passing our frames (no guard there), and
+    /// the subtransaction's abort takes the stack back.
+    static SUBTRANSACTIONS: RefCell<Vec<(pg_sys::SubTransactionId, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `before_utility(statement)` runs before every utility statement the
-/// extension looks at (it may raise); `on_transaction_end(committed)` after
-/// every commit, abort and prepare (it may only change memory). Once per
-/// backend, from _PG_init.
-pub fn init(before_utility: fn(&Utility), on_transaction_end: fn(bool)) {
-    BEFORE_UTILITY.set(Some(before_utility));
-    ON_TRANSACTION_END.set(Some(on_transaction_end));
-    // SAFETY: chaining the hook as every extension does, once per backend;
-    // the callback only resets thread-local state.
+/// Registered callbacks: `before_utility(statement)` before every utility
+/// statement the extension looks at, `before_executor(statement)` before the
+/// executor starts any statement (both may raise); `on_transaction_end(committed)`
+/// after every commit, abort and prepare (it may only change memory). Once
+/// per backend, from _PG_init.
+pub struct Callbacks {
+    pub before_utility: fn(&Utility),
+    pub before_executor: fn(&Statement),
+    pub on_transaction_end: fn(bool),
+}
+
+pub fn init(callbacks: Callbacks) {
+    BEFORE_UTILITY.set(Some(callbacks.before_utility));
+    BEFORE_EXECUTOR.set(Some(callbacks.before_executor));
+    ON_TRANSACTION_END.set(Some(callbacks.on_transaction_end));
+    // SAFETY: chaining the hooks as every extension does, once per backend;
+    // the callbacks only reset thread-local state.
     unsafe {
         PREVIOUS_UTILITY.set(pg_sys::ProcessUtility_hook);
         pg_sys::ProcessUtility_hook = Some(process_utility);
+        PREVIOUS_START.set(pg_sys::ExecutorStart_hook);
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREVIOUS_RUN.set(pg_sys::ExecutorRun_hook);
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_FINISH.set(pg_sys::ExecutorFinish_hook);
+        pg_sys::ExecutorFinish_hook = Some(executor_finish);
         pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subtransaction_event), std::ptr::null_mut());
     }
 }
 
@@ -113,24 +219,177 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
                 let lock = &*statement.cast::<pg_sys::LockStmt>();
                 let relations = pgrx::PgList::<pg_sys::RangeVar>::from_pg(lock.relations)
                     .iter_ptr()
-                    .filter_map(|range| {
-                        let relid = pg_sys::RangeVarGetRelidExtended(
+                    .map(|range| {
+                        pg_sys::RangeVarGetRelidExtended(
                             range,
                             pg_sys::NoLock as i32,
                             pg_sys::RVROption::RVR_MISSING_OK,
                             None,
                             std::ptr::null_mut(),
-                        );
-                        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
-                        (relid != pg_sys::InvalidOid && !schema.is_null())
-                            .then(|| (relid, CStr::from_ptr(schema).to_string_lossy().into_owned()))
+                        )
                     })
+                    .filter(|relid| *relid != pg_sys::InvalidOid)
                     .collect();
                 callback(&Utility::Lock(relations));
             }
+            pg_sys::NodeTag::T_GrantStmt => {
+                let grant = &*statement.cast::<pg_sys::GrantStmt>();
+                let (schemas, global) = grant_targets(grant);
+                callback(&Utility::Grant { schemas, global });
+            }
+            pg_sys::NodeTag::T_GrantRoleStmt => callback(&Utility::Grant {
+                schemas: Vec::new(),
+                global: true,
+            }),
             _ => {}
         }
     }
+}
+
+/// The schema each object of a GRANT or REVOKE is named in, and whether a
+/// target lives outside every schema.
+///
+/// # Safety
+/// `grant` is a parsed GrantStmt.
+unsafe fn grant_targets(grant: &pg_sys::GrantStmt) -> (Vec<Option<String>>, bool) {
+    use pg_sys::ObjectType::*;
+    // SAFETY: node lists of the types the grammar builds for each target.
+    unsafe {
+        let text = |node: *mut std::ffi::c_void| {
+            let string = &*node.cast::<pg_sys::String>();
+            CStr::from_ptr(string.sval).to_string_lossy().into_owned()
+        };
+        // A qualified name (a list of strings): its schema, before the last part.
+        let qualifier = |names: *const pg_sys::List| {
+            let parts = cells(names);
+            (parts.len() >= 2).then(|| text(parts[parts.len() - 2].ptr_value))
+        };
+        let objects = cells(grant.objects);
+        if grant.targtype == pg_sys::GrantTargetType::ACL_TARGET_ALL_IN_SCHEMA
+            || grant.objtype == OBJECT_SCHEMA
+        {
+            return (objects.iter().map(|o| Some(text(o.ptr_value))).collect(), false);
+        }
+        match grant.objtype {
+            OBJECT_TABLE | OBJECT_SEQUENCE | OBJECT_FOREIGN_TABLE => {
+                let schemas = objects
+                    .iter()
+                    .map(|o| {
+                        let range = &*o.ptr_value.cast::<pg_sys::RangeVar>();
+                        (!range.schemaname.is_null())
+                            .then(|| CStr::from_ptr(range.schemaname).to_string_lossy().into_owned())
+                    })
+                    .collect();
+                (schemas, false)
+            }
+            OBJECT_FUNCTION | OBJECT_PROCEDURE | OBJECT_ROUTINE | OBJECT_AGGREGATE => {
+                let schemas = objects
+                    .iter()
+                    .map(|o| qualifier((*o.ptr_value.cast::<pg_sys::ObjectWithArgs>()).objname))
+                    .collect();
+                (schemas, false)
+            }
+            OBJECT_TYPE | OBJECT_DOMAIN => (
+                objects.iter().map(|o| qualifier(o.ptr_value.cast())).collect(),
+                false,
+            ),
+            _ => (Vec::new(), true),
+        }
+    }
+}
+
+unsafe extern "C-unwind" {
+    #[link_name = "standard_ExecutorStart"]
+    fn standard_executor_start(query: *mut pg_sys::QueryDesc, eflags: i32);
+    #[cfg(not(feature = "pg18"))]
+    #[link_name = "standard_ExecutorRun"]
+    fn standard_executor_run(
+        query: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+        execute_once: bool,
+    );
+    #[cfg(feature = "pg18")]
+    #[link_name = "standard_ExecutorRun"]
+    fn standard_executor_run(
+        query: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+    );
+    #[link_name = "standard_ExecutorFinish"]
+    fn standard_executor_finish(query: *mut pg_sys::QueryDesc);
+}
+
+/// Not guarded, like `process_utility`.
+unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: PostgreSQL passes a valid query descriptor, passed on as received.
+    unsafe {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
+            before_executor(query);
+        }
+        PREVIOUS_START.get().unwrap_or(standard_executor_start)(query, eflags);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn before_executor(query: *mut pg_sys::QueryDesc) {
+    if let Some(callback) = BEFORE_EXECUTOR.get() {
+        callback(&Statement(query));
+    }
+}
+
+/// Runs `f` with `query` on the stack of running statements. Not guarded:
+/// an error leaves without popping, and the (sub)transaction's abort takes
+/// the stack back (see SUBTRANSACTIONS).
+fn running(query: *mut pg_sys::QueryDesc, f: impl FnOnce()) {
+    let depth = RUNNING.with(|running| {
+        running.try_borrow_mut().map_or(usize::MAX, |mut r| {
+            r.push(query as usize);
+            r.len() - 1
+        })
+    });
+    f();
+    truncate_running(depth);
+}
+
+fn truncate_running(depth: usize) {
+    RUNNING.with(|running| {
+        if let Ok(mut running) = running.try_borrow_mut() {
+            running.truncate(depth);
+        }
+    });
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" fn executor_run(
+    query: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: the arguments as received.
+    running(query, || unsafe {
+        PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count, execute_once)
+    });
+}
+
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" fn executor_run(
+    query: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    // SAFETY: the arguments as received.
+    running(query, || unsafe {
+        PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count)
+    });
+}
+
+unsafe extern "C-unwind" fn executor_finish(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: the argument as received.
+    running(query, || unsafe {
+        PREVIOUS_FINISH.get().unwrap_or(standard_executor_finish)(query)
+    });
 }
 
 #[pg_guard]
@@ -144,7 +403,35 @@ unsafe extern "C-unwind" fn transaction_event(
         XACT_EVENT_ABORT => false,
         _ => return,
     };
+    truncate_running(0);
+    SUBTRANSACTIONS.with_borrow_mut(Vec::clear);
     if let Some(callback) = ON_TRANSACTION_END.get() {
         callback(committed);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    subtransaction: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    match event {
+        SUBXACT_EVENT_START_SUB => {
+            let depth = RUNNING.with_borrow(Vec::len);
+            SUBTRANSACTIONS.with_borrow_mut(|s| s.push((subtransaction, depth)));
+        }
+        SUBXACT_EVENT_COMMIT_SUB | SUBXACT_EVENT_ABORT_SUB => {
+            let started = SUBTRANSACTIONS.with_borrow_mut(|s| {
+                let at = s.iter().rposition(|(id, _)| *id == subtransaction)?;
+                s.drain(at..).next()
+            });
+            if let (SUBXACT_EVENT_ABORT_SUB, Some((_, depth))) = (event, started) {
+                truncate_running(depth);
+            }
+        }
+        _ => {}
     }
 }

@@ -169,6 +169,13 @@ unsafe extern "C-unwind" fn record(
     if internal {
         return;
     }
+    // Changes that PostgreSQL reports on a catalog of their own are changes of
+    // the relation (an inheritance link, an index's or a foreign table's row).
+    let class = if [INHERITS, INDEX, FOREIGN_TABLE].contains(&class) {
+        pg_sys::RelationRelationId
+    } else {
+        class
+    };
     // A new object is not visible to catalog lookups before the command ends
     // (placed when `watch` returns); one that changes is placed as it was.
     let before = (kind != Kind::Created).then(|| {
@@ -191,6 +198,10 @@ unsafe extern "C-unwind" fn record(
 }
 
 fn describe(class: pg_sys::Oid, object: pg_sys::Oid, sub: i32) -> Option<String> {
+    // The only other catalog the hooks report on, which PostgreSQL cannot describe.
+    if class == DB_ROLE_SETTING {
+        return Some("the settings of a role or database".into());
+    }
     let address = pg_sys::ObjectAddress {
         classId: class,
         objectId: object,
@@ -209,6 +220,10 @@ pub const POLICY: pg_sys::Oid = pg_sys::Oid::from_u32(3256);
 pub const REWRITE: pg_sys::Oid = pg_sys::Oid::from_u32(2618);
 const ATTRDEF: pg_sys::Oid = pg_sys::Oid::from_u32(2604);
 const DEFAULT_ACL: pg_sys::Oid = pg_sys::Oid::from_u32(826);
+const INHERITS: pg_sys::Oid = pg_sys::Oid::from_u32(2611);
+const INDEX: pg_sys::Oid = pg_sys::Oid::from_u32(2610);
+const FOREIGN_TABLE: pg_sys::Oid = pg_sys::Oid::from_u32(3118);
+const DB_ROLE_SETTING: pg_sys::Oid = pg_sys::Oid::from_u32(2964);
 
 /// pg_policy and pg_rewrite: oid, name, the table's oid.
 #[repr(C)]

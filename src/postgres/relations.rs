@@ -50,3 +50,22 @@ pub fn name(relid: pg_sys::Oid) -> String {
         format!("{}.{}", quote(schema), quote(name))
     }
 }
+
+/// The name of the relation's schema, or None for a relation that is gone.
+pub fn schema_name(relid: pg_sys::Oid) -> Option<String> {
+    // SAFETY: syscache lookups; NULL (InvalidOid) for what is gone.
+    unsafe {
+        let namespace = pg_sys::get_rel_namespace(relid);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        let name = pg_sys::get_namespace_name(namespace);
+        (!name.is_null()).then(|| CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
+}
+
+/// The relation's kind (pg_class.relkind: b'r', b'v', …), 0 when it is gone.
+pub fn kind(relid: pg_sys::Oid) -> u8 {
+    // SAFETY: a syscache lookup.
+    unsafe { pg_sys::get_rel_relkind(relid) as u8 }
+}

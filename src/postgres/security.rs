@@ -206,10 +206,6 @@ pub struct UserCode<'a> {
     /// Who it runs as: the table's owner, the migration owner.
     pub role: pg_sys::Oid,
     pub search_path: &'a str,
-    /// FORCE ROW LEVEL SECURITY does not apply to `role`'s own tables (as for
-    /// PostgreSQL's foreign-key checks): a statement that names its rows
-    /// explicitly needs no tenant context.
-    pub unforced_own_tables: bool,
 }
 
 impl UserCode<'static> {
@@ -219,7 +215,6 @@ impl UserCode<'static> {
         UserCode {
             role,
             search_path: PINNED_PATH,
-            unforced_own_tables: false,
         }
     }
 }
@@ -229,16 +224,14 @@ impl UserCode<'static> {
 /// REFRESH MATERIALIZED VIEW and index builds as the table's owner: as
 /// `code.role`, in a security-restricted operation (no SET ROLE, no
 /// temporary tables, no WITH HOLD cursors, no deferred triggers, no PREPARE),
-/// with `search_path` pinned, row-level security on, and no tenant context.
+/// with `search_path` pinned, row-level security on, and no tenant context
+/// (which the code cannot change: see `in_user_code`).
 /// Every setting the code changes, with SET LOCAL, SET or set_config(), is
 /// discarded when it returns (PostgreSQL's `AtEOXact_GUC(false, …)`): nothing
 /// it does steers what the extension, or the caller's session, does next.
 /// If it raises, the (sub)transaction abort restores the same.
 pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
-    let mut flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
-    if code.unforced_own_tables {
-        flags |= pg_sys::SECURITY_NOFORCE_RLS;
-    }
+    let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
     let saved = switch_user(code.role, flags);
     // SAFETY: a nest level closed below, or by the (sub)transaction abort.
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
@@ -246,11 +239,67 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     // pg_dump's row_security = off would make every statement on a FORCEd table fail.
     crate::postgres::gucs::save(c"row_security", "on");
     crate::postgres::gucs::save_no_context();
+    let portals = portal_contexts();
     let result = f();
+    close_portals_opened_since(&portals);
     // SAFETY: discards every setting changed since the nest level began.
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
     restore_user(saved);
     result
+}
+
+/// The memory contexts of the session's portals (each portal has one, a
+/// child of TopPortalContext named after it): a short list to walk.
+fn portal_contexts() -> Vec<pg_sys::MemoryContext> {
+    let mut contexts = Vec::new();
+    // SAFETY: PortalContext is the running portal's memory context, a child
+    // of TopPortalContext like every portal's; the tree is only read.
+    unsafe {
+        let running = pg_sys::PortalContext;
+        if running.is_null() || (*running).parent.is_null() {
+            return contexts;
+        }
+        let mut child = (*(*running).parent).firstchild;
+        while !child.is_null() {
+            contexts.push(child);
+            child = (*child).nextchild;
+        }
+    }
+    contexts
+}
+
+/// Close the cursors that user code opened and left open: a FETCH by the
+/// caller later would run the code's query with the caller's rights.
+fn close_portals_opened_since(before: &[pg_sys::MemoryContext]) {
+    for context in portal_contexts() {
+        if before.contains(&context) {
+            continue;
+        }
+        // SAFETY: a portal context's identifier is its portal's name; the
+        // portal is looked up by it and dropped as CLOSE does.
+        unsafe {
+            let name = (*context).ident;
+            if name.is_null() {
+                continue;
+            }
+            let portal = pg_sys::GetPortalByName(name);
+            if !portal.is_null()
+                && (*portal).portalContext == context
+                && (*portal).status != pg_sys::PortalStatus::PORTAL_ACTIVE
+                && !(*portal).portalPinned
+            {
+                pg_sys::PortalDrop(portal, false);
+            }
+        }
+    }
+}
+
+/// Whether code that another role wrote is running (`run_user_code`): the
+/// restricted operation's flag, which only PostgreSQL's own restricted
+/// operations (index builds, VACUUM, REFRESH, …) set besides.
+pub fn in_user_code() -> bool {
+    // SAFETY: reads the security context.
+    unsafe { pg_sys::InSecurityRestrictedOperation() }
 }
 
 /// Switch the user id, adding `flags` to the security context; returns what

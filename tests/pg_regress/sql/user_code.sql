@@ -1,6 +1,7 @@
 -- Code and settings that another role controls never reach the extension's
 -- rights and never change what it does next (threat-model rows 39-44 and
--- the review of 0.4.0): one section per attack, as the role it needs.
+-- 47-51, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
+-- the role it needs.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 SELECT tenancy.grant_admin('tenancy_admin');
@@ -109,8 +110,42 @@ SELECT count(*) AS doomed_orders_left FROM uc.orders o
  WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.id = o.tenant_id);
 SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'tenancy_owner';
 
+-- 48. Nor does code of another owner that the owner's trigger calls: a
+--     SECURITY DEFINER accessor of that owner's protected table (which would
+--     show its owner every row with FORCE switched off for owners) finds no
+--     context either. Only the destroy's own DELETE runs in the tenant's.
+SELECT (tenancy.register_tenant('uc-doomed-2', 'Doomed again')).identifier;
+CREATE FUNCTION uc.other_rows() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS 'SELECT count(*) FROM uc.other';
+ALTER FUNCTION uc.other_rows() OWNER TO uc_other_owner;
+REVOKE EXECUTE ON FUNCTION uc.other_rows() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION uc.other_rows() TO tenancy_owner;
+SET ROLE tenancy_owner;
+DROP TRIGGER spy ON uc.orders;
+CREATE TABLE uc.accessed (context uuid, other_rows bigint);
+CREATE FUNCTION uc.call_other() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO uc.accessed VALUES (tenancy.current_tenant(), uc.other_rows());
+    RETURN NULL;
+END $$;
+CREATE TRIGGER call_other AFTER DELETE ON uc.orders FOR EACH STATEMENT EXECUTE FUNCTION uc.call_other();
+RESET ROLE;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-doomed-2') IS NOT NULL AS as_doomed_2;
+INSERT INTO uc.orders (item) VALUES ('doomed order 2');
+INSERT INTO uc.other (secret) VALUES ('doomed secret 2');
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-doomed-2', destroy_data => true)).identifier;
+SELECT context, other_rows FROM uc.accessed;
+SELECT count(*) AS other_rows_in_all FROM uc.other;
+SET ROLE tenancy_owner;
+DROP TRIGGER call_other ON uc.orders;
+RESET ROLE;
+
 -- A trigger that copies the rows it deletes into another protected table
--- (an audit trail): the destroy goes over the tables again until none is left.
+-- (an audit trail) is refused by that table's policy, as it has no context;
+-- the owner disables it around the destroy.
 SELECT (tenancy.register_tenant('uc-audited', 'Audited')).identifier;
 SET ROLE tenancy_owner;
 CREATE TABLE uc.history (tenant_id uuid NOT NULL, item text);
@@ -127,6 +162,13 @@ INSERT INTO uc.orders (item) VALUES ('audited order');
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT (tenancy.delete_tenant('uc-audited', destroy_data => true)).identifier;
+SET ROLE tenancy_owner;
+ALTER TABLE uc.orders DISABLE TRIGGER keep_history;
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-audited', destroy_data => true)).identifier;
+SET ROLE tenancy_owner;
+ALTER TABLE uc.orders ENABLE TRIGGER keep_history;
+RESET ROLE;
 SELECT count(*) AS audited_rows_left FROM uc.history
  WHERE NOT EXISTS (SELECT FROM tenancy.tenants t WHERE t.id = history.tenant_id);
 DROP TRIGGER keep_history ON uc.orders;
@@ -251,6 +293,10 @@ ALTER TABLE uc.everything OWNER TO tenancy_owner;
 SET ROLE tenancy_owner;
 ALTER TABLE uc.orders INHERIT uc.everything;
 CREATE TABLE uc.more_orders (tenant_id uuid NOT NULL, item text) INHERITS (uc.everything);
+-- (row_security = off, as pg_restore sets it, switches auto-protect off, not this)
+SET row_security = off;
+ALTER TABLE uc.orders INHERIT uc.everything;
+RESET row_security;
 RESET ROLE;
 ALTER EVENT TRIGGER tenancy_auto_protect DISABLE;
 ALTER TABLE uc.orders INHERIT uc.everything;
@@ -278,6 +324,14 @@ BEGIN;
 LOCK TABLE :"victim_schema".uc_notes IN ACCESS EXCLUSIVE MODE;
 \set VERBOSITY default
 ROLLBACK;
+-- 50. ... also through a view, which LOCK locks with its tables.
+CREATE TEMP VIEW uc_peek AS SELECT * FROM :"victim_schema".uc_notes;
+BEGIN;
+\set VERBOSITY sqlstate
+LOCK TABLE uc_peek IN ACCESS EXCLUSIVE MODE;
+\set VERBOSITY default
+ROLLBACK;
+DROP VIEW uc_peek;
 BEGIN;
 LOCK TABLE uc_notes IN ACCESS EXCLUSIVE MODE;
 ROLLBACK;
@@ -315,6 +369,21 @@ SET ROLE tenancy_app;
 SELECT tenancy.event_is_current(:'suspended_event') AS replayed_suspend_is_current;
 SELECT tenancy.event_is_current('{"action": "suspend", "identifier": "uc-victim"}') AS forged_is_current;
 SELECT tenancy.event_is_current('not json') AS garbage_is_current;
+-- (a current event with another status, or with a field tenancy does not send)
+RESET ROLE;
+SELECT (tenancy.suspend_tenant('uc-victim')).status;
+SELECT pg_catalog.json_build_object('action', 'suspend', 'tenant_id', id, 'identifier', identifier,
+                                    'status', 'suspended', 'audit_id',
+                                    (SELECT max(a.id) FROM tenancy.audit_log a
+                                      WHERE a.tenant_id = t.id AND a.action = 'suspend'))::text AS event
+  FROM tenancy.tenants t WHERE identifier = 'uc-victim' \gset
+SET ROLE tenancy_app;
+SELECT tenancy.event_is_current(:'event') AS genuine_is_current;
+SELECT tenancy.event_is_current(jsonb_set(:'event', '{status}', '"active"')::text) AS other_status_is_current;
+SELECT tenancy.event_is_current((:'event'::jsonb || '{"reason": "forged"}')::text) AS extra_field_is_current;
+RESET ROLE;
+SELECT (tenancy.activate_tenant('uc-victim')).status;
+SET ROLE tenancy_app;
 RESET ROLE;
 
 -- 13. A JWT names a tenant by identifier: one issued in the second in which
@@ -346,6 +415,11 @@ SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
 SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
        jsonb_build_object('tenant', 'uc-fresh', 'iat', :fresh_second, 'exp', :fresh_second + 60),
        decode(repeat('11', 32), 'hex'))) AS fresh_whole_second;
+-- An iat in the future (beyond a minute of clock difference) is refused.
+SELECT regress.try_jwt(regress.jwt('{"alg":"HS256","kid":"uc-jwt"}',
+       jsonb_build_object('tenant', 'uc-fresh', 'iat', extract(epoch FROM now()) + 3600,
+                          'exp', extract(epoch FROM now()) + 7200),
+       decode(repeat('11', 32), 'hex'))) AS issued_in_an_hour;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT tenancy.retire_signing_key('uc-jwt');
@@ -378,6 +452,109 @@ SELECT tenancy.set_tenant_token(:'long_token');
 RESET ROLE;
 SELECT tenancy.retire_signing_key('uc-long');
 SELECT tenancy.retire_signing_key('uc-key');
+
+-- 47. A tenant schema's triggers, defaults, constraints and views are the
+--     migration author's code. A statement trigger may not fire before
+--     tenancy_schema_guard (or replace it), nor fire in replication, and a
+--     rule may not rewrite writes: the guard decides first. A superuser may
+--     read the tables but not write them or query the views (the author's
+--     code would run as superuser): it acts as the schema's owner instead.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0010-early', $m$
+    CREATE FUNCTION uc_early() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+    CREATE TRIGGER "0_first" BEFORE INSERT ON uc_notes FOR EACH STATEMENT EXECUTE FUNCTION uc_early()$m$);
+CALL tenancy.add_migration('uc-0011-replace', $m$
+    CREATE FUNCTION uc_pass() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+    DROP TRIGGER IF EXISTS tenancy_schema_guard ON uc_notes;
+    CREATE TRIGGER tenancy_schema_guard BEFORE INSERT ON uc_notes FOR EACH STATEMENT EXECUTE FUNCTION uc_pass()$m$);
+CALL tenancy.add_migration('uc-0012-always', $m$
+    CREATE FUNCTION uc_always() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+    CREATE TRIGGER uc_always BEFORE INSERT ON uc_notes FOR EACH ROW EXECUTE FUNCTION uc_always();
+    ALTER TABLE uc_notes ENABLE ALWAYS TRIGGER uc_always$m$);
+CALL tenancy.add_migration('uc-0013-rule', 'CREATE RULE uc_rule AS ON DELETE TO uc_notes DO ALSO NOTIFY uc');
+\set VERBOSITY default
+-- A statement trigger that sorts after the guard is fine.
+CALL tenancy.add_migration('uc-0014-late', $m$
+    CREATE FUNCTION uc_late() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE WARNING 'uc_late ran as %', current_user;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER uc_late BEFORE INSERT ON uc_notes FOR EACH STATEMENT EXECUTE FUNCTION uc_late()$m$);
+RESET ROLE;
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0010' AND 'uc-0014-z';
+SELECT schema_name AS planted_schema FROM tenancy.tenants WHERE identifier = 'uc-planted' \gset
+\set VERBOSITY sqlstate
+INSERT INTO :"planted_schema".uc_notes VALUES ('written by a superuser');
+SELECT count(*) FROM :"planted_schema".uc_plans;
+\set VERBOSITY default
+SELECT count(*) AS notes FROM :"planted_schema".uc_notes;
+SET ROLE tenancy_migrator;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS owner_as_planted;
+INSERT INTO :"planted_schema".uc_notes VALUES ('written as the owner');
+SELECT count(*) AS plans FROM :"planted_schema".uc_plans;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+-- verify() reports what an administrator did by hand there.
+CREATE FUNCTION uc.nothing() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER "0_first" BEFORE INSERT ON :"planted_schema".uc_notes
+    FOR EACH STATEMENT EXECUTE FUNCTION uc.nothing();
+CREATE RULE uc_rule AS ON DELETE TO :"planted_schema".uc_notes DO ALSO NOTIFY uc;
+GRANT CREATE ON SCHEMA :"planted_schema" TO tenancy_app;
+SELECT severity, replace(object, :'planted_schema', 'planted') AS object,
+       regexp_replace(problem, 'tenant \S+', 'tenant …') AS problem
+  FROM tenancy.verify() WHERE object LIKE '%' || :'planted_schema' || '%' ORDER BY 2;
+DROP TRIGGER "0_first" ON :"planted_schema".uc_notes;
+DROP RULE uc_rule ON :"planted_schema".uc_notes;
+REVOKE CREATE ON SCHEMA :"planted_schema" FROM tenancy_app;
+
+-- 49. Row-level security in a tenant schema is tenancy's: a migration may
+--     add restrictive policies, not permissive ones (they are ORed with the
+--     pinned one), and may not make or change tenancy's own.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0015-open', 'CREATE POLICY uc_open ON uc_notes USING (true)');
+CALL tenancy.add_migration('uc-0016-own-policy', $m$
+    DROP POLICY IF EXISTS tenancy_schema_isolation ON uc_notes;
+    CREATE POLICY tenancy_schema_isolation ON uc_notes AS RESTRICTIVE USING (true)$m$);
+\set VERBOSITY default
+CALL tenancy.add_migration('uc-0017-restrictive',
+    'CREATE POLICY uc_visible ON uc_notes AS RESTRICTIVE USING (body IS NOT NULL)');
+RESET ROLE;
+
+-- 51. A migration reaches no other tenant's schema in any other way either:
+--     no grant there, no object that refers to one (a view, inheritance, a
+--     foreign key), no other tenant's context; and a cursor it leaves open
+--     is closed (a FETCH by the caller would run its query with the
+--     caller's rights). Inheritance and role settings are reported cleanly.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0018-grant', 'GRANT CREATE ON SCHEMA ' || :'victim_schema' || ' TO tenancy_app');
+CALL tenancy.add_migration('uc-0019-grant-all', 'GRANT ALL ON ALL SEQUENCES IN SCHEMA ' || :'victim_schema' || ' TO tenancy_app');
+CALL tenancy.add_migration('uc-0020-view', 'CREATE VIEW uc_peek AS SELECT * FROM ' || :'victim_schema' || '.uc_notes');
+CALL tenancy.add_migration('uc-0021-heir', 'CREATE TABLE uc_heir () INHERITS (' || :'victim_schema' || '.uc_notes)');
+CALL tenancy.add_migration('uc-0022-context', $$SELECT tenancy.set_tenant('uc-victim')$$);
+\set VERBOSITY default
+CALL tenancy.add_migration('uc-0023-role', $$ALTER ROLE tenancy_migrator SET work_mem = '1MB'$$);
+CALL tenancy.add_migration('uc-0024-own-heir', $$
+    CREATE TABLE uc_base (x int);
+    CREATE TABLE uc_derived () INHERITS (uc_base);
+    GRANT SELECT ON uc_base, uc_derived TO tenancy_app$$);
+BEGIN;
+SELECT tenancy.record_migration('uc-0025-cursor', 'DECLARE uc_left CURSOR FOR SELECT 1');
+SELECT count(*) AS cursors_left FROM pg_cursors WHERE name = 'uc_left';
+ROLLBACK;
+RESET ROLE;
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0015' AND 'uc-0025-z';
+
+-- verify() reads table names as names, not as patterns (a SECURITY DEFINER
+-- function is compared with every protected table's name).
+CREATE TABLE uc."we(ird" (tenant_id uuid NOT NULL);
+CREATE FUNCTION uc.definer() RETURNS int LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS 'SELECT 1';
+SELECT severity, object FROM tenancy.verify() WHERE object = 'uc.definer()';
+DROP FUNCTION uc.definer();
 
 SELECT tenancy.revoke_admin('tenancy_admin');
 -- (later schema tenants replay the history: uc.plans goes away)
