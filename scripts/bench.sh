@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite (docs/benchmarks.md): loads the data sets into a scratch
-# cluster (port 55434), runs every workload with pgbench as a non-superuser
+# cluster (port 25434), runs every workload with pgbench as a non-superuser
 # application role, baseline and product interleaved in rounds, and prints
 # workload, result, baseline, ratio, target, pass/fail.
 #
@@ -8,7 +8,7 @@
 #
 # Results also go to target/bench/results.md and docs/benchmarks.svg.
 source "$(dirname "$0")/lib.sh"
-PORT=${TENANCY_BENCH_PORT:-55434}
+PORT=${TENANCY_BENCH_PORT:-25434}
 DURATION=5 ROUNDS=5 CLIENTS=4
 while (($#)); do
     case $1 in

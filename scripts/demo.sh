@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds, starts a scratch PostgreSQL on
-# port 55432, and shows tenants isolated and their lifecycle.
+# port 25432, and shows tenants isolated and their lifecycle.
 source "$(dirname "$0")/lib.sh"
-PORT=${TENANCY_DEMO_PORT:-55432}
+PORT=${TENANCY_DEMO_PORT:-25432}
 
 if [ "${1:-}" = stop ]; then stop_cluster "$PORT"; exit 0; fi
 ensure_tools

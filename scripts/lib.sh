@@ -123,6 +123,10 @@ server_dir() {
 
 # fresh_cluster PORT [postgresql.conf lines…]: a new, empty cluster on a private
 # port and socket directory, started and owned by this project (never the system one).
+# The project's ports (254xx, 264xx, 276xx) lie below Linux's ephemeral range
+# (32768-60999): a port there can be the local end of any client connection of
+# the tests, or linger in TIME_WAIT after it, and the server's listen would
+# then fail now and then with "Address already in use".
 fresh_cluster() {
     local port=$1 dir="$SCRATCH/pg-$1"
     shift

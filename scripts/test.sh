@@ -37,8 +37,8 @@ if [ -z "${TENANCY_PG_CONFIG:-}" ]; then
     exit
 fi
 source "$(dirname "$0")/lib.sh"
-PORT=${TENANCY_TEST_PORT:-55433}
-POOLER_PORT=${TENANCY_POOLER_PORT:-56433}
+PORT=${TENANCY_TEST_PORT:-25433}
+POOLER_PORT=${TENANCY_POOLER_PORT:-26433}
 
 ensure_tools pgbouncer
 OUT="$ROOT/target/test-output/pg$PG_MAJOR"

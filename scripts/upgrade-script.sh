@@ -31,7 +31,7 @@ else
     target="$ROOT/sql/tenancy--$last--$new.sql"
     ensure_tools
     install_extension
-    PORT=${TENANCY_UPGRADE_SCRIPT_PORT:-55437}
+    PORT=${TENANCY_UPGRADE_SCRIPT_PORT:-25437}
     trap 'stop_cluster "$PORT"' EXIT
     fresh_cluster "$PORT"
     put 644 "$old_sql" "$("$PG_CONFIG" --sharedir)/extension"

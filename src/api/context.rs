@@ -35,6 +35,10 @@ thread_local! {
     static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
     /// This transaction set a transaction-scoped context.
     static LOCAL_CONTEXT: Cell<bool> = const { Cell::new(false) };
+    /// Application audit events this transaction wrote (their rows carry the
+    /// transaction's start time, so the count of the last second misses
+    /// them once the transaction is older than a second).
+    static AUDITS_IN_TRANSACTION: Cell<i64> = const { Cell::new(0) };
 }
 
 /// Before `DECLARE name CURSOR WITH HOLD`: a held cursor keeps its rows after
@@ -85,6 +89,7 @@ pub(crate) fn on_executor_start(statement: &hooks::Statement) {
 
 pub(crate) fn on_transaction_end(_committed: bool) {
     LOCAL_CONTEXT.set(false);
+    AUDITS_IN_TRANSACTION.set(0);
     citus::on_transaction_end();
 }
 
@@ -264,7 +269,8 @@ fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 
                 &[to_sql(tenant.id).into(), rate.into()],
             )
             .or_raise("counting the tenant's audit events")
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(AUDITS_IN_TRANSACTION.get());
             if recent >= rate {
                 RateLimited(
                     format!(
@@ -280,6 +286,7 @@ fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 
                 .raise();
             }
         }
+        AUDITS_IN_TRANSACTION.set(AUDITS_IN_TRANSACTION.get() + 1);
         audit::record(
             &role,
             &format!("app.{action}"),

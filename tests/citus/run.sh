@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Citus layer, run by scripts/test.sh: a coordinator and two workers on
-# loopback (ports 57640-57642), the citus extension in database
+# loopback (ports 27640-27642), the citus extension in database
 # tenancy_citus on each, then tests/citus/sql/*.sql through pg_regress
 # against the coordinator (the scripts connect to the workers themselves).
 # Needs a Citus build for the PostgreSQL under test (from its packages);
@@ -10,7 +10,7 @@ set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
 HERE="$ROOT/tests/citus"
-PORTS=(57640 57641 57642)
+PORTS=(27640 27641 27642)
 DB=tenancy_citus
 
 if [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then

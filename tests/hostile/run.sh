@@ -12,8 +12,8 @@
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}/hostile
-PORT=${TENANCY_HOSTILE_PORT:-55436}
-POOLER_PORT=${TENANCY_HOSTILE_POOLER_PORT:-56436}
+PORT=${TENANCY_HOSTILE_PORT:-25436}
+POOLER_PORT=${TENANCY_HOSTILE_POOLER_PORT:-26436}
 rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_pgbouncer "$POOLER_PORT"; stop_cluster "$PORT"' EXIT
 

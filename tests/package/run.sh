@@ -9,7 +9,7 @@
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
-PORT=${TENANCY_PACKAGE_PORT:-55435}
+PORT=${TENANCY_PACKAGE_PORT:-25435}
 LIBDIR=$("$PG_CONFIG" --pkglibdir)
 EXTDIR=$("$PG_CONFIG" --sharedir)/extension
 installed_files() { ls "$LIBDIR"/tenancy.so "$EXTDIR"/tenancy[.-]* 2>/dev/null; }

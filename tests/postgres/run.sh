@@ -16,7 +16,7 @@
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}/postgres
-PORT=${TENANCY_POSTGRES_PORT:-55438}
+PORT=${TENANCY_POSTGRES_PORT:-25438}
 HERE="$ROOT/tests/postgres"
 BUILD="$ROOT/target/postgres-regress/$PG_MAJOR"
 rm -rf "$OUT" && mkdir -p "$OUT"

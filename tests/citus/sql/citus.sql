@@ -1,4 +1,4 @@
--- tenancy on Citus: a coordinator (57640) and two workers (57641, 57642),
+-- tenancy on Citus: a coordinator (27640) and two workers (27641, 27642),
 -- started by tests/citus/run.sh. Isolation as the application role on every
 -- node, forgery and replay of the context, suspension, a tenant isolated to
 -- a shard of its own, auto-protect on workers, verify() over placements.
@@ -89,9 +89,9 @@ ROLLBACK;
 SELECT shard_name('orders'::regclass, s.shardid) AS shard
   FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
   JOIN pg_dist_node n ON n.groupid = p.groupid
- WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 57641
+ WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 27641
  ORDER BY s.shardid LIMIT 1 \gset
-\c "host=127.0.0.1 port=57641 dbname=tenancy_citus user=tenancy_app"
+\c "host=127.0.0.1 port=27641 dbname=tenancy_citus user=tenancy_app"
 BEGIN;
 SET LOCAL tenancy.context = :'carrier';
 SELECT count(*) FROM :shard;
@@ -112,11 +112,11 @@ SET tenancy.tenant = :'beta';
 -- contexts live one transaction.
 \c - postgres
 SELECT identifier, status FROM tenancy.tenants ORDER BY 1;
-\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27640 dbname=tenancy_citus user=postgres"
 SELECT status FROM tenancy.suspend_tenant('beta', 'unpaid');
-\c "host=127.0.0.1 port=57642 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27642 dbname=tenancy_citus user=postgres"
 SELECT identifier, status FROM tenancy.tenants ORDER BY 1;
-\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=tenancy_app"
+\c "host=127.0.0.1 port=27640 dbname=tenancy_citus user=tenancy_app"
 BEGIN;
 SELECT tenancy.set_tenant('beta', true);
 \echo :LAST_ERROR_SQLSTATE
@@ -139,14 +139,14 @@ COMMIT;
 \c - postgres
 SELECT s.shardid AS moved FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
   JOIN pg_dist_node n ON n.groupid = p.groupid
- WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 57641 ORDER BY s.shardid LIMIT 1 \gset
-SELECT citus_move_shard_placement(:moved, '127.0.0.1', 57641, '127.0.0.1', 57642,
+ WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 27641 ORDER BY s.shardid LIMIT 1 \gset
+SELECT citus_move_shard_placement(:moved, '127.0.0.1', 27641, '127.0.0.1', 27642,
                                   shard_transfer_mode => 'block_writes');
 SELECT shardid AS split, ((shardminvalue::bigint + shardmaxvalue::bigint) / 2)::text AS point
   FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass ORDER BY shardid LIMIT 1 \gset
 SELECT citus_split_shard_by_split_points(:split, ARRAY[:'point'],
-    ARRAY[(SELECT nodeid FROM pg_dist_node WHERE nodeport = 57641),
-          (SELECT nodeid FROM pg_dist_node WHERE nodeport = 57642)], 'block_writes');
+    ARRAY[(SELECT nodeid FROM pg_dist_node WHERE nodeport = 27641),
+          (SELECT nodeid FROM pg_dist_node WHERE nodeport = 27642)], 'block_writes');
 SELECT count(*) AS placement_errors_after_move_and_split FROM tenancy.verify() WHERE severity = 'error';
 \c - tenancy_app
 SELECT count(*) AS without_context_after_move_and_split FROM orders;
@@ -159,18 +159,18 @@ COMMIT;
 SELECT shard_name('orders'::regclass, s.shardid) AS shard
   FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
   JOIN pg_dist_node n ON n.groupid = p.groupid
- WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 57642
+ WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = 27642
  ORDER BY s.shardid LIMIT 1 \gset
-\c "host=127.0.0.1 port=57642 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27642 dbname=tenancy_citus user=postgres"
 ALTER TABLE :shard NO FORCE ROW LEVEL SECURITY;
-\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27640 dbname=tenancy_citus user=postgres"
 SELECT severity, problem FROM tenancy.verify() WHERE object LIKE 'shard %';
 SELECT tenancy.protect('orders');
 SELECT count(*) AS placement_errors_after_protect FROM tenancy.verify() WHERE object LIKE 'shard %';
 
 -- Auto-protect never acts on a worker: its tables are the coordinator's
 -- shells and shards.
-\c "host=127.0.0.1 port=57641 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27641 dbname=tenancy_citus user=postgres"
 CREATE TABLE worker_local (tenant_id uuid NOT NULL);
 SELECT count(*) AS recorded_on_worker FROM tenancy.protected_tables WHERE relid = 'worker_local'::regclass;
 DROP TABLE worker_local;
@@ -180,7 +180,7 @@ DROP TABLE worker_local;
 -- their pinned policy and guard. The migration owner must be able to log in
 -- to the workers (Citus connects as the current user) and create schemas (it
 -- creates them on Citus, so that its own connections to the workers see them).
-\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27640 dbname=tenancy_citus user=postgres"
 SET client_min_messages = warning;
 ALTER ROLE tenancy_migrator LOGIN;
 GRANT CREATE ON DATABASE tenancy_citus TO tenancy_migrator;
@@ -212,7 +212,7 @@ ROLLBACK;
 SELECT count(*) AS gamma_notes_without_context FROM :"gamma_schema".notes;
 
 -- Signed tokens carry the same way.
-\c "host=127.0.0.1 port=57640 dbname=tenancy_citus user=postgres"
+\c "host=127.0.0.1 port=27640 dbname=tenancy_citus user=postgres"
 SELECT tenancy.add_signing_key('k1') AS kid \gset
 SELECT tenancy.issue_token('alpha') AS token \gset
 \c - tenancy_app

@@ -351,6 +351,14 @@ BEGIN;
 SELECT tenancy.audit('burst') > 0 AS one, tenancy.audit('burst') > 0 AS two, tenancy.audit('burst') > 0 AS three;
 SELECT tenancy.audit('burst');
 ROLLBACK;
+-- (also in a transaction older than a second, whose rows carry its start time)
+BEGIN;
+SELECT tenancy.audit('slow') > 0 AS one, tenancy.audit('slow') > 0 AS two, tenancy.audit('slow') > 0 AS three;
+SELECT pg_sleep(1.1);
+\set VERBOSITY sqlstate
+SELECT tenancy.audit('slow');
+\set VERBOSITY default
+ROLLBACK;
 RESET ROLE;
 RESET tenancy.audit_rate;
 
