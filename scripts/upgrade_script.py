@@ -121,8 +121,7 @@ def main():
                 drops.append(f"DROP EVENT TRIGGER {name};")
             when = ""
             if event["tags"]:
-                tags = event["tags"].strip("{}").split(",")
-                when = " WHEN TAG IN (" + ", ".join(quote_literal(t.strip('"')) for t in tags) + ")"
+                when = " WHEN TAG IN (" + ", ".join(quote_literal(t) for t in event["tags"]) + ")"
             function = event["function"].split("(")[0]
             after.append(f"CREATE EVENT TRIGGER {name} ON {event['event']}{when}\n    EXECUTE FUNCTION {function}();")
             enable = {"A": "ENABLE ALWAYS", "R": "ENABLE REPLICA", "D": "DISABLE"}.get(event["enabled"])

@@ -72,6 +72,9 @@ DECLARE
         'tenancy.current_tenant_info()',
         'tenancy.audit(text, jsonb)',
         'tenancy.event_is_current(text)',
+        -- Called by the tenancy_guard_triggers event trigger as whoever runs
+        -- CREATE TRIGGER (it only reads what the event reports).
+        'tenancy.refuse_foreign_triggers()',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.
         'tenancy.refuse_truncate()',

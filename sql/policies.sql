@@ -97,6 +97,19 @@ CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
     EXECUTE FUNCTION tenancy.auto_protect();
 
+-- Only a table's owner (or a superuser) may add a trigger to a protected table
+-- or a table of a tenant schema (see refuse_foreign_triggers()). Not SECURITY
+-- DEFINER: it checks the role that ran CREATE TRIGGER.
+CREATE FUNCTION tenancy.guard_triggers() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM tenancy.refuse_foreign_triggers();
+END
+$$;
+CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER')
+    EXECUTE FUNCTION tenancy.guard_triggers();
+
 -- A dropped table is no longer protected: forget it (destroy_data and verify()
 -- iterate tenancy.protected_tables).
 CREATE FUNCTION tenancy.forget_dropped_tables() RETURNS event_trigger

@@ -3,7 +3,8 @@
 -- tenant's rows today; 'warning' = a door an operator should close.
 CREATE FUNCTION tenancy.verify()
 RETURNS TABLE (severity text, object text, problem text, fix text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- (jit off: compiling this long query's expressions costs seconds and saves nothing)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 WITH protected AS (
     SELECT p.relid::oid AS relid, p.relid::text AS tbl, p.tenant_column,
            a.attnum AS tenant_attnum
@@ -21,19 +22,26 @@ WITH protected AS (
     SELECT c.oid AS relid, c.oid::regclass::text AS tbl, ts.identifier, ts.id
       FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
+), pinned_groups AS MATERIALIZED (   -- the pinned policies of tenant schemas, alike ones together:
+    -- the migrations pin every table of a schema with the same stored text, so
+    -- a schema's policies are deparsed once, not once per table
+    SELECT pn.id, pn.identifier, min(pn.relid) AS relid, array_agg(pn.relid) AS relids
+      FROM pinned pn JOIN pg_policy pol ON pol.polrelid = pn.relid AND pol.polname = 'tenancy_schema_isolation'
+     GROUP BY pn.id, pn.identifier, pol.polcmd, pol.polpermissive, pol.polroles,
+              md5(coalesce(pol.polqual::text, '') || ' ' || coalesce(pol.polwithcheck::text, ''))
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
     -- (on a Citus table protect() makes it without the sub-select, which Citus refuses)
-    SELECT p.relid, p.tbl, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
+    SELECT p.relid, ARRAY[p.relid] AS relids, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
            format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS expected_check,
            format('(%I = tenancy.current_tenant())', p.tenant_column) AS also_expected,
-           format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column) AS fix
+           format('SELECT tenancy.protect(%%L, %L);', p.tenant_column) AS fix
       FROM protected p
     UNION ALL
-    SELECT pn.relid, pn.tbl, 'tenancy_schema_isolation', format('the migrations of tenant %s', pn.identifier),
-           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', pn.id),
-           format('(tenancy.current_tenant() = %L::uuid)', pn.id),
-           format('DROP POLICY tenancy_schema_isolation ON %s; SELECT tenancy.migrate_tenant(%L);', pn.tbl, pn.identifier)
-      FROM pinned pn
+    SELECT g.relid, g.relids, 'tenancy_schema_isolation', format('the migrations of tenant %s', g.identifier),
+           format('(( SELECT tenancy.current_tenant() AS current_tenant) = %L::uuid)', g.id),
+           format('(tenancy.current_tenant() = %L::uuid)', g.id),
+           format('DROP POLICY tenancy_schema_isolation ON %%s; SELECT tenancy.migrate_tenant(%L);', g.identifier)
+      FROM pinned_groups g
 ), readers AS (     -- views and materialized views that read a protected table
     SELECT DISTINCT r.ev_class AS view, p.tbl
       FROM pg_rewrite r
@@ -46,7 +54,11 @@ SELECT 'error', c.oid::regclass::text,
        'table has a tenant_id column but is not protected: every tenant sees all its rows',
        format('SELECT tenancy.protect(%L);', c.oid::regclass::text)
   FROM user_tables c
-  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+  -- (looked up table by table: the tables that tenants share are few, and
+  -- pg_attribute holds the columns of every tenant schema too)
+  CROSS JOIN LATERAL (SELECT FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+                       LIMIT 1) a
  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND c.oid NOT IN (SELECT relid FROM protected)
 UNION ALL
@@ -91,8 +103,8 @@ SELECT 'error', p.tbl, 'the tenancy_isolation policy is missing',
  WHERE NOT EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = p.relid AND pol.polname = 'tenancy_isolation')
 UNION ALL
 -- The policy is there by name but not what protect() or the migrations made:
--- compare its content.
-SELECT 'error', e.tbl,
+-- compare its content (once for alike policies: see pinned_groups).
+SELECT 'error', t.relid::regclass::text,
        format('the %s policy differs from what %s generated (%s)', e.polname, e.made_by,
               concat_ws(', ',
                   CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
@@ -102,8 +114,9 @@ SELECT 'error', e.tbl,
                        THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
                   CASE WHEN NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
                        THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
-       e.fix
+       format(e.fix, t.relid::regclass::text)
   FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
+ CROSS JOIN LATERAL unnest(e.relids) AS t(relid)
  WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
     OR NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
     OR NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
@@ -212,6 +225,28 @@ SELECT 'error', format('schema %I', ts.nspid::regnamespace::text),
        format('REVOKE CREATE ON SCHEMA %s FROM …;', ts.nspid::regnamespace::text)
   FROM tenant_schemas ts JOIN pg_namespace n ON n.oid = ts.nspid
  WHERE EXISTS (SELECT FROM aclexplode(n.nspacl) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
+UNION ALL
+-- Indexes, defaults, constraints and views of tenant schemas that call a function
+-- a role other than a superuser owns: PostgreSQL runs it for whoever plans or runs
+-- a query on the table, a superuser too.
+SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
+       format('in the schema of tenant %s, it calls %s, owned by %s: a superuser''s query on the table would run it',
+              ts.identifier, f.oid::regprocedure, f.proowner::regrole),
+       'Drop it (a migration may not make it), or have a superuser own the function'
+  FROM pg_proc f
+  JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n'
+  CROSS JOIN LATERAL (SELECT CASE d.classid
+           WHEN 'pg_class'::regclass THEN (SELECT c.relnamespace FROM pg_class c WHERE c.oid = d.objid)
+           WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
+                                               JOIN pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+           WHEN 'pg_constraint'::regclass THEN (SELECT coalesce(c.relnamespace, t.typnamespace) FROM pg_constraint k
+                                                  LEFT JOIN pg_class c ON c.oid = k.conrelid
+                                                  LEFT JOIN pg_type t ON t.oid = k.contypid WHERE k.oid = d.objid)
+           WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite r
+                                               JOIN pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
+         END AS nspid) o
+  JOIN tenant_schemas ts ON ts.nspid = o.nspid
+ WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
 UNION ALL
 -- Foreign keys and inheritance between two tenants' schemas join their rows.
 SELECT 'error', format('constraint %I on %s', k.conname, k.conrelid::regclass::text),

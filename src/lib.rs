@@ -32,7 +32,8 @@ extension_sql_file!(
         "catalog",
         api::policies::auto_protect_table,
         api::policies::auto_protect_enabled,
-        api::policies::ddl_checks_enabled
+        api::policies::ddl_checks_enabled,
+        api::policies::refuse_foreign_triggers
     ]
 );
 extension_sql_file!(
@@ -87,6 +88,7 @@ fn before_utility(statement: &postgres::hooks::Utility) {
     match statement {
         HoldCursor(name) => api::context::on_hold_cursor(name),
         Lock(relations) => api::schemas::on_lock(relations),
+        RoleChange(role) => api::context::on_role_change(*role),
         Grant { schemas, global } => api::migrations::on_grant(schemas, *global),
     }
 }
@@ -94,7 +96,6 @@ fn before_utility(statement: &postgres::hooks::Utility) {
 /// What the features check before the executor starts a statement.
 fn before_executor(statement: &postgres::hooks::Statement) {
     api::context::on_executor_start(statement);
-    api::schemas::on_executor_start(statement);
 }
 
 #[cfg(test)]

@@ -24,12 +24,16 @@ pub fn is_tenant_schema(name: &str) -> bool {
     })
 }
 
+/// Whether a search_path (as its bytes) may name a tenant schema.
+pub fn mentions_tenant_schema(path: &[u8]) -> bool {
+    path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
+}
+
 /// Put the tenant's schema first on search_path (or take tenant schemas off
 /// it), with the same scope as the context. A no-op for shared tenants whose
 /// search_path holds no tenant schema: the hot path stays a string scan.
 pub fn follow_search_path(schema: Option<&str>, local: bool) {
-    let holds_tenant_schema =
-        gucs::with_search_path(|path| path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes()));
+    let holds_tenant_schema = gucs::with_search_path(mentions_tenant_schema);
     if schema.is_none() && !holds_tenant_schema {
         return;
     }

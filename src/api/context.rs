@@ -73,6 +73,23 @@ pub(crate) fn deleting_rows<R>(tenant: Rc<Tenant>, table: pg_sys::Oid, f: impl F
     f()
 }
 
+/// Before SET ROLE, RESET ROLE, SET SESSION AUTHORIZATION and RESET ALL: a
+/// tenant's schema on search_path is for the role that chose the tenant.
+/// Switching to a role that bypasses row-level security (a superuser that
+/// acted as a tenant schema's owner, RESET ROLE) takes it off the path: the
+/// schema's functions and operators, the migration author's code, would
+/// otherwise be found (an exact type match wins over pg_catalog's) and run
+/// with that role's rights. The context itself stays (row-level security
+/// does not apply to such a role, and set_tenant refuses it).
+pub(crate) fn on_role_change(role: Option<pg_sys::Oid>) {
+    let role = role.unwrap_or_else(security::session_role);
+    if gucs::with_search_path(tenant_schema::mentions_tenant_schema)
+        && security::role_bypass_reason(role).is_some()
+    {
+        tenant_schema::follow_search_path(None, LOCAL_CONTEXT.get());
+    }
+}
+
 /// Before the executor starts a statement: recognises `deleting_rows`'s DELETE.
 pub(crate) fn on_executor_start(statement: &hooks::Statement) {
     DELETING.with_borrow_mut(|deleting| {

@@ -290,10 +290,11 @@ fn destroy_rows(id: Uuid) -> i64 {
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = p.relid)",
     )
     .or_raise("forgetting dropped tables");
-    let tables: Vec<(pg_sys::Oid, String, String, pg_sys::Oid, Option<String>)> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT p.relid, p.relid::text, p.tenant_column::text, c.relowner, \
+    let tables: Vec<(pg_sys::Oid, String, String, pg_sys::Oid, Option<String>)> =
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT p.relid, p.relid::text, p.tenant_column::text, c.relowner, \
                         (SELECT r.rulename::text FROM pg_catalog.pg_rewrite r \
                           WHERE r.ev_class = c.oid AND r.ev_type = '4' AND r.is_instead \
                             AND r.ev_enabled <> 'D' LIMIT 1) \
@@ -302,24 +303,26 @@ fn destroy_rows(id: Uuid) -> i64 {
                                      ON n.nspname = t.schema_name \
                                     WHERE n.oid = c.relnamespace) \
                  ORDER BY p.relid",
-                None,
-                &[],
-            )?
-            .map(|row| {
-                Ok((
-                    row.get(1)?.expect("NOT NULL"),
-                    row.get(2)?.expect("NOT NULL"),
-                    row.get(3)?.expect("NOT NULL"),
-                    row.get(4)?.expect("NOT NULL"),
-                    row.get(5)?,
-                ))
-            })
-            .collect::<Result<_, pgrx::spi::Error>>()
-    })
-    .or_raise("reading tenancy.protected_tables");
+                    None,
+                    &[],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get(1)?.expect("NOT NULL"),
+                        row.get(2)?.expect("NOT NULL"),
+                        row.get(3)?.expect("NOT NULL"),
+                        row.get(4)?.expect("NOT NULL"),
+                        row.get(5)?,
+                    ))
+                })
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+        .or_raise("reading tenancy.protected_tables");
     if let Some((_, table, _, _, Some(rule))) = tables.iter().find(|t| t.4.is_some()) {
         IllegalTransition(
-            format!("rule \"{rule}\" on table {table} replaces DELETE: the tenant's rows would stay"),
+            format!(
+                "rule \"{rule}\" on table {table} replaces DELETE: the tenant's rows would stay"
+            ),
             "Drop or disable the rule (ALTER TABLE … DISABLE RULE), or make it DO ALSO, \
              before destroying the tenant's data."
                 .into(),

@@ -180,7 +180,7 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         .raise();
     }
     let (in_tenant_schema, unprotected_parent) = Spi::get_two_with_args::<bool, String>(
-        "SELECT n.nspname = 'tenancy_migration_check' \
+        "SELECT n.nspname IN ('tenancy_migration_check', 'tenancy') \
                 OR EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = n.nspname), \
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i \
                   WHERE i.inhrelid = c.oid \
@@ -191,9 +191,10 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
     .or_raise("reading the table's schema and parents");
     if in_tenant_schema == Some(true) {
         InvalidValue(
-            format!("{table} is a table of a tenant schema"),
+            format!("{table} is a table of a tenant schema, or tenancy's own"),
             "The tables of a tenant's schema are pinned to that tenant by the migrations (verify() \
-             checks them); protect() is for tables that tenants share."
+             checks them), and tenancy's catalog has protections of its own; protect() is for \
+             tables that tenants share."
                 .into(),
         )
         .raise();
@@ -356,6 +357,44 @@ fn library_preloaded() -> bool {
 #[pg_extern(volatile, parallel_safe)]
 fn ddl_checks_enabled() -> bool {
     !BUSY.get() && !citus::is_worker()
+}
+
+/// After CREATE TRIGGER (the `tenancy_guard_triggers` event trigger, whose
+/// function runs as the role that ran it): only a table's owner (or a
+/// superuser) may add a trigger to a protected table or a table of a tenant
+/// schema. A trigger runs as whoever writes to the table, so one that another
+/// role added with the TRIGGER privilege would see every tenant's rows as
+/// they are written, and act with every writer's rights (the migration
+/// owner's, or a superuser acting as it, in a tenant schema).
+#[pg_extern(volatile, parallel_unsafe)]
+fn refuse_foreign_triggers() {
+    let role = security::current_role();
+    let foreign = catalog::as_owner(|| {
+        Spi::get_two_with_args::<String, String>(
+            "SELECT tg.tgrelid::regclass::text, c.relowner::regrole::text \
+               FROM pg_event_trigger_ddl_commands() cmd \
+               JOIN pg_trigger tg ON tg.oid = cmd.objid \
+               JOIN pg_class c ON c.oid = tg.tgrelid \
+              WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
+                AND NOT pg_has_role($1, c.relowner, 'USAGE') \
+                AND (c.oid IN (SELECT relid FROM tenancy.protected_tables) \
+                     OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n \
+                                             JOIN tenancy.tenants t ON t.schema_name = n.nspname)) \
+              LIMIT 1",
+            &[role.into()],
+        )
+    });
+    if let Ok((Some(table), Some(owner))) = foreign {
+        PermissionDenied(
+            format!("only the owner of table {table} may add triggers to it"),
+            format!(
+                "A trigger runs as whoever writes to the table: one of another role would see \
+                 every tenant's rows and act with every writer's rights. Have {owner} add it (in \
+                 a tenant schema: a migration)."
+            ),
+        )
+        .raise();
+    }
 }
 
 /// Whether the event trigger protects new tables (`tenancy.auto_protect`).

@@ -13,15 +13,18 @@ use crate::api::{audit, citus, context, migrations, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::relations;
+use crate::postgres::{query, relations};
 use crate::postgres::security::{self, UserCode};
 use crate::tenant::{from_sql, to_sql, Status};
 use crate::tenant_schema;
 use pgrx::prelude::*;
+use pgrx::{PgBuiltInOids, PgOid};
 use serde_json::json;
 use uuid::Uuid;
 
 const POLICY: &str = "tenancy_schema_isolation";
+/// Room for a quoted schema-qualified name of at most 63 + 63 bytes.
+const POLICY_TARGET_WIDTH: usize = 2 * (63 * 2 + 2) + 1;
 
 /// Bring one schema tenant up to date, in the current transaction; returns
 /// how many migrations were applied. `migrate()` calls it once per schema.
@@ -146,12 +149,74 @@ fn apply_pending(id: Uuid, schema: &str, repair: bool) -> Vec<String> {
     pending.into_iter().map(|(name, _)| name).collect()
 }
 
+/// The relations of schema $1 that isolate_schema() has work on: tables not
+/// yet pinned (row-level security on, forced, and policy $2) or guarded, or
+/// on which another role than the owner holds a privilege that reaches
+/// beyond row-level security (TRIGGER, REFERENCES, TRUNCATE, MAINTAIN);
+/// views that are not security_invoker; sequences that others may use.
+/// Also: whether a policy or triggers of tenancy's names are there already
+/// (to be dropped first), and who holds those privileges.
+macro_rules! schema_objects {
+    () => {
+        "SELECT * FROM ( \
+           SELECT c.oid::pg_catalog.regclass::pg_catalog.text AS name, c.relkind::pg_catalog.text AS kind, \
+                  c.relrowsecurity AND c.relforcerowsecurity AND p.polname IS NOT NULL AS pinned, \
+                  coalesce(g.tgenabled IN ('O', 'A') \
+                           AND g.tgfoid = 'tenancy.schema_guard()'::pg_catalog.regprocedure, false) AS guarded, \
+                  c.relowner, p.polname IS NOT NULL AS policy_named, g.tgname IS NOT NULL AS guard_named, \
+                  coalesce(c.reloptions, '{}') @> '{security_invoker=true}' AS invoker, \
+                  EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
+                             AND t.tgname = 'tenancy_no_truncate') AS old_trigger, \
+                  (SELECT pg_catalog.array_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' \
+                          ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::pg_catalog.text) END) \
+                     FROM pg_catalog.aclexplode(c.relacl) a \
+                    WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner \
+                      AND (c.relkind = 'S' OR a.privilege_type IN ('TRIGGER', 'REFERENCES', 'TRUNCATE', 'MAINTAIN'))) \
+                      AS grantees \
+             FROM pg_catalog.pg_class c \
+             LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid AND p.polname = $2 \
+             LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = c.oid AND g.tgname = 'tenancy_schema_guard' \
+            WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p', 'v', 'S')"
+    };
+}
+/// What is left to do, of the relations above.
+macro_rules! with_work {
+    () => {
+        ") o WHERE grantees IS NOT NULL OR kind = 'v' AND NOT invoker \
+                     OR kind IN ('r', 'p') AND NOT (pinned AND guarded)"
+    };
+}
+const SCHEMA_OBJECTS: &str = concat!(schema_objects!(), with_work!());
+/// The same among relations $3 (found by oid: no scan of pg_class).
+const SCHEMA_OBJECTS_AMONG: &str =
+    concat!(schema_objects!(), " AND c.oid = ANY ($3)", with_work!());
+
+/// A relation of a tenant schema that isolate_schema() has work on.
+struct SchemaObject {
+    name: String,
+    kind: String,
+    /// Row-level security on, forced, and the pinned policy there.
+    pinned: bool,
+    /// The guard trigger there and enabled.
+    guarded: bool,
+    owner: pg_sys::Oid,
+    /// A policy, a trigger of tenancy's names already there (dropped first).
+    policy_named: bool,
+    guard_named: bool,
+    /// A view that runs with its caller's rights.
+    invoker: bool,
+    old_trigger: bool,
+    /// Who else holds what must be the owner's only (PUBLIC or a quoted role).
+    grantees: Vec<String>,
+}
+
 /// As each object's owner (the migration owner, for what migrations made):
-/// row-level security pinned to the tenant on every
-/// table of its schema, a statement guard that refuses every other tenant's
-/// writes before any trigger of the migration fires, views run with the
-/// caller's rights, and sequences usable by their owner only (identity columns
-/// need no privilege on theirs).
+/// row-level security pinned to the tenant on every table of its schema, a
+/// statement guard that refuses every other tenant's writes before any
+/// trigger of the migration fires, no privilege for others that reaches
+/// beyond row-level security (TRIGGER, REFERENCES, TRUNCATE, MAINTAIN),
+/// views run with the caller's rights, and sequences usable by their owner
+/// only (identity columns need no privilege on theirs).
 ///
 /// On Citus the policy calls the accessor without the sub-select (Citus
 /// refuses sub-selects in policies of distributed tables), and the guard
@@ -164,124 +229,114 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool, scope: Option<&[pg_sys
     if scope.is_some_and(|relations| relations.is_empty()) {
         return;
     }
-    let objects: Vec<(String, String, bool, bool, pg_sys::Oid)> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT c.oid::regclass::text, c.relkind::text, \
-                        c.relrowsecurity AND c.relforcerowsecurity \
-                        AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2), \
-                        EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid \
-                                   AND t.tgname = 'tenancy_schema_guard' AND t.tgenabled IN ('O', 'A') \
-                                   AND t.tgfoid = 'tenancy.schema_guard()'::pg_catalog.regprocedure), \
-                        c.relowner \
-                 FROM pg_class c \
-                 WHERE ($3::oid[] IS NULL OR c.oid = ANY ($3)) \
-                   AND c.relnamespace = $1::regnamespace \
-                   AND (c.relkind IN ('r', 'p') \
-                        OR (c.relkind = 'v' AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}') \
-                        OR (c.relkind = 'S' AND c.relacl IS NOT NULL))",
-                None,
-                &[
-                    spi::quote_identifier(schema).into(),
-                    POLICY.into(),
-                    scope.map(<[pg_sys::Oid]>::to_vec).into(),
-                ],
-            )?
-            .map(|row| {
-                Ok((
-                    row.get(1)?.expect("name"),
-                    row.get(2)?.expect("kind"),
-                    row.get(3)?.expect("policy"),
-                    row.get(4)?.expect("guard"),
-                    row.get(5)?.expect("owner"),
-                ))
+    let namespace = relations::schema(schema).unwrap_or(pg_sys::InvalidOid);
+    let read = |rows: pgrx::spi::SpiTupleTable| {
+        rows.map(|row| {
+            Ok(SchemaObject {
+                name: row.get(1)?.unwrap_or_default(),
+                kind: row.get(2)?.unwrap_or_default(),
+                pinned: row.get(3)?.unwrap_or(false),
+                guarded: row.get(4)?.unwrap_or(false),
+                owner: row.get(5)?.unwrap_or(pg_sys::InvalidOid),
+                policy_named: row.get(6)?.unwrap_or(false),
+                guard_named: row.get(7)?.unwrap_or(false),
+                invoker: row.get(8)?.unwrap_or(false),
+                old_trigger: row.get(9)?.unwrap_or(false),
+                grantees: row.get(10)?.unwrap_or_default(),
             })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .or_raise("a statement");
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    };
+    let objects = match scope {
+        // What a migration made: kept, planned once (it runs for every schema).
+        Some(relations) => query::kept(
+            SCHEMA_OBJECTS_AMONG,
+            &[
+                PgOid::BuiltIn(PgBuiltInOids::OIDOID),
+                PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+                PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID),
+            ],
+            |client, statement| {
+                let args = [namespace.into(), POLICY.into(), relations.to_vec().into()];
+                read(client.select(statement, None, &args)?)
+            },
+        ),
+        None => Spi::connect(|client| {
+            read(client.select(SCHEMA_OBJECTS, None, &[namespace.into(), POLICY.into()])?)
+        }),
+    }
+    .or_raise("reading the objects of a tenant schema");
     let check = if on_citus {
         format!("tenancy.current_tenant() = '{id}'::uuid")
     } else {
         format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid")
     };
-    for (object, kind, has_policy, has_guard, owner) in objects {
-        // has_policy: row-level security enabled, forced, and the pinned policy.
-        security::run_user_code(UserCode::of(owner), || {
+    for object in objects {
+        security::run_user_code(UserCode::of(object.owner), || {
             if on_citus {
                 security::with_setting(c"citus.enable_unsafe_triggers", "on", || {
-                    isolate_object(id, &object, &kind, has_policy, has_guard, &check)
+                    isolate_object(id, &object, &check)
                 })
             } else {
-                isolate_object(id, &object, &kind, has_policy, has_guard, &check)
+                isolate_object(id, &object, &check)
             }
         });
     }
 }
 
-fn isolate_object(
-    id: Uuid,
-    object: &str,
-    kind: &str,
-    has_policy: bool,
-    has_guard: bool,
-    check: &str,
-) {
-    // One statement at a time: Citus propagates DDL statement by statement.
-    let statements = match kind {
-        "v" => vec![format!("ALTER VIEW {object} SET (security_invoker = true)")],
-        "S" => sequence_grantees(object)
-            .into_iter()
-            .map(|grantee| format!("REVOKE ALL ON SEQUENCE {object} FROM {grantee}"))
-            .collect(),
-        _ => {
-            let mut statements = Vec::new();
-            if !has_policy {
-                statements.extend([
-                    format!(
-                        "ALTER TABLE {object} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
-                    ),
-                    format!("DROP POLICY IF EXISTS {POLICY} ON {object}"),
-                    format!(
-                        "CREATE POLICY {POLICY} ON {object} AS PERMISSIVE FOR ALL TO PUBLIC \
-                         USING ({check}) WITH CHECK ({check})"
-                    ),
-                    format!("REVOKE TRUNCATE ON {object} FROM PUBLIC"),
-                ]);
-            }
-            if !has_guard {
-                statements.extend([
-                    format!("DROP TRIGGER IF EXISTS tenancy_no_truncate ON {object}"),
-                    format!("DROP TRIGGER IF EXISTS tenancy_schema_guard ON {object}"),
-                    format!(
-                        "CREATE TRIGGER tenancy_schema_guard \
-                         BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {object} \
-                         FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
-                    ),
-                ]);
-            }
-            statements
-        }
-    };
-    // Quietly: DROP … IF EXISTS would NOTICE when there is none.
-    security::quietly(|| statements.iter().for_each(|statement| run(statement)));
-}
+/// The privileges of a table that reach beyond row-level security.
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+const BEYOND_RLS: &str = "TRIGGER, REFERENCES, TRUNCATE, MAINTAIN";
+#[cfg(not(any(feature = "pg17", feature = "pg18")))]
+const BEYOND_RLS: &str = "TRIGGER, REFERENCES, TRUNCATE";
 
-/// Who besides its owner holds a privilege on a sequence (PUBLIC or a quoted role).
-fn sequence_grantees(sequence: &str) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' \
-                        ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::text) END \
-                 FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a \
-                 WHERE c.oid = $1::pg_catalog.regclass AND a.grantee <> c.relowner",
-                None,
-                &[sequence.into()],
-            )?
-            .map(|row| Ok(row.get::<String>(1)?.expect("grantee")))
-            .collect::<Result<_, pgrx::spi::Error>>()
-    })
-    .or_raise("a statement")
+fn isolate_object(id: Uuid, object: &SchemaObject, check: &str) {
+    let name = &object.name;
+    let grantees = object.grantees.join(", ");
+    // One statement at a time: Citus propagates DDL statement by statement.
+    let mut statements = Vec::new();
+    match object.kind.as_str() {
+        "S" => statements.push(format!("REVOKE ALL ON SEQUENCE {name} FROM {grantees}")),
+        "v" if !object.invoker => {
+            statements.push(format!("ALTER VIEW {name} SET (security_invoker = true)"))
+        }
+        "v" => {}
+        _ => {
+            if !object.pinned {
+                statements.push(format!(
+                    "ALTER TABLE {name} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"
+                ));
+                if object.policy_named {
+                    statements.push(format!("DROP POLICY {POLICY} ON {name}"));
+                }
+                // The expression starts at the same offset whatever the
+                // table's name (its length padded out): the stored policy is
+                // then the same text on every table of the schema, and
+                // verify() deparses it once per schema, not once per table.
+                statements.push(format!(
+                    "CREATE POLICY {POLICY} ON {name:<POLICY_TARGET_WIDTH$} AS PERMISSIVE FOR ALL \
+                     TO PUBLIC USING ({check}) WITH CHECK ({check})"
+                ));
+            }
+            if !object.guarded {
+                if object.old_trigger {
+                    statements.push(format!("DROP TRIGGER tenancy_no_truncate ON {name}"));
+                }
+                if object.guard_named {
+                    statements.push(format!("DROP TRIGGER tenancy_schema_guard ON {name}"));
+                }
+                statements.push(format!(
+                    "CREATE TRIGGER tenancy_schema_guard \
+                     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {name} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
+                ));
+            }
+        }
+    }
+    if object.kind != "S" && !object.grantees.is_empty() {
+        statements.push(format!("REVOKE {BEYOND_RLS} ON {name} FROM {grantees}"));
+    }
+    statements.iter().for_each(|statement| run(statement));
 }
 
 /// Statement trigger on every table of a tenant schema (argument: the
@@ -291,15 +346,19 @@ fn sequence_grantees(sequence: &str) -> Vec<String> {
 /// that fires before it (see migrations.rs), so no code of the migration
 /// author's runs before it decides.
 ///
-/// Superusers are refused too: the table's triggers, defaults and
-/// constraints are the migration author's code, which would run with
-/// superuser rights (see `on_executor_start`).
+/// Superusers are refused too: the table's triggers are the migration
+/// author's code, which would run with superuser rights. (Migrations may not
+/// make defaults, constraints, indexes or views that call the author's
+/// functions: see migrations.rs.)
 #[pg_trigger]
 fn schema_guard<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     let relation = trigger.relation().ok();
-    let table = relation.as_ref().map(|r| r.name().to_string()).unwrap_or_default();
+    let table = relation
+        .as_ref()
+        .map(|r| r.name().to_string())
+        .unwrap_or_default();
     if security::is_superuser() {
         let relid = relation.map_or(pg_sys::InvalidOid, |r| r.oid());
         superuser_refused(&format!("write to table \"{table}\""), relid);
@@ -321,28 +380,6 @@ fn schema_guard<'a>(
     .raise()
 }
 
-/// Before the executor starts a statement of a superuser: a tenant schema's
-/// tables and views are the migration author's code (triggers, defaults,
-/// constraints, view bodies and the functions they call run as whoever
-/// uses them), so a superuser may read its tables but not write them or
-/// query its views. The statement guard refuses the same writes where the
-/// library is not loaded yet; views need the library loaded (preloaded).
-pub(crate) fn on_executor_start(statement: &crate::postgres::hooks::Statement) {
-    if !security::is_superuser() {
-        return;
-    }
-    for (relid, changed) in statement.relations() {
-        let in_tenant_schema =
-            || relations::schema_name(relid).is_some_and(|s| tenant_schema::is_tenant_schema(&s));
-        if changed && in_tenant_schema() {
-            superuser_refused(&format!("write to table {}", relations::name(relid)), relid);
-        }
-        if relations::kind(relid) == b'v' && in_tenant_schema() {
-            superuser_refused(&format!("query view {}", relations::name(relid)), relid);
-        }
-    }
-}
-
 fn superuser_refused(what: &str, relid: pg_sys::Oid) -> ! {
     PermissionDenied(
         format!(
@@ -350,9 +387,9 @@ fn superuser_refused(what: &str, relid: pg_sys::Oid) -> ! {
             security::current_role_name()
         ),
         format!(
-            "Its triggers, defaults, constraints and views are the migration author's code, which \
-             would run with superuser rights. Act as the schema's owner instead (SET ROLE {}), in \
-             the tenant's context (tenancy.set_tenant()); to load data, pg_restore \
+            "Its triggers are the migration author's code, which would run with superuser \
+             rights. Act as the schema's owner instead (SET ROLE {}), in the tenant's context \
+             (tenancy.set_tenant()), in a transaction of its own; to load data, pg_restore \
              --disable-triggers.",
             spi::quote_identifier(security::role_name(relations::owner(relid)))
         ),
@@ -365,7 +402,8 @@ fn superuser_refused(what: &str, relid: pg_sys::Oid) -> ! {
 /// tenants' rows out of reach, but not their locks: an ACCESS EXCLUSIVE lock
 /// taken from another tenant's context would stall the victim and migrate().
 /// LOCK also locks a view's tables and a table's inheritance children, so
-/// those are checked as well.
+/// those are checked as well; REINDEX, CLUSTER, VACUUM and ANALYZE of named
+/// relations lock them too (a role with MAINTAIN may run them).
 pub(crate) fn on_lock(named: &[pg_sys::Oid]) {
     if security::is_superuser() || named.is_empty() {
         return;
@@ -405,8 +443,9 @@ pub(crate) fn on_lock(named: &[pg_sys::Oid]) {
             PermissionDenied(
                 format!("cannot lock table {name}: it belongs to another tenant's schema"),
                 "A tenant schema's tables can be locked only in that tenant's context \
-                 (tenancy.set_tenant()), also through a view or an inheritance parent; \
-                 row-level security hides other tenants' rows, and their locks are refused too."
+                 (tenancy.set_tenant()), also through a view or an inheritance parent, and by \
+                 REINDEX, CLUSTER, VACUUM and ANALYZE; row-level security hides other tenants' \
+                 rows, and their locks are refused too."
                     .into(),
             )
             .raise();

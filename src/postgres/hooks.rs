@@ -22,8 +22,13 @@ use std::ffi::{c_char, CStr};
 pub enum Utility<'a> {
     /// `DECLARE name CURSOR WITH HOLD`.
     HoldCursor(&'a str),
-    /// `LOCK TABLE`: each relation named that exists.
+    /// `LOCK TABLE`, and `REINDEX`, `CLUSTER`, `VACUUM` and `ANALYZE`, which
+    /// lock the relations they name: each relation named that exists.
     Lock(Vec<pg_sys::Oid>),
+    /// `SET ROLE name`: the role it switches to (None when it does not
+    /// exist); `RESET ROLE`, `SET ROLE NONE`, `SET SESSION AUTHORIZATION` and
+    /// `RESET ALL`: back to the session's role (None as well).
+    RoleChange(Option<pg_sys::Oid>),
     /// `GRANT`/`REVOKE` on objects, or of roles: the schema each object is
     /// named in (None: unqualified), and whether any target lives outside
     /// every schema (a database, a language, a role, …).
@@ -54,7 +59,8 @@ impl Statement {
             let changed: Vec<pg_sys::Oid> = cells(plan.resultRelations)
                 .iter()
                 .filter_map(|cell| {
-                    let entry = rtable.get(usize::try_from(cell.int_value).ok()?.checked_sub(1)?)?;
+                    let entry =
+                        rtable.get(usize::try_from(cell.int_value).ok()?.checked_sub(1)?)?;
                     Some((*entry.ptr_value.cast::<pg_sys::RangeTblEntry>()).relid)
                 })
                 .collect();
@@ -73,7 +79,10 @@ impl Statement {
             if plan.commandType != pg_sys::CmdType::CMD_DELETE {
                 return None;
             }
-            self.relations().into_iter().find(|(_, changed)| *changed).map(|(oid, _)| oid)
+            self.relations()
+                .into_iter()
+                .find(|(_, changed)| *changed)
+                .map(|(oid, _)| oid)
         }
     }
 }
@@ -217,20 +226,45 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             }
             pg_sys::NodeTag::T_LockStmt => {
                 let lock = &*statement.cast::<pg_sys::LockStmt>();
-                let relations = pgrx::PgList::<pg_sys::RangeVar>::from_pg(lock.relations)
-                    .iter_ptr()
-                    .map(|range| {
-                        pg_sys::RangeVarGetRelidExtended(
-                            range,
-                            pg_sys::NoLock as i32,
-                            pg_sys::RVROption::RVR_MISSING_OK,
-                            None,
-                            std::ptr::null_mut(),
-                        )
-                    })
-                    .filter(|relid| *relid != pg_sys::InvalidOid)
+                let ranges = cells(lock.relations).iter().map(|c| c.ptr_value.cast()).collect();
+                callback(&Utility::Lock(relids(ranges)));
+            }
+            pg_sys::NodeTag::T_ReindexStmt => {
+                let reindex = &*statement.cast::<pg_sys::ReindexStmt>();
+                callback(&Utility::Lock(relids(vec![reindex.relation])));
+            }
+            pg_sys::NodeTag::T_ClusterStmt => {
+                let cluster = &*statement.cast::<pg_sys::ClusterStmt>();
+                callback(&Utility::Lock(relids(vec![cluster.relation])));
+            }
+            pg_sys::NodeTag::T_VacuumStmt => {
+                let vacuum = &*statement.cast::<pg_sys::VacuumStmt>();
+                let ranges = cells(vacuum.rels)
+                    .iter()
+                    .map(|c| (*c.ptr_value.cast::<pg_sys::VacuumRelation>()).relation)
                     .collect();
-                callback(&Utility::Lock(relations));
+                callback(&Utility::Lock(relids(ranges)));
+            }
+            pg_sys::NodeTag::T_VariableSetStmt => {
+                let set = &*statement.cast::<pg_sys::VariableSetStmt>();
+                let name = (!set.name.is_null()).then(|| CStr::from_ptr(set.name));
+                if name == Some(c"role") && set.kind == pg_sys::VariableSetKind::VAR_SET_VALUE {
+                    // SET ROLE name: a string constant.
+                    let role = cells(set.args).first().and_then(|cell| {
+                        let constant = &*cell.ptr_value.cast::<pg_sys::A_Const>();
+                        (constant.type_ == pg_sys::NodeTag::T_A_Const && !constant.isnull)
+                            .then(|| CStr::from_ptr(constant.val.sval.sval))
+                    });
+                    let target = role
+                        .filter(|role| *role != c"none")
+                        .map(|role| pg_sys::get_role_oid(role.as_ptr(), true))
+                        .filter(|oid| *oid != pg_sys::InvalidOid);
+                    callback(&Utility::RoleChange(target));
+                } else if set.kind == pg_sys::VariableSetKind::VAR_RESET_ALL
+                    || name.is_some_and(|n| n == c"role" || n == c"session_authorization")
+                {
+                    callback(&Utility::RoleChange(None));
+                }
             }
             pg_sys::NodeTag::T_GrantStmt => {
                 let grant = &*statement.cast::<pg_sys::GrantStmt>();
@@ -244,6 +278,28 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             _ => {}
         }
     }
+}
+
+/// The relations that exist among those named (NULL, or missing: left out).
+///
+/// # Safety
+/// Each pointer is NULL or a parsed RangeVar.
+unsafe fn relids(ranges: Vec<*mut pg_sys::RangeVar>) -> Vec<pg_sys::Oid> {
+    ranges
+        .into_iter()
+        .filter(|range| !range.is_null())
+        // SAFETY: a name lookup that takes no lock and may find nothing.
+        .map(|range| unsafe {
+            pg_sys::RangeVarGetRelidExtended(
+                range,
+                pg_sys::NoLock as i32,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            )
+        })
+        .filter(|relid| *relid != pg_sys::InvalidOid)
+        .collect()
 }
 
 /// The schema each object of a GRANT or REVOKE is named in, and whether a
@@ -268,7 +324,10 @@ unsafe fn grant_targets(grant: &pg_sys::GrantStmt) -> (Vec<Option<String>>, bool
         if grant.targtype == pg_sys::GrantTargetType::ACL_TARGET_ALL_IN_SCHEMA
             || grant.objtype == OBJECT_SCHEMA
         {
-            return (objects.iter().map(|o| Some(text(o.ptr_value))).collect(), false);
+            return (
+                objects.iter().map(|o| Some(text(o.ptr_value))).collect(),
+                false,
+            );
         }
         match grant.objtype {
             OBJECT_TABLE | OBJECT_SEQUENCE | OBJECT_FOREIGN_TABLE => {
@@ -276,8 +335,11 @@ unsafe fn grant_targets(grant: &pg_sys::GrantStmt) -> (Vec<Option<String>>, bool
                     .iter()
                     .map(|o| {
                         let range = &*o.ptr_value.cast::<pg_sys::RangeVar>();
-                        (!range.schemaname.is_null())
-                            .then(|| CStr::from_ptr(range.schemaname).to_string_lossy().into_owned())
+                        (!range.schemaname.is_null()).then(|| {
+                            CStr::from_ptr(range.schemaname)
+                                .to_string_lossy()
+                                .into_owned()
+                        })
                     })
                     .collect();
                 (schemas, false)
@@ -290,7 +352,10 @@ unsafe fn grant_targets(grant: &pg_sys::GrantStmt) -> (Vec<Option<String>>, bool
                 (schemas, false)
             }
             OBJECT_TYPE | OBJECT_DOMAIN => (
-                objects.iter().map(|o| qualifier(o.ptr_value.cast())).collect(),
+                objects
+                    .iter()
+                    .map(|o| qualifier(o.ptr_value.cast()))
+                    .collect(),
                 false,
             ),
             _ => (Vec::new(), true),

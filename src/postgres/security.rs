@@ -85,6 +85,12 @@ pub fn outer_role_name() -> String {
     role_name(unsafe { pg_sys::GetOuterUserId() })
 }
 
+/// The role the session logged in as (or SET SESSION AUTHORIZATION's).
+pub fn session_role() -> pg_sys::Oid {
+    // SAFETY: GetSessionUserId() is always a valid role inside a transaction.
+    unsafe { pg_sys::GetSessionUserId() }
+}
+
 /// The role named `name` (raises 42704 if there is none).
 pub fn role_oid(name: &str) -> pg_sys::Oid {
     let name = std::ffi::CString::new(name).unwrap_or_default();

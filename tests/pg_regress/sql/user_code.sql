@@ -461,12 +461,12 @@ RESET ROLE;
 SELECT tenancy.retire_signing_key('uc-long');
 SELECT tenancy.retire_signing_key('uc-key');
 
--- 47. A tenant schema's triggers, defaults, constraints and views are the
---     migration author's code. A statement trigger may not fire before
---     tenancy_schema_guard (or replace it), nor fire in replication, and a
---     rule may not rewrite writes: the guard decides first. A superuser may
---     read the tables but not write them or query the views (the author's
---     code would run as superuser): it acts as the schema's owner instead.
+-- 47. A tenant schema's triggers are the migration author's code. A
+--     statement trigger may not fire before tenancy_schema_guard (or replace
+--     it), nor fire in replication, and a rule may not rewrite writes: the
+--     guard decides first, and refuses a superuser's writes (the author's
+--     triggers would run as superuser): it acts as the schema's owner
+--     instead. Reading tables and views is fine (see 52).
 SET ROLE tenancy_admin;
 \set VERBOSITY sqlstate
 CALL tenancy.add_migration('uc-0010-early', $m$
@@ -495,8 +495,8 @@ SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0010'
 SELECT schema_name AS planted_schema FROM tenancy.tenants WHERE identifier = 'uc-planted' \gset
 \set VERBOSITY sqlstate
 INSERT INTO :"planted_schema".uc_notes VALUES ('written by a superuser');
-SELECT count(*) FROM :"planted_schema".uc_plans;
 \set VERBOSITY default
+SELECT count(*) FROM :"planted_schema".uc_plans;
 SELECT count(*) AS notes FROM :"planted_schema".uc_notes;
 SET ROLE tenancy_migrator;
 SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS owner_as_planted;
@@ -555,6 +555,96 @@ SELECT count(*) AS cursors_left FROM pg_cursors WHERE name = 'uc_left';
 ROLLBACK;
 RESET ROLE;
 SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0015' AND 'uc-0025-z';
+
+-- 52. Nor do indexes, defaults, constraints or views that call the author's
+--     functions: PostgreSQL evaluates an immutable one while planning any
+--     query on the table (a superuser's SELECT too). A migration may call
+--     only functions a superuser owns there; verify() reports the others.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0026-predicate', $m$
+    CREATE FUNCTION uc_visible() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+    CREATE INDEX uc_visible_notes ON uc_notes (body) WHERE uc_visible()$m$);
+CALL tenancy.add_migration('uc-0027-default', $m$
+    CREATE FUNCTION uc_stamp() RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT ''x''';
+    ALTER TABLE uc_notes ADD COLUMN stamp text DEFAULT uc_stamp()$m$);
+CALL tenancy.add_migration('uc-0028-view', $m$
+    CREATE FUNCTION uc_label() RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT ''x''';
+    CREATE VIEW uc_labelled AS SELECT body, uc_label() AS label FROM uc_notes$m$);
+CALL tenancy.add_migration('uc-0029-check', $m$
+    CREATE FUNCTION uc_short(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT length($1) < 100';
+    ALTER TABLE uc_notes ADD CONSTRAINT uc_short CHECK (uc_short(body))$m$);
+\set VERBOSITY default
+-- Built-in functions are fine, and so are the author's functions themselves.
+CALL tenancy.add_migration('uc-0030-builtin', $m$
+    CREATE FUNCTION uc_shout(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT upper($1)';
+    CREATE INDEX uc_lower_notes ON uc_notes (lower(body)) WHERE body IS NOT NULL$m$);
+RESET ROLE;
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0026' AND 'uc-0030-z';
+-- Made by hand: reported.
+CREATE FUNCTION :"planted_schema".uc_visible() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+ALTER FUNCTION :"planted_schema".uc_visible() OWNER TO tenancy_migrator;
+CREATE INDEX uc_visible_notes ON :"planted_schema".uc_notes (body) WHERE :"planted_schema".uc_visible();
+SELECT severity, replace(object, :'planted_schema', 'planted') AS object,
+       regexp_replace(replace(problem, :'planted_schema', 'planted'), 'tenant \S+,', 'tenant …,') AS problem
+  FROM tenancy.verify() WHERE problem LIKE '%superuser''s query%';
+DROP FUNCTION :"planted_schema".uc_visible() CASCADE;
+
+-- 53. Only a table's owner may add a trigger to a protected table or a table
+--     of a tenant schema: one added with the TRIGGER privilege would run as
+--     every writer (every tenant's requests, the migration owner) and see
+--     their rows. Tenant-schema tables keep no such privilege for others
+--     (TRIGGER, REFERENCES, TRUNCATE, and MAINTAIN from PostgreSQL 17), even
+--     after GRANT ALL in a migration.
+SET ROLE tenancy_admin;
+CALL tenancy.add_migration('uc-0031-grant-all', $$
+    CREATE TABLE uc_shared_with_app (body text);
+    GRANT ALL ON uc_shared_with_app TO tenancy_app$$);
+RESET ROLE;
+SELECT has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'SELECT') AS app_selects,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'TRIGGER') AS app_triggers,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'REFERENCES') AS app_references,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'TRUNCATE') AS app_truncates;
+GRANT TRIGGER ON uc.orders, :"planted_schema".uc_shared_with_app TO tenancy_app;
+SET ROLE tenancy_app;
+CREATE FUNCTION pg_temp.spy() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+\set VERBOSITY sqlstate
+CREATE TRIGGER spy AFTER INSERT ON uc.orders FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+CREATE TRIGGER spy AFTER INSERT ON :"planted_schema".uc_shared_with_app FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+\set VERBOSITY default
+RESET ROLE;
+REVOKE TRIGGER ON uc.orders, :"planted_schema".uc_shared_with_app FROM tenancy_app;
+
+-- 54. Acting as a tenant schema's owner, then going back to a role that
+--     bypasses row-level security (RESET ROLE), takes the schema off
+--     search_path: its functions and aggregates would beat pg_catalog's.
+SET ROLE tenancy_migrator;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS owner_as_planted;
+SELECT current_setting('search_path') LIKE 'tenant\_%' AS schema_first;
+RESET ROLE;
+SELECT current_setting('search_path') LIKE '%tenant\_%' AS schema_on_path_after_reset;
+SET ROLE tenancy_migrator;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+
+-- 55. REINDEX, CLUSTER, VACUUM and ANALYZE of another tenant's schema table
+--     lock it like LOCK TABLE: refused in another tenant's context.
+GRANT UPDATE ON :"victim_schema".uc_notes TO tenancy_app;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-locker') IS NOT NULL AS as_locker;
+\set VERBOSITY sqlstate
+REINDEX TABLE :"victim_schema".uc_notes;
+VACUUM :"victim_schema".uc_notes;
+ANALYZE :"victim_schema".uc_notes;
+\set VERBOSITY default
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+REVOKE UPDATE ON :"victim_schema".uc_notes FROM tenancy_app;
+
+-- tenancy's own tables are not protect()'s to change.
+\set VERBOSITY sqlstate
+SELECT tenancy.protect('tenancy.tenants', 'id');
+\set VERBOSITY default
 
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).
