@@ -369,22 +369,40 @@ fn ddl_checks_enabled() -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn refuse_foreign_triggers() {
     let role = security::current_role();
-    let foreign = catalog::as_owner(|| {
+    // First from PostgreSQL's catalogs alone (most triggers are their table
+    // owner's): other DDL reads, and locks, nothing of tenancy's.
+    let foreign: Vec<pg_sys::Oid> = catalog::as_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT tg.tgrelid FROM pg_event_trigger_ddl_commands() cmd \
+                       JOIN pg_trigger tg ON tg.oid = cmd.objid \
+                       JOIN pg_class c ON c.oid = tg.tgrelid \
+                      WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
+                        AND NOT pg_has_role($1, c.relowner, 'USAGE')",
+                    None,
+                    &[role.into()],
+                )?
+                .filter_map(|row| row.get::<pg_sys::Oid>(1).transpose())
+                .collect::<Result<_, pgrx::spi::Error>>()
+        })
+    })
+    .or_raise("reading the triggers just created");
+    if foreign.is_empty() {
+        return;
+    }
+    let guarded = catalog::as_owner(|| {
         Spi::get_two_with_args::<String, String>(
-            "SELECT tg.tgrelid::regclass::text, c.relowner::regrole::text \
-               FROM pg_event_trigger_ddl_commands() cmd \
-               JOIN pg_trigger tg ON tg.oid = cmd.objid \
-               JOIN pg_class c ON c.oid = tg.tgrelid \
-              WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
-                AND NOT pg_has_role($1, c.relowner, 'USAGE') \
+            "SELECT c.oid::regclass::text, c.relowner::regrole::text FROM pg_class c \
+              WHERE c.oid = ANY ($1) \
                 AND (c.oid IN (SELECT relid FROM tenancy.protected_tables) \
                      OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n \
                                              JOIN tenancy.tenants t ON t.schema_name = n.nspname)) \
               LIMIT 1",
-            &[role.into()],
+            &[foreign.into()],
         )
     });
-    if let Ok((Some(table), Some(owner))) = foreign {
+    if let Ok((Some(table), Some(owner))) = guarded {
         PermissionDenied(
             format!("only the owner of table {table} may add triggers to it"),
             format!(
