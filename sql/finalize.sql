@@ -59,8 +59,11 @@ GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 DO $$
 DECLARE
     context_functions regprocedure[] := ARRAY[
+        'tenancy.set_tenant(text)',
         'tenancy.set_tenant(text, boolean)',
+        'tenancy.set_tenant_token(text)',
         'tenancy.set_tenant_token(text, boolean)',
+        'tenancy.set_tenant_jwt(text)',
         'tenancy.set_tenant_jwt(text, boolean)',
         'tenancy.postgrest_pre_request()',
         'tenancy.reset_tenant()',
@@ -75,6 +78,9 @@ DECLARE
         -- Called by the tenancy_guard_triggers event trigger as whoever runs
         -- CREATE TRIGGER (it only reads what the event reports).
         'tenancy.refuse_foreign_triggers()',
+        -- Read by verify() as its caller (they read the system catalogs only).
+        'tenancy.expressions_of(oid, oid)',
+        'tenancy.sql_text_calls()',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.
         'tenancy.refuse_truncate()',

@@ -1,3 +1,40 @@
+-- What PostgreSQL evaluates for whoever uses a table (as that role, an
+-- immutable part already while planning a query on it): the expressions of
+-- an index, a column default or generated column, a constraint (of a table
+-- or a domain), a policy, a view or rule, extended statistics, a partition
+-- key, as the text of their node trees.
+CREATE FUNCTION tenancy.expressions_of(classid oid, objid oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT CASE classid
+    WHEN 'pg_class'::regclass THEN
+        (SELECT concat(i.indexprs, i.indpred) FROM pg_index i WHERE i.indexrelid = objid)
+        || coalesce((SELECT k.partexprs::text FROM pg_partitioned_table k WHERE k.partrelid = objid), '')
+    WHEN 'pg_attrdef'::regclass THEN (SELECT d.adbin::text FROM pg_attrdef d WHERE d.oid = objid)
+    WHEN 'pg_constraint'::regclass THEN (SELECT c.conbin::text FROM pg_constraint c WHERE c.oid = objid)
+    WHEN 'pg_policy'::regclass THEN (SELECT concat(p.polqual, p.polwithcheck) FROM pg_policy p WHERE p.oid = objid)
+    WHEN 'pg_rewrite'::regclass THEN (SELECT concat(r.ev_qual, r.ev_action) FROM pg_rewrite r WHERE r.oid = objid)
+    WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxexprs::text FROM pg_statistic_ext s WHERE s.oid = objid)
+END
+$$;
+
+-- A pattern that matches the node tree of a call to one of PostgreSQL's
+-- functions that run SQL given as text, or read a relation named by their
+-- argument (its views included): owned by a superuser, they would still run
+-- code no superuser wrote when an expression (expressions_of) calls them.
+-- (PostgreSQL records no dependency on its own functions: the trees are read.)
+CREATE FUNCTION tenancy.sql_text_calls() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT ':funcid (' || string_agg(p.oid::text, '|') || ') '
+  FROM pg_proc p
+ WHERE p.pronamespace = 'pg_catalog'::regnamespace
+   AND (p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+                      'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
+                      'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+                      'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
+                      'database_to_xml_and_xmlschema')
+        OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+$$;
+
 -- verify(): one row per isolation problem found in the database, with how to fix it.
 -- No rows on a clean setup. Severity 'error' = a tenant can see or change another
 -- tenant's rows today; 'warning' = a door an operator should close.
@@ -226,11 +263,11 @@ SELECT 'error', format('schema %I', ts.nspid::regnamespace::text),
   FROM tenant_schemas ts JOIN pg_namespace n ON n.oid = ts.nspid
  WHERE EXISTS (SELECT FROM aclexplode(n.nspacl) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
 UNION ALL
--- Indexes, defaults, constraints and views of tenant schemas that call a function
--- a role other than a superuser owns: PostgreSQL runs it for whoever plans or runs
--- a query on the table, a superuser too.
+-- Indexes, defaults, constraints, policies and views of tenant schemas that call
+-- a function that a role other than a superuser owns: PostgreSQL runs it for
+-- whoever plans or runs a query on the table, a superuser too.
 SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
-       format('in the schema of tenant %s, it calls %s, owned by %s: a superuser''s query on the table would run it',
+       format('in the schema of tenant %s, it calls %s (owned by %s): it runs code no superuser wrote for whoever queries the table',
               ts.identifier, f.oid::regprocedure, f.proowner::regrole),
        'Drop it (a migration may not make it), or have a superuser own the function'
   FROM pg_proc f
@@ -244,8 +281,56 @@ SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
                                                   LEFT JOIN pg_type t ON t.oid = k.contypid WHERE k.oid = d.objid)
            WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_rewrite r
                                                JOIN pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
+           WHEN 'pg_policy'::regclass THEN (SELECT c.relnamespace FROM pg_policy p
+                                              JOIN pg_class c ON c.oid = p.polrelid WHERE p.oid = d.objid)
          END AS nspid) o
   JOIN tenant_schemas ts ON ts.nspid = o.nspid
+ WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
+UNION ALL
+-- ... or one of PostgreSQL's functions that run SQL given as text (tenancy.sql_text_calls).
+SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
+       format('in the schema of tenant %s, it calls a function that runs SQL given as text, for whoever queries the table', ts.identifier),
+       'Drop it (a migration may not make it)'
+  FROM (SELECT 'pg_class'::regclass::oid, i.indexrelid, c.relnamespace, concat(i.indexprs, i.indpred)
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+        UNION ALL
+        SELECT 'pg_attrdef'::regclass, d.oid, c.relnamespace, d.adbin::text
+          FROM pg_attrdef d JOIN pg_class c ON c.oid = d.adrelid
+        UNION ALL
+        SELECT 'pg_constraint'::regclass, k.oid, coalesce(c.relnamespace, t.typnamespace), k.conbin::text
+          FROM pg_constraint k LEFT JOIN pg_class c ON c.oid = k.conrelid LEFT JOIN pg_type t ON t.oid = k.contypid
+         WHERE k.conbin IS NOT NULL
+        UNION ALL
+        SELECT 'pg_policy'::regclass, p.oid, c.relnamespace, concat(p.polqual, p.polwithcheck)
+          FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+         WHERE p.polname <> 'tenancy_schema_isolation'
+        UNION ALL
+        SELECT 'pg_rewrite'::regclass, r.oid, c.relnamespace, concat(r.ev_qual, r.ev_action)
+          FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+        UNION ALL
+        SELECT 'pg_statistic_ext'::regclass, s.oid, s.stxnamespace, s.stxexprs::text
+          FROM pg_statistic_ext s WHERE s.stxexprs IS NOT NULL) AS x(classid, objid, nspid, expressions)
+  JOIN tenant_schemas ts ON ts.nspid = x.nspid
+ WHERE x.expressions ~ (SELECT tenancy.sql_text_calls())
+UNION ALL
+-- What PostgreSQL evaluates for whoever queries a protected table (index
+-- expressions and predicates, statistics, constraints, defaults) that calls a
+-- function a role other than a superuser owns: a superuser's query on the
+-- table, even a plain SELECT, runs it with superuser rights.
+SELECT 'warning', pg_describe_object(d.classid, d.objid, 0),
+       format('on protected table %s, it calls %s (owned by %s): a superuser''s query on the table runs it with superuser rights',
+              p.tbl, f.oid::regprocedure, f.proowner::regrole),
+       'Query the table as its owner, in a session of its own (not SET ROLE in a superuser''s), or have a superuser own the function'
+  FROM pg_proc f
+  JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n'
+  CROSS JOIN LATERAL (SELECT CASE d.classid
+           WHEN 'pg_class'::regclass THEN (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = d.objid)
+           WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef a WHERE a.oid = d.objid)
+           WHEN 'pg_constraint'::regclass THEN (SELECT k.conrelid FROM pg_constraint k WHERE k.oid = d.objid)
+           WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = d.objid)
+         END AS relid) o
+  JOIN protected p ON p.relid = o.relid
  WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
 UNION ALL
 -- Foreign keys and inheritance between two tenants' schemas join their rows.

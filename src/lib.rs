@@ -76,8 +76,12 @@ pub extern "C-unwind" fn _PG_init() {
         postgres::invalidation::register(forget);
     }
     postgres::hooks::init(postgres::hooks::Callbacks {
+        after_analyze: |statement| {
+            api::schemas::on_statement(&statement.relations, statement.session_only)
+        },
         before_utility,
         before_executor,
+        before_run: |statement| api::schemas::on_statement(&statement.relation_oids(), false),
         on_transaction_end: api::context::on_transaction_end,
     });
 }

@@ -128,11 +128,20 @@ pub(crate) fn acting_for<R>(id: Uuid, f: impl FnOnce() -> R) -> R {
     })
 }
 
+/// `set_tenant(identifier)`: for the session. One function per arity rather
+/// than a parameter DEFAULT: PostgreSQL reads a function's defaults from
+/// their stored text whenever it parses a call, about 8,000 instructions of
+/// every request that names a tenant (docs/benchmarks.md).
+#[pg_extern(volatile, parallel_unsafe, name = "set_tenant")]
+fn set_tenant_for_session(identifier: Option<&str>) -> pgrx::Uuid {
+    set_tenant(identifier, Some(false))
+}
+
 /// Validate that `identifier` is an active tenant and make it the context.
 /// `is_local => true` lasts until the end of the transaction (for
 /// transaction-mode poolers) and is an error outside a transaction block.
 #[pg_extern(volatile, parallel_unsafe)]
-fn set_tenant(identifier: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+fn set_tenant(identifier: Option<&str>, is_local: Option<bool>) -> pgrx::Uuid {
     let identifier = required(identifier, "identifier");
     let local = required(is_local, "is_local");
     if gucs::require_token() && !may_issue_tokens() {
@@ -372,14 +381,16 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
-    if security::in_user_code() {
+    if security::in_user_code() || security::trigger_depth() > 0 {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             PermissionDenied(
-                "the tenant context cannot change inside code that tenancy runs for another role"
+                "the tenant context cannot change inside a trigger, or inside code that tenancy \
+                 runs for another role"
                     .into(),
-                "A migration runs in the context of the tenant it migrates, and a table owner's \
-                 triggers during a destroy run with none: neither may choose another."
+                "A trigger is its table owner's (or a migration's) code running in the writer's \
+                 session; a migration runs in the context of the tenant it migrates, and a table \
+                 owner's triggers during a destroy run with none: none of them may choose another."
                     .into(),
             ),
         );

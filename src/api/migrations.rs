@@ -142,14 +142,16 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// (Column defaults are reported on their table: `made` adds them.)
 ///
 /// The last check: an index (its expressions and predicate), a column default
-/// or generated column, a constraint, a view or a partition key that calls a
-/// function another role than a superuser owns. PostgreSQL evaluates these
-/// as whoever uses the table, and an immutable one already while planning a
-/// query on it: a superuser's SELECT would run the migration author's code.
-/// (Functions, triggers and policies are left out: functions run when called
-/// by name, the guard refuses a superuser's writes before any trigger, and
-/// row-level security does not apply to superusers. A function a superuser
-/// made, outside migrations, may be called from anywhere.)
+/// or generated column, a constraint (of a table or a domain), a policy, a
+/// view or a partition key that calls a function that runs code no superuser
+/// wrote: another role's, or one of PostgreSQL's that run SQL given as text
+/// (tenancy.sql_text_calls). PostgreSQL evaluates these as whoever uses the table,
+/// and an immutable one already while planning a query on it: a superuser's
+/// SELECT would run the migration author's code, and a policy's would run as
+/// every tenant's requests. (Functions and triggers are left out: functions
+/// run when called by name, and the guard refuses a superuser's writes
+/// before any trigger. A function a superuser made may be called from
+/// anywhere.)
 const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
             SELECT * FROM unnest($7::oid[], $8::oid[]) \
             UNION ALL \
@@ -192,8 +194,8 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                         WHEN 'pg_operator'::regclass THEN (SELECT oprnamespace FROM pg_operator WHERE oid = d.refobjid) \
                         WHEN 'pg_namespace'::regclass THEN d.refobjid END \
                   WHERE n.oid <> $9 AND n.nspname ~ '^tenant_[0-9a-f]{32}$' LIMIT 1), \
-                (SELECT format('%s calls %s, which is not a superuser''s: PostgreSQL runs it when \
-                                anyone (a superuser too) plans or runs a query on the table', \
+                (SELECT format('%s calls %s, which runs code no superuser wrote: PostgreSQL runs it \
+                                when anyone (a superuser too) plans or runs a query on the table', \
                                pg_describe_object(d.classid, d.objid, d.objsubid), \
                                pg_describe_object(d.refclassid, d.refobjid, 0)) \
                    FROM made o \
@@ -201,9 +203,14 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                    LEFT JOIN pg_operator op ON d.refclassid = 'pg_operator'::regclass AND op.oid = d.refobjid \
                    JOIN pg_proc f ON f.oid = CASE d.refclassid WHEN 'pg_proc'::regclass THEN d.refobjid \
                                                               ELSE op.oprcode::oid END \
-                  WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass) \
-                    AND d.deptype = 'n' \
+                  WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) AND d.deptype = 'n' \
                     AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper) \
+                  LIMIT 1), \
+                (SELECT format('%s calls one of PostgreSQL''s functions that run SQL given as text, \
+                                as whoever queries the table', pg_describe_object(o.classid, o.objid, 0)) \
+                   FROM made o \
+                  WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) \
+                    AND tenancy.expressions_of(o.classid, o.objid) ~ (SELECT tenancy.sql_text_calls()) \
                   LIMIT 1))";
 const OIDS: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);

@@ -13,7 +13,7 @@ use crate::api::{audit, citus, context, migrations, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::{query, relations};
+use crate::postgres::{gucs, query, relations};
 use crate::postgres::security::{self, UserCode};
 use crate::tenant::{from_sql, to_sql, Status};
 use crate::tenant_schema;
@@ -218,9 +218,7 @@ struct SchemaObject {
 /// views run with the caller's rights, and sequences usable by their owner
 /// only (identity columns need no privilege on theirs).
 ///
-/// On Citus the policy calls the accessor without the sub-select (Citus
-/// refuses sub-selects in policies of distributed tables), and the guard
-/// trigger is declared safe for Citus.
+/// On Citus the guard trigger is declared safe for Citus.
 ///
 /// `scope`: the relations to look at (those a migration made or changed);
 /// None for every relation of the schema (a scan of pg_class, which grows
@@ -266,11 +264,10 @@ fn isolate_schema(id: Uuid, schema: &str, on_citus: bool, scope: Option<&[pg_sys
         }),
     }
     .or_raise("reading the objects of a tenant schema");
-    let check = if on_citus {
-        format!("tenancy.current_tenant() = '{id}'::uuid")
-    } else {
-        format!("(SELECT tenancy.current_tenant()) = '{id}'::uuid")
-    };
+    // No column in it: PostgreSQL evaluates it once per statement (a gating
+    // "One-Time Filter"), without the sub-select that protect()'s policy
+    // needs for that and that costs planning time (and Citus refuses).
+    let check = format!("tenancy.current_tenant() = '{id}'::uuid");
     for object in objects {
         security::run_user_code(UserCode::of(object.owner), || {
             if on_citus {
@@ -375,6 +372,59 @@ fn schema_guard<'a>(
         format!("table \"{table}\" belongs to another tenant's schema"),
         "A tenant schema's tables can be changed only in that tenant's context \
          (tenancy.set_tenant()); other tenants' contexts read no row there either."
+            .into(),
+    )
+    .raise()
+}
+
+/// A superuser's statement, once its names are resolved and before it is
+/// planned (or before each run of a cursor or a prepared statement): a
+/// tenant schema's objects are the migration author's code, which
+/// PostgreSQL evaluates for whoever uses them, while planning too. Refused
+/// (42501): a statement naming a relation of a tenant schema, or a temporary
+/// relation that a role without superuser rights created in this session
+/// (code run under SET ROLE can leave one, named like a catalog view), and
+/// any statement while a tenant schema is on search_path (its functions and
+/// operators would be found, and an exact type match beats pg_catalog's).
+/// The extension's own statements are not a caller's and pass. Reading and
+/// working in a tenant schema is for a role without superuser rights: one
+/// granted the migration owner's role, logged in on its own.
+pub(crate) fn on_statement(relations: &[pg_sys::Oid], session_only: bool) {
+    if security::in_own_statements() || !security::is_superuser() {
+        return;
+    }
+    // (SET search_path and RESET, the ways out, resolve no name.)
+    if !session_only && gucs::with_search_path(tenant_schema::mentions_tenant_schema) {
+        superuser_refused_statement(format!(
+            "a tenant schema is on search_path ({})",
+            gucs::setting(c"search_path").unwrap_or_default()
+        ));
+    }
+    for relid in relations {
+        let Some((schema, temporary)) = relations::schema_of(*relid) else {
+            continue;
+        };
+        if tenant_schema::is_tenant_schema(&schema) {
+            superuser_refused_statement(format!("it names a relation of tenant schema {schema}"));
+        }
+        if temporary && !security::role_is_superuser(relations::owner(*relid)) {
+            superuser_refused_statement(format!(
+                "it names temporary relation {} of role {}, not a superuser",
+                relations::name(*relid),
+                security::role_name(relations::owner(*relid))
+            ));
+        }
+    }
+}
+
+fn superuser_refused_statement(why: String) -> ! {
+    PermissionDenied(
+        format!("a superuser's statement is refused: {why}"),
+        "A tenant schema's objects (views, indexes, constraints, triggers, functions) are the \
+         migration author's code, which PostgreSQL runs for whoever uses them: work there as a \
+         role without superuser rights that is granted the migration owner's role, logged in on \
+         its own (not SET ROLE in a superuser's session, where that code could leave settings, \
+         temporary objects or cursors behind). RESET search_path, or start a new session."
             .into(),
     )
     .raise()

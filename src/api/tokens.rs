@@ -70,10 +70,22 @@ fn issue_token(
     format!("{payload}.{}", B64.encode(signature))
 }
 
+/// `set_tenant_token(token)`: for the session (see `set_tenant_for_session`).
+#[pg_extern(volatile, parallel_unsafe, name = "set_tenant_token")]
+fn set_tenant_token_for_session(token: Option<&str>) -> pgrx::Uuid {
+    set_tenant_token(token, Some(false))
+}
+
+/// `set_tenant_jwt(jwt)`: for the session (see `set_tenant_for_session`).
+#[pg_extern(volatile, parallel_unsafe, name = "set_tenant_jwt")]
+fn set_tenant_jwt_for_session(jwt: Option<&str>) -> pgrx::Uuid {
+    set_tenant_jwt(jwt, Some(false))
+}
+
 /// Verify a tenancy token (signature in constant time, expiry, key not
 /// retired), then set its tenant as the context exactly like `set_tenant`.
 #[pg_extern(volatile, parallel_unsafe)]
-fn set_tenant_token(token: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+fn set_tenant_token(token: Option<&str>, is_local: Option<bool>) -> pgrx::Uuid {
     let token = required(token, "token");
     let local = required(is_local, "is_local");
     let id = verify_token(token)
@@ -85,7 +97,7 @@ fn set_tenant_token(token: Option<&str>, is_local: default!(Option<bool>, false)
 /// of the signing keys (its `kid` header, else any active key), and set the
 /// tenant named by the `tenancy.jwt_claim` claim (an identifier or an id).
 #[pg_extern(volatile, parallel_unsafe)]
-fn set_tenant_jwt(jwt: Option<&str>, is_local: default!(Option<bool>, false)) -> pgrx::Uuid {
+fn set_tenant_jwt(jwt: Option<&str>, is_local: Option<bool>) -> pgrx::Uuid {
     let jwt = required(jwt, "jwt");
     let local = required(is_local, "is_local");
     let claims =

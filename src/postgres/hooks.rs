@@ -38,6 +38,16 @@ pub enum Utility<'a> {
     },
 }
 
+/// A statement once its names are resolved, before it is planned.
+pub struct Analyzed {
+    /// The relations its range tables name (views unexpanded; sub-queries,
+    /// CTEs and sub-links included), not those its expressions only mention.
+    pub relations: Vec<pg_sys::Oid>,
+    /// It only changes the session's own state (SET, RESET, SHOW, DISCARD,
+    /// CLOSE, transaction control): it resolves no name and runs no code.
+    pub session_only: bool,
+}
+
 /// A statement the executor starts.
 pub struct Statement(*const pg_sys::QueryDesc);
 
@@ -67,6 +77,24 @@ impl Statement {
             cells(plan.relationOids)
                 .iter()
                 .map(|cell| (cell.oid_value, changed.contains(&cell.oid_value)))
+                .collect()
+        }
+    }
+
+    /// The relations of the plan's range table (views included: PostgreSQL
+    /// keeps their entries for the permission checks).
+    pub fn relation_oids(&self) -> Vec<pg_sys::Oid> {
+        // SAFETY: as in `relations`; range table entries by their kind.
+        unsafe {
+            cells((*(*self.0).plannedstmt).rtable)
+                .iter()
+                .map(|cell| &*cell.ptr_value.cast::<pg_sys::RangeTblEntry>())
+                .filter(|entry| {
+                    entry.rtekind == pg_sys::RTEKind::RTE_RELATION
+                        || entry.rtekind == pg_sys::RTEKind::RTE_SUBQUERY
+                })
+                .map(|entry| entry.relid)
+                .filter(|relid| *relid != pg_sys::InvalidOid)
                 .collect()
         }
     }
@@ -116,8 +144,11 @@ thread_local! {
     static PREVIOUS_START: Cell<pg_sys::ExecutorStart_hook_type> = const { Cell::new(None) };
     static PREVIOUS_RUN: Cell<pg_sys::ExecutorRun_hook_type> = const { Cell::new(None) };
     static PREVIOUS_FINISH: Cell<pg_sys::ExecutorFinish_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_ANALYZE: Cell<pg_sys::post_parse_analyze_hook_type> = const { Cell::new(None) };
     static BEFORE_UTILITY: Cell<Option<fn(&Utility)>> = const { Cell::new(None) };
     static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
+    static BEFORE_RUN: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
+    static AFTER_ANALYZE: Cell<Option<fn(&Analyzed)>> = const { Cell::new(None) };
     static ON_TRANSACTION_END: Cell<Option<fn(bool)>> = const { Cell::new(None) };
     /// The statements in ExecutorRun or ExecutorFinish, innermost last.
     static RUNNING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
@@ -127,20 +158,28 @@ thread_local! {
     static SUBTRANSACTIONS: RefCell<Vec<(pg_sys::SubTransactionId, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Registered callbacks: `before_utility(statement)` before every utility
-/// statement the extension looks at, `before_executor(statement)` before the
-/// executor starts any statement (both may raise); `on_transaction_end(committed)`
-/// after every commit, abort and prepare (it may only change memory). Once
-/// per backend, from _PG_init.
+/// Registered callbacks: `after_analyze(relations)` once a statement is
+/// parsed and its names resolved, before it is planned, with every relation
+/// it names (views unexpanded, sub-queries included); `before_utility(statement)`
+/// before every utility statement the extension looks at;
+/// `before_executor(statement)` before the executor starts any statement, and
+/// `before_run(statement)` before each run of it (a FETCH from a cursor is
+/// one); all may raise. `on_transaction_end(committed)` after every commit,
+/// abort and prepare (it may only change memory). Once per backend, from
+/// _PG_init.
 pub struct Callbacks {
+    pub after_analyze: fn(&Analyzed),
     pub before_utility: fn(&Utility),
     pub before_executor: fn(&Statement),
+    pub before_run: fn(&Statement),
     pub on_transaction_end: fn(bool),
 }
 
 pub fn init(callbacks: Callbacks) {
     BEFORE_UTILITY.set(Some(callbacks.before_utility));
     BEFORE_EXECUTOR.set(Some(callbacks.before_executor));
+    BEFORE_RUN.set(Some(callbacks.before_run));
+    AFTER_ANALYZE.set(Some(callbacks.after_analyze));
     ON_TRANSACTION_END.set(Some(callbacks.on_transaction_end));
     // SAFETY: chaining the hooks as every extension does, once per backend;
     // the callbacks only reset thread-local state.
@@ -153,6 +192,8 @@ pub fn init(callbacks: Callbacks) {
         pg_sys::ExecutorRun_hook = Some(executor_run);
         PREVIOUS_FINISH.set(pg_sys::ExecutorFinish_hook);
         pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREVIOUS_ANALYZE.set(pg_sys::post_parse_analyze_hook);
+        pg_sys::post_parse_analyze_hook = Some(post_parse_analyze);
         pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(subtransaction_event), std::ptr::null_mut());
     }
@@ -425,6 +466,89 @@ fn truncate_running(depth: usize) {
     });
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn before_run(query: *mut pg_sys::QueryDesc) {
+    if let Some(callback) = BEFORE_RUN.get() {
+        callback(&Statement(query));
+    }
+}
+
+/// Not guarded, like `process_utility`: the extension's look comes first,
+/// in a guarded function of its own.
+unsafe extern "C-unwind" fn post_parse_analyze(
+    state: *mut pg_sys::ParseState,
+    query: *mut pg_sys::Query,
+    jumble: *mut pg_sys::JumbleState,
+) {
+    // SAFETY: PostgreSQL passes the statement it just analysed; the
+    // arguments go on as received.
+    unsafe {
+        if let Some(next) = PREVIOUS_ANALYZE.get() {
+            next(state, query, jumble);
+        }
+        after_analyze(query);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn after_analyze(query: *mut pg_sys::Query) {
+    let Some(callback) = AFTER_ANALYZE.get() else {
+        return;
+    };
+    let mut relations: Vec<pg_sys::Oid> = Vec::new();
+    // SAFETY: PostgreSQL's walk of an analysed statement, which only reads
+    // it; the context is the Vec above, alive for the whole walk. The
+    // utility statement is read by its tag.
+    let session_only = unsafe {
+        collect_relations(query.cast(), (&raw mut relations).cast());
+        let utility = (*query).utilityStmt;
+        !utility.is_null()
+            && matches!(
+                (*utility).type_,
+                pg_sys::NodeTag::T_VariableSetStmt
+                    | pg_sys::NodeTag::T_VariableShowStmt
+                    | pg_sys::NodeTag::T_DiscardStmt
+                    | pg_sys::NodeTag::T_ClosePortalStmt
+                    | pg_sys::NodeTag::T_TransactionStmt
+            )
+    };
+    callback(&Analyzed {
+        relations,
+        session_only,
+    });
+}
+
+/// A tree walker: the relations a statement's range tables name (views
+/// unexpanded), in sub-queries, CTEs and sub-links too; not those its
+/// expressions only mention (a `'t'::regclass` runs nothing).
+unsafe extern "C-unwind" fn collect_relations(
+    node: *mut pg_sys::Node,
+    relations: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: nodes are read by their tags; `relations` is the caller's Vec.
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Query => pg_sys::query_tree_walker(
+                node.cast(),
+                Some(collect_relations),
+                relations,
+                pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+            ),
+            pg_sys::NodeTag::T_RangeTblEntry => {
+                let entry = &*node.cast::<pg_sys::RangeTblEntry>();
+                if entry.rtekind == pg_sys::RTEKind::RTE_RELATION {
+                    (*relations.cast::<Vec<pg_sys::Oid>>()).push(entry.relid);
+                }
+                false
+            }
+            _ => pg_sys::expression_tree_walker(node, Some(collect_relations), relations),
+        }
+    }
+}
+
 #[cfg(not(feature = "pg18"))]
 unsafe extern "C-unwind" fn executor_run(
     query: *mut pg_sys::QueryDesc,
@@ -432,6 +556,8 @@ unsafe extern "C-unwind" fn executor_run(
     count: u64,
     execute_once: bool,
 ) {
+    // SAFETY: the query descriptor PostgreSQL passes.
+    unsafe { before_run(query) };
     // SAFETY: the arguments as received.
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count, execute_once)
@@ -444,6 +570,8 @@ unsafe extern "C-unwind" fn executor_run(
     direction: pg_sys::ScanDirection::Type,
     count: u64,
 ) {
+    // SAFETY: the query descriptor PostgreSQL passes.
+    unsafe { before_run(query) };
     // SAFETY: the arguments as received.
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count)

@@ -34,3 +34,38 @@ pub fn owner(relid: pg_sys::Oid) -> pg_sys::Oid {
         owner
     }
 }
+
+/// The name of the relation's schema, and whether that schema is this
+/// session's temporary one; None for a relation that is gone.
+pub fn schema_of(relid: pg_sys::Oid) -> Option<(String, bool)> {
+    // SAFETY: syscache lookups; InvalidOid or NULL for what is gone.
+    unsafe {
+        let namespace = pg_sys::get_rel_namespace(relid);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        let name = pg_sys::get_namespace_name(namespace);
+        (!name.is_null()).then(|| {
+            (
+                CStr::from_ptr(name).to_string_lossy().into_owned(),
+                pg_sys::isTempNamespace(namespace),
+            )
+        })
+    }
+}
+
+/// The relation's schema-qualified, quoted name; "oid N" for one that is gone.
+pub fn name(relid: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup; NULL when the relation is gone.
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        if name.is_null() || schema.is_null() {
+            return format!("oid {}", relid.to_u32());
+        }
+        let quote = |s: *mut std::ffi::c_char| {
+            pgrx::spi::quote_identifier(CStr::from_ptr(s).to_string_lossy())
+        };
+        format!("{}.{}", quote(schema), quote(name))
+    }
+}

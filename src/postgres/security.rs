@@ -111,6 +111,11 @@ pub fn role_exists(role: pg_sys::Oid) -> bool {
     }
 }
 
+pub fn role_is_superuser(role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup (false for a role that is gone).
+    unsafe { pg_sys::superuser_arg(role) }
+}
+
 pub fn is_superuser() -> bool {
     // SAFETY: a catalog lookup for the current role.
     unsafe { pg_sys::superuser() }
@@ -191,10 +196,28 @@ pub fn close_held_cursors_of_earlier_transactions() {
 /// extension's own statements on its own catalog: never for statements that
 /// reach user objects (see `run_user_code`).
 pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Leave(u32);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            OWN_STATEMENTS.set(self.0);
+        }
+    }
+    let _leave = Leave(OWN_STATEMENTS.replace(OWN_STATEMENTS.get() + 1));
     let saved = switch_user(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE);
     let result = pinned(f);
     restore_user(saved);
     result
+}
+
+thread_local! {
+    /// How deep in `as_owner` the backend is.
+    static OWN_STATEMENTS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the statements being run are the extension's own (`as_owner`),
+/// not a caller's.
+pub fn in_own_statements() -> bool {
+    OWN_STATEMENTS.get() > 0
 }
 
 /// The search_path of every statement the extension runs itself: nothing a
@@ -246,7 +269,9 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     crate::postgres::gucs::save(c"row_security", "on");
     crate::postgres::gucs::save_no_context();
     let portals = portal_contexts();
+    let own = OWN_STATEMENTS.replace(0);
     let result = f();
+    OWN_STATEMENTS.set(own);
     close_portals_opened_since(&portals);
     // SAFETY: discards every setting changed since the nest level began.
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
@@ -297,6 +322,16 @@ fn close_portals_opened_since(before: &[pg_sys::MemoryContext]) {
                 pg_sys::PortalDrop(portal, false);
             }
         }
+    }
+}
+
+/// The depth of trigger calls (PostgreSQL's `pg_trigger_depth()`): above 0
+/// inside a trigger, code its table's owner (or a migration) wrote.
+pub fn trigger_depth() -> i32 {
+    // SAFETY: a built-in that reads a counter.
+    unsafe {
+        pg_sys::OidFunctionCall0Coll(pg_sys::F_PG_TRIGGER_DEPTH.into(), pg_sys::InvalidOid)
+            .value() as i32
     }
 }
 

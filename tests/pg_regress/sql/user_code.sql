@@ -1,6 +1,6 @@
 -- Code and settings that another role controls never reach the extension's
 -- rights and never change what it does next (threat-model rows 39-44 and
--- 47-51, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
+-- 47-58, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
 -- the role it needs.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
@@ -465,8 +465,8 @@ SELECT tenancy.retire_signing_key('uc-key');
 --     statement trigger may not fire before tenancy_schema_guard (or replace
 --     it), nor fire in replication, and a rule may not rewrite writes: the
 --     guard decides first, and refuses a superuser's writes (the author's
---     triggers would run as superuser): it acts as the schema's owner
---     instead. Reading tables and views is fine (see 52).
+--     triggers would run as superuser): a role granted the schema owner's
+--     rights does that work instead.
 SET ROLE tenancy_admin;
 \set VERBOSITY sqlstate
 CALL tenancy.add_migration('uc-0010-early', $m$
@@ -495,9 +495,10 @@ SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0010'
 SELECT schema_name AS planted_schema FROM tenancy.tenants WHERE identifier = 'uc-planted' \gset
 \set VERBOSITY sqlstate
 INSERT INTO :"planted_schema".uc_notes VALUES ('written by a superuser');
-\set VERBOSITY default
+-- (and, where the library is loaded, reads too: see 57)
 SELECT count(*) FROM :"planted_schema".uc_plans;
 SELECT count(*) AS notes FROM :"planted_schema".uc_notes;
+\set VERBOSITY default
 SET ROLE tenancy_migrator;
 SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS owner_as_planted;
 INSERT INTO :"planted_schema".uc_notes VALUES ('written as the owner');
@@ -587,7 +588,7 @@ ALTER FUNCTION :"planted_schema".uc_visible() OWNER TO tenancy_migrator;
 CREATE INDEX uc_visible_notes ON :"planted_schema".uc_notes (body) WHERE :"planted_schema".uc_visible();
 SELECT severity, replace(object, :'planted_schema', 'planted') AS object,
        regexp_replace(replace(problem, :'planted_schema', 'planted'), 'tenant \S+,', 'tenant …,') AS problem
-  FROM tenancy.verify() WHERE problem LIKE '%superuser''s query%';
+  FROM tenancy.verify() WHERE problem LIKE '%no superuser wrote%';
 DROP FUNCTION :"planted_schema".uc_visible() CASCADE;
 
 -- 53. Only a table's owner may add a trigger to a protected table or a table
@@ -645,6 +646,84 @@ REVOKE UPDATE ON :"victim_schema".uc_notes FROM tenancy_app;
 \set VERBOSITY sqlstate
 SELECT tenancy.protect('tenancy.tenants', 'id');
 \set VERBOSITY default
+
+-- 56. ... nor PostgreSQL's own functions that run SQL given as text (or read
+--     a relation by name): owned by a superuser, they would run the author's
+--     code all the same.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0032-sql-text', $m$
+    CREATE FUNCTION uc_hook(text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+    ALTER TABLE uc_notes ADD CONSTRAINT uc_sneaky
+        CHECK (ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery WHERE uc_hook(''x'')') IS NOT NULL)$m$);
+CALL tenancy.add_migration('uc-0033-sql-text-domain', $m$
+    CREATE DOMAIN uc_checked AS text CHECK (query_to_xml('SELECT 1', true, false, '') IS NOT NULL)$m$);
+CALL tenancy.add_migration('uc-0034-sql-text-view', $m$
+    CREATE VIEW uc_search AS SELECT body, ts_rewrite('a'::tsquery, 'SELECT ''a''::tsquery, ''b''::tsquery') AS q
+      FROM uc_notes$m$);
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0032' AND 'uc-0034-z';
+
+-- 57. A superuser's statements stay out of tenant schemas altogether (where
+--     the library is loaded): not with a tenant schema on search_path however
+--     the role changed back, not through a temporary relation that code run
+--     under SET ROLE left in the session, not from a cursor opened under
+--     another role.
+SET ROLE tenancy_migrator;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS owner_as_planted;
+CREATE TEMP VIEW pg_stat_activity AS SELECT 1 AS pid;
+SELECT pg_catalog.set_config('role', 'none', false) IS NOT NULL AS back_to_superuser;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM pg_catalog.pg_class WHERE false;
+SET search_path = "$user", public;
+SELECT count(pid) FROM pg_stat_activity;
+\set VERBOSITY default
+DISCARD TEMP;
+SET ROLE tenancy_migrator;
+SELECT tenancy.reset_tenant();
+BEGIN;
+DECLARE uc_cursor CURSOR FOR SELECT * FROM :"planted_schema".uc_notes;
+SELECT pg_catalog.set_config('role', 'none', true) IS NOT NULL AS back_to_superuser;
+\set VERBOSITY sqlstate
+FETCH ALL FROM uc_cursor;
+\set VERBOSITY default
+ROLLBACK;
+RESET ROLE;
+RESET search_path;
+
+-- 58. A trigger may not change the tenant context: it is its table owner's
+--     (or a migration's) code running in the writer's session.
+SET ROLE tenancy_admin;
+CALL tenancy.add_migration('uc-0035-switching-trigger', $m$
+    CREATE FUNCTION uc_switch() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM tenancy.set_tenant('uc-victim');
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER uc_switch AFTER INSERT ON uc_notes FOR EACH ROW EXECUTE FUNCTION uc_switch()$m$);
+RESET ROLE;
+GRANT INSERT ON ALL TABLES IN SCHEMA :"planted_schema" TO tenancy_app;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
+\set VERBOSITY sqlstate
+INSERT INTO uc_notes VALUES ('switch, please');
+\set VERBOSITY default
+SELECT tenancy.current_tenant_identifier();
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+REVOKE INSERT ON ALL TABLES IN SCHEMA :"planted_schema" FROM tenancy_app;
+SELECT tenancy.retire_migration('uc-0035-switching-trigger');
+
+-- verify() warns about a protected table whose statistics, index predicates
+-- or constraints call its owner's functions: PostgreSQL evaluates them when a
+-- superuser plans a query on it.
+SET ROLE tenancy_owner;
+CREATE FUNCTION uc.owner_immutable() RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT ''x''';
+CREATE STATISTICS uc.orders_stats ON (item || uc.owner_immutable()) FROM uc.orders;
+RESET ROLE;
+SELECT severity, object FROM tenancy.verify() WHERE object LIKE '%orders_stats%';
+DROP STATISTICS uc.orders_stats;
 
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Instructions per statement: the measure of the benchmark suite that does
+# not move with the machine (docs/benchmarks.md). Loads the suite's data set
+# (bench/setup.sql) into a scratch cluster, stops it, then runs each workload
+# in one single-user backend under valgrind's callgrind, as the application
+# role, twice (N1 and N2 statements); the difference, divided by N2 - N1, is
+# what one more statement costs, start-up excluded. Product and baseline are
+# printed side by side with their ratio and target.
+#
+#   scripts/bench-instructions.sh [--statements N1,N2]
+#
+# Results also go to target/bench/instructions.tsv and .md.
+source "$(dirname "$0")/lib.sh"
+PORT=${TENANCY_BENCH_INSTRUCTIONS_PORT:-25439}
+N1=500 N2=1500
+while (($#)); do
+    case $1 in
+    --statements) IFS=, read -r N1 N2 <<<"$2"; shift 2 ;;
+    *) echo "usage: $0 [--statements N1,N2]" >&2; exit 2 ;;
+    esac
+done
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+
+ensure_tools valgrind
+install_extension --release
+fresh_cluster "$PORT" "shared_buffers = 256MB" "synchronous_commit = off"
+trap 'stop_cluster "$PORT"' EXIT
+psql -X -q -c "CREATE ROLE bench_app LOGIN" -c "CREATE ROLE bench_migrator NOLOGIN" -c "CREATE DATABASE bench" -d postgres
+log "loading the benchmark data set (bench/setup.sql)"
+psql -X -q -d bench -f "$ROOT/bench/setup.sql"
+# The tenants' ids, for the baselines' explicit WHERE tenant_id.
+mapfile -t IDS < <(psql -X -At -d bench -c "SELECT id FROM tenancy.tenants WHERE identifier ~ '^t-[0-9]+$'
+    AND substr(identifier, 3)::int <= 1000 ORDER BY substr(identifier, 3)::int")
+DATA="$SCRATCH/pg-$PORT/data"
+# A clean shutdown: the single-user runs must not start with crash recovery.
+psql -X -q -d bench -c CHECKPOINT
+as_server "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+WORK="$SCRATCH/instructions"
+rm -rf "$WORK" && server_dir "$WORK"
+
+# statements WORKLOAD N: the SQL of N statements of a workload, one per line,
+# after what puts the session in place (the application role, a tenant).
+statements() {
+    local workload=$1 n=$2 i k id
+    echo "SET ROLE bench_app;"
+    case $workload in
+    point_rls | range_rls | insert_rls) echo "SELECT tenancy.set_tenant('t-1');" ;;
+    esac
+    for ((i = 0; i < n; i++)); do
+        # 100 tenants: all of them met in the first 100 statements, so
+        # that the difference between the two runs holds no cache miss.
+        k=$((i % 100 + 1)) id=$((i * 7 % 1000 + 1))
+        case $workload in
+        set_config) echo "SELECT set_config('app.tenant', 't-$k', false);" ;;
+        set_tenant) echo "SELECT tenancy.set_tenant('t-$k');" ;;
+        switch_plain) echo "SELECT set_config('app.tenant', 't-$k', false); SELECT amount FROM bench.orders_plain WHERE tenant_id = '${IDS[k - 1]}' AND id = $(((k - 1) * 1000 + id));" ;;
+        switch_rls) echo "SELECT tenancy.set_tenant('t-$k'); SELECT amount FROM bench.orders WHERE id = $(((k - 1) * 1000 + id));" ;;
+        point_plain) echo "SELECT amount FROM bench.orders_plain WHERE tenant_id = '${IDS[0]}' AND id = $id;" ;;
+        point_rls) echo "SELECT amount FROM bench.orders WHERE id = $id;" ;;
+        range_plain) echo "SELECT sum(amount) FROM bench.orders_plain WHERE tenant_id = '${IDS[0]}' AND id BETWEEN $id AND $id + 99;" ;;
+        range_rls) echo "SELECT sum(amount) FROM bench.orders WHERE id BETWEEN $id AND $id + 99;" ;;
+        insert_plain) echo "INSERT INTO bench.orders_plain (tenant_id, id, amount) VALUES ('${IDS[0]}', nextval('bench.order_ids'), 1);" ;;
+        insert_rls) echo "INSERT INTO bench.orders (id, amount) VALUES (nextval('bench.order_ids'), 1);" ;;
+        esac
+    done
+}
+
+# instructions WORKLOAD N: what one single-user backend executed for it.
+instructions() {
+    local file="$WORK/$1-$2"
+    statements "$1" "$2" >"$file.sql"
+    as_server valgrind --tool=callgrind --callgrind-out-file="$file.out" \
+        "$PG_BIN/postgres" --single -D "$DATA" -c jit=off bench <"$file.sql" >"$file.log" 2>&1
+    if grep -q ERROR "$file.log"; then
+        grep -m3 ERROR "$file.log" >&2
+        log "$1 raised an error"
+        exit 1
+    fi
+    sed -nE 's/^==[0-9]+== Collected : ([0-9]+)$/\1/p' "$file.log"
+}
+
+# per_statement WORKLOAD: instructions of one more statement.
+declare -A PER
+per_statement() {
+    local a b
+    a=$(instructions "$1" "$N1") b=$(instructions "$1" "$N2")
+    PER[$1]=$(((b - a) / (N2 - N1)))
+    log "$1: ${PER[$1]} instructions per statement"
+}
+
+for workload in set_config set_tenant switch_plain switch_rls point_plain point_rls \
+    range_plain range_rls insert_plain insert_rls; do
+    per_statement "$workload"
+done
+
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
+pair() { # pair LABEL PRODUCT BASELINE TARGET
+    local ratio pass
+    ratio=$(awk -v p="${PER[$2]}" -v b="${PER[$3]}" 'BEGIN { printf "%.3f", p / b }')
+    pass=$(awk -v r="$ratio" -v t="$4" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }')
+    row "$1" "${PER[$2]}" "${PER[$3]}" "$ratio" "≤ $4" "$pass"
+}
+{
+    row workload product baseline ratio target pass
+    pair "set_tenant vs set_config" set_tenant set_config 1.03
+    pair "switching request: set_tenant + protected point vs set_config + WHERE" switch_rls switch_plain 1.03
+    pair "point: protected vs plain + WHERE tenant_id" point_rls point_plain 1.03
+    pair "range: protected vs plain + WHERE tenant_id" range_rls range_plain 1.03
+    pair "insert: protected vs plain + tenant_id" insert_rls insert_plain 1.03
+} >"$OUT/instructions.tsv"
+echo
+column -t -s $'\t' "$OUT/instructions.tsv"
+{
+    echo "| workload (instructions per statement) | product | baseline | ratio | target | pass |"
+    echo "|---|---|---|---|---|---|"
+    tail -n +2 "$OUT/instructions.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
+} >"$OUT/instructions.md"
+log "table: $OUT/instructions.md; callgrind profiles: $WORK/*.out (callgrind_annotate)"
