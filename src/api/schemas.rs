@@ -390,7 +390,10 @@ fn schema_guard<'a>(
 /// working in a tenant schema is for a role without superuser rights: one
 /// granted the migration owner's role, logged in on its own.
 pub(crate) fn on_statement(relations: &[pg_sys::Oid], session_only: bool) {
-    if security::in_own_statements() || !security::is_superuser() {
+    if (session_only && relations.is_empty())
+        || security::in_own_statements()
+        || !security::is_superuser()
+    {
         return;
     }
     // (SET search_path and RESET, the ways out, resolve no name.)

@@ -481,36 +481,44 @@ unsafe extern "C-unwind" fn post_parse_analyze(
     jumble: *mut pg_sys::JumbleState,
 ) {
     // SAFETY: PostgreSQL passes the statement it just analysed; the
-    // arguments go on as received.
+    // arguments go on as received. The walk below may raise (stack depth):
+    // the error passes through frames that hold nothing to drop, and the
+    // relations are a PostgreSQL list, freed with its memory context.
     unsafe {
         if let Some(next) = PREVIOUS_ANALYZE.get() {
             next(state, query, jumble);
         }
-        after_analyze(query);
+        // In a failed transaction only ROLLBACK gets this far, and nothing
+        // may be looked up any more.
+        if AFTER_ANALYZE.get().is_some() && !pg_sys::IsAbortedTransactionBlockState() {
+            let mut relations: *mut pg_sys::List = std::ptr::null_mut();
+            collect_relations(query.cast(), (&raw mut relations).cast());
+            after_analyze(query, relations);
+        }
     }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn after_analyze(query: *mut pg_sys::Query) {
+unsafe extern "C-unwind" fn after_analyze(query: *mut pg_sys::Query, relations: *mut pg_sys::List) {
     let Some(callback) = AFTER_ANALYZE.get() else {
         return;
     };
-    let mut relations: Vec<pg_sys::Oid> = Vec::new();
-    // SAFETY: PostgreSQL's walk of an analysed statement, which only reads
-    // it; the context is the Vec above, alive for the whole walk. The
-    // utility statement is read by its tag.
-    let session_only = unsafe {
-        collect_relations(query.cast(), (&raw mut relations).cast());
+    // SAFETY: the list collect_relations made; the utility statement is read
+    // by its tag.
+    let (relations, session_only) = unsafe {
         let utility = (*query).utilityStmt;
-        !utility.is_null()
-            && matches!(
-                (*utility).type_,
-                pg_sys::NodeTag::T_VariableSetStmt
-                    | pg_sys::NodeTag::T_VariableShowStmt
-                    | pg_sys::NodeTag::T_DiscardStmt
-                    | pg_sys::NodeTag::T_ClosePortalStmt
-                    | pg_sys::NodeTag::T_TransactionStmt
-            )
+        (
+            cells(relations).iter().map(|cell| cell.oid_value).collect(),
+            !utility.is_null()
+                && matches!(
+                    (*utility).type_,
+                    pg_sys::NodeTag::T_VariableSetStmt
+                        | pg_sys::NodeTag::T_VariableShowStmt
+                        | pg_sys::NodeTag::T_DiscardStmt
+                        | pg_sys::NodeTag::T_ClosePortalStmt
+                        | pg_sys::NodeTag::T_TransactionStmt
+                ),
+        )
     };
     callback(&Analyzed {
         relations,
@@ -518,9 +526,35 @@ unsafe extern "C-unwind" fn after_analyze(query: *mut pg_sys::Query) {
     });
 }
 
+type Walker = Option<unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut std::ffi::c_void) -> bool>;
+
+// PostgreSQL's tree walks and list append, called directly (pgrx's bindings
+// would turn an error raised inside a walk into a Rust panic, which cannot
+// travel back through PostgreSQL's own walker frames).
+unsafe extern "C-unwind" {
+    #[cfg_attr(feature = "pg15", link_name = "query_tree_walker")]
+    #[cfg_attr(not(feature = "pg15"), link_name = "query_tree_walker_impl")]
+    fn raw_query_tree_walker(
+        query: *mut pg_sys::Query,
+        walker: Walker,
+        context: *mut std::ffi::c_void,
+        flags: i32,
+    ) -> bool;
+    #[cfg_attr(feature = "pg15", link_name = "expression_tree_walker")]
+    #[cfg_attr(not(feature = "pg15"), link_name = "expression_tree_walker_impl")]
+    fn raw_expression_tree_walker(
+        node: *mut pg_sys::Node,
+        walker: Walker,
+        context: *mut std::ffi::c_void,
+    ) -> bool;
+    #[link_name = "lappend_oid"]
+    fn raw_lappend_oid(list: *mut pg_sys::List, oid: pg_sys::Oid) -> *mut pg_sys::List;
+}
+
 /// A tree walker: the relations a statement's range tables name (views
 /// unexpanded), in sub-queries, CTEs and sub-links too; not those its
-/// expressions only mention (a `'t'::regclass` runs nothing).
+/// expressions only mention (a `'t'::regclass` runs nothing). `relations`
+/// points to the PostgreSQL list it appends to.
 unsafe extern "C-unwind" fn collect_relations(
     node: *mut pg_sys::Node,
     relations: *mut std::ffi::c_void,
@@ -528,10 +562,10 @@ unsafe extern "C-unwind" fn collect_relations(
     if node.is_null() {
         return false;
     }
-    // SAFETY: nodes are read by their tags; `relations` is the caller's Vec.
+    // SAFETY: nodes are read by their tags; `relations` is the caller's list.
     unsafe {
         match (*node).type_ {
-            pg_sys::NodeTag::T_Query => pg_sys::query_tree_walker(
+            pg_sys::NodeTag::T_Query => raw_query_tree_walker(
                 node.cast(),
                 Some(collect_relations),
                 relations,
@@ -540,11 +574,12 @@ unsafe extern "C-unwind" fn collect_relations(
             pg_sys::NodeTag::T_RangeTblEntry => {
                 let entry = &*node.cast::<pg_sys::RangeTblEntry>();
                 if entry.rtekind == pg_sys::RTEKind::RTE_RELATION {
-                    (*relations.cast::<Vec<pg_sys::Oid>>()).push(entry.relid);
+                    let list = relations.cast::<*mut pg_sys::List>();
+                    *list = raw_lappend_oid(*list, entry.relid);
                 }
                 false
             }
-            _ => pg_sys::expression_tree_walker(node, Some(collect_relations), relations),
+            _ => raw_expression_tree_walker(node, Some(collect_relations), relations),
         }
     }
 }
