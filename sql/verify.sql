@@ -17,21 +17,25 @@ SELECT CASE classid
 END
 $$;
 
--- A pattern that matches the node tree of a call to one of PostgreSQL's
--- functions that run SQL given as text, or read a relation named by their
--- argument (its views included): owned by a superuser, they would still run
--- code no superuser wrote when an expression (expressions_of) calls them.
+-- A pattern that matches the node tree of a call (a function, an operator, an
+-- aggregate or a window function) to one of PostgreSQL's own functions that
+-- runs code no superuser wrote, or that a superuser may use and others may
+-- not: those that run SQL given as text or read a relation by name (its views
+-- included), and those PUBLIC may not execute (pg_read_binary_file, lo_export,
+-- …). In an expression that PostgreSQL evaluates for whoever uses a table, a
+-- superuser's query or restore would run them with a superuser's rights.
 -- (PostgreSQL records no dependency on its own functions: the trees are read.)
-CREATE FUNCTION tenancy.sql_text_calls() RETURNS text
+CREATE FUNCTION tenancy.forbidden_calls() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-SELECT ':funcid (' || string_agg(p.oid::text, '|') || ') '
+SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || string_agg(p.oid::text, '|') || ') '
   FROM pg_proc p
  WHERE p.pronamespace = 'pg_catalog'::regnamespace
-   AND (p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
-                      'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
-                      'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
-                      'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
-                      'database_to_xml_and_xmlschema')
+   AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
+        OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+                         'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
+                         'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+                         'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
+                         'database_to_xml_and_xmlschema')
         OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
 $$;
 
@@ -286,10 +290,12 @@ SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
          END AS nspid) o
   JOIN tenant_schemas ts ON ts.nspid = o.nspid
  WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
+    OR NOT has_function_privilege('public', f.oid, 'EXECUTE')
 UNION ALL
--- ... or one of PostgreSQL's functions that run SQL given as text (tenancy.sql_text_calls).
+-- ... or one of PostgreSQL's that run SQL given as text, or that PUBLIC may not
+-- execute (tenancy.forbidden_calls).
 SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
-       format('in the schema of tenant %s, it calls a function that runs SQL given as text, for whoever queries the table', ts.identifier),
+       format('in the schema of tenant %s, it calls a function that runs SQL given as text or that only some roles may run, for whoever queries the table', ts.identifier),
        'Drop it (a migration may not make it)'
   FROM (SELECT 'pg_class'::regclass::oid, i.indexrelid, c.relnamespace, concat(i.indexprs, i.indpred)
           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -312,7 +318,7 @@ SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
         SELECT 'pg_statistic_ext'::regclass, s.oid, s.stxnamespace, s.stxexprs::text
           FROM pg_statistic_ext s WHERE s.stxexprs IS NOT NULL) AS x(classid, objid, nspid, expressions)
   JOIN tenant_schemas ts ON ts.nspid = x.nspid
- WHERE x.expressions ~ (SELECT tenancy.sql_text_calls())
+ WHERE x.expressions ~ (SELECT tenancy.forbidden_calls())
 UNION ALL
 -- What PostgreSQL evaluates for whoever queries a protected table (index
 -- expressions and predicates, statistics, constraints, defaults) that calls a

@@ -4,7 +4,7 @@
 use crate::cache;
 use crate::error::OrRaise;
 use crate::error::TenancyError::NotConfigured;
-use crate::postgres::{invalidation, relations, security};
+use crate::postgres::{invalidation, query, relations, security};
 use crate::tenant::{from_sql, to_sql, Status, Tenant};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -160,17 +160,17 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
             let lookups = prepared(client);
             let rows = client.select(&lookups[lookup as usize], Some(1), &[key.into()])?;
             if rows.is_empty() {
-                return Ok::<_, pgrx::spi::Error>(None);
+                return Ok::<_, query::ReadError>(None);
             }
             let row = rows.first();
-            let id: pgrx::Uuid = row.get(1)?.expect("id is NOT NULL");
+            let id: pgrx::Uuid = query::required(&row, 1)?;
             Ok(Some(Tenant {
                 id: from_sql(id),
-                identifier: row.get(2)?.expect("identifier is NOT NULL"),
-                status: Status::parse(&row.get::<String>(3)?.expect("status is NOT NULL")),
+                identifier: query::required(&row, 2)?,
+                status: Status::parse(&query::required::<String>(&row, 3)?),
                 schema: row.get(4)?,
-                created_at: row.get(5)?.expect("created_at is NOT NULL"),
-                identifier_reused: row.get(6)?.expect("a boolean"),
+                created_at: query::required(&row, 5)?,
+                identifier_reused: query::required(&row, 6)?,
             }))
         })
     })

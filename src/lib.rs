@@ -12,6 +12,7 @@ mod cache;
 mod catalog;
 mod error;
 mod postgres;
+mod signature;
 mod status;
 mod tenant;
 mod tenant_schema;
@@ -64,6 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::security::init();
     postgres::objects::init();
+    postgres::functions::init(api::schemas::is_tenant_schema_function);
     // The features forget what they cached when the catalog changes.
     postgres::invalidation::init(catalog::is_catalog_relation);
     for forget in [
@@ -82,7 +84,10 @@ pub extern "C-unwind" fn _PG_init() {
         before_utility,
         before_executor,
         before_run: |statement| api::schemas::on_statement(&statement.relation_oids(), false),
-        on_transaction_end: api::context::on_transaction_end,
+        on_transaction_end: |committed| {
+            api::context::on_transaction_end(committed);
+            postgres::functions::on_transaction_end();
+        },
     });
 }
 
@@ -93,6 +98,7 @@ fn before_utility(statement: &postgres::hooks::Utility) {
         HoldCursor(name) => api::context::on_hold_cursor(name),
         Lock(relations) => api::schemas::on_lock(relations),
         RoleChange(role) => api::context::on_role_change(*role),
+        RoleDdl => api::roles::on_role_ddl(),
         Grant { schemas, global } => api::migrations::on_grant(schemas, *global),
     }
 }

@@ -29,8 +29,8 @@ pub fn mentions_tenant_schema(path: &[u8]) -> bool {
     path.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
 }
 
-/// Put the tenant's schema first on search_path (or take tenant schemas off
-/// it), with the same scope as the context. A no-op for shared tenants whose
+/// Put the tenant's schema first on search_path and pg_temp last (or take
+/// tenant schemas off it), with the same scope as the context. A no-op for shared tenants whose
 /// search_path holds no tenant schema: the hot path stays a string scan.
 pub fn follow_search_path(schema: Option<&str>, local: bool) {
     let holds_tenant_schema = gucs::with_search_path(mentions_tenant_schema);
@@ -42,8 +42,18 @@ pub fn follow_search_path(schema: Option<&str>, local: bool) {
     entries.extend(
         split_search_path(&current)
             .into_iter()
-            .filter(|entry| !is_tenant_schema(entry.trim_matches('"'))),
+            .filter(|entry| !is_tenant_schema(entry.trim_matches('"')))
+            .filter(|entry| schema.is_none() || entry != "pg_temp"),
     );
+    // With a tenant's schema, pg_temp comes last (it is searched first for
+    // tables otherwise): a temporary table left by an earlier request on the
+    // same connection must not take the place of the schema's own.
+    // (Leaving, the pg_temp put last on entering goes again.)
+    if schema.is_some() {
+        entries.push("pg_temp".into());
+    } else if entries.last().is_some_and(|entry| entry == "pg_temp") {
+        entries.pop();
+    }
     let path = entries.join(", ");
     if path != current {
         gucs::set_search_path(&path, local);

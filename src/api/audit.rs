@@ -1,6 +1,7 @@
 //! The append-only audit log and lifecycle events.
 
 use crate::error::OrRaise;
+use crate::error::TenancyError::Internal;
 use crate::tenant::to_sql;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
         ],
     )
     .or_raise("writing tenancy.audit_log")
-    .expect("RETURNING id")
+    .unwrap_or_else(|| Internal("an audit row without an id".into()).raise())
 }
 
 /// NOTIFY `tenancy_events` (delivered at commit, dropped on rollback). Any

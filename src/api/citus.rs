@@ -19,18 +19,15 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::TenancyError::*;
 use crate::postgres::system::unix_now;
-use crate::postgres::{citus, gucs, security};
+use crate::postgres::{citus, gucs, query, security};
+use crate::signature;
 use crate::tenant::Tenant;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use pgrx::prelude::*;
-use sha2::Sha256;
 use std::cell::RefCell;
 use std::rc::Rc;
 use uuid::Uuid;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// How long a carrier verifies: longer than any request transaction should
 /// take, short enough that one read from a log is of no use.
@@ -70,7 +67,7 @@ pub(crate) fn carry(tenant: Option<&Tenant>) {
                 tenant.id.simple(),
                 B64.encode(tenant.identifier.as_bytes()),
             );
-            let signature = B64.encode(sign(&key(), payload.as_bytes()));
+            let signature = B64.encode(signature::sign(&key(), payload.as_bytes()));
             format!("{payload}.{signature}")
         }
         None => String::new(),
@@ -113,10 +110,9 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
         .decode(signature)
         .map_err(|_| "malformed context".to_string())?;
     let signed = &carrier[..carrier.len() - parts[7].len() - 1];
-    let mut mac = HmacSha256::new_from_slice(&key()).expect("HMAC takes any key length");
-    mac.update(signed.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| "the signature does not match this cluster's key".to_string())?;
+    if !signature::verify(&key(), signed.as_bytes(), &signature) {
+        return Err("the signature does not match this cluster's key".into());
+    }
     // Signed by a coordinator of this cluster: the fields are its own.
     if expiry.parse::<i64>().map_err(|_| "malformed context")? <= unix_now() {
         return Err("the context has expired".into());
@@ -164,38 +160,33 @@ fn key() -> Rc<Vec<u8>> {
     if let Some(key) = KEY.with_borrow(|k| k.clone()) {
         return key;
     }
-    let key = catalog::as_owner(|| Spi::get_one::<Vec<u8>>("SELECT key FROM tenancy.cluster_key"))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            NotConfigured(
-                "this node has no cluster key".into(),
-                "Run SELECT tenancy.distribute(); on the coordinator.".into(),
-            )
-            .raise()
-        });
+    let key = catalog::as_owner(|| {
+        query::optional_one::<Vec<u8>>("SELECT key FROM tenancy.cluster_key", &[])
+    })
+    .or_raise("reading the cluster key")
+    .unwrap_or_else(|| {
+        NotConfigured(
+            "this node has no cluster key".into(),
+            "Run SELECT tenancy.distribute(); on the coordinator.".into(),
+        )
+        .raise()
+    });
     let key = Rc::new(key);
     KEY.with_borrow_mut(|k| *k = Some(key.clone()));
     key
-}
-
-fn sign(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
 }
 
 /// Refuse a session-scoped context where a protected table is distributed:
 /// Citus carries SET LOCAL only, so the workers would not see it.
 pub(crate) fn check_session_scope() {
     let distributed = catalog::as_owner(|| {
-        Spi::get_one::<bool>(
+        query::optional_one::<bool>(
             "SELECT EXISTS (SELECT FROM tenancy.protected_tables p \
                             JOIN pg_catalog.pg_dist_partition d ON d.logicalrelid = p.relid::oid)",
+            &[],
         )
     })
-    .ok()
-    .flatten()
+    .or_raise("reading the distributed tables")
     .unwrap_or(false);
     if distributed {
         SessionScopeOnCitus.raise();
@@ -206,12 +197,12 @@ pub(crate) fn check_session_scope() {
 /// `distribute()` has made the catalog reference tables.
 pub(crate) fn shards_schemas() -> bool {
     active()
-        && Spi::get_one::<bool>(
+        && query::optional_one::<bool>(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition \
                             WHERE logicalrelid = 'tenancy.tenants'::pg_catalog.regclass)",
+            &[],
         )
-        .ok()
-        .flatten()
+        .or_raise("reading the distributed tables")
         .unwrap_or(false)
 }
 
@@ -247,8 +238,8 @@ pub(crate) fn distribute_schema(schema: &str) {
                     None,
                     &[spi::quote_identifier(schema).into()],
                 )?
-                .map(|row| Ok(row.get::<pg_sys::Oid>(1)?.expect("oid")))
-                .collect::<Result<_, pgrx::spi::Error>>()
+                .map(|row| query::required::<pg_sys::Oid>(&row, 1))
+                .collect::<Result<_, query::ReadError>>()
         })
         .or_raise("a statement");
         for relid in new_tables {

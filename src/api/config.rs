@@ -7,7 +7,7 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
-use crate::postgres::{gucs, invalidation, security};
+use crate::postgres::{gucs, invalidation, query, security};
 use crate::tenant::{from_sql, to_sql, Status};
 use lru::LruCache;
 use pgrx::prelude::*;
@@ -266,11 +266,11 @@ fn load(query: &str, tenant: Option<Uuid>) -> Document {
             client
                 .select(query, None, &args)?
                 .map(|row| {
-                    let key: String = row.get(1)?.expect("key is NOT NULL");
-                    let JsonB(value) = row.get(2)?.expect("value is NOT NULL");
+                    let key: String = query::required(&row, 1)?;
+                    let JsonB(value) = query::required(&row, 2)?;
                     Ok((key, value))
                 })
-                .collect::<Result<Map<String, Value>, pgrx::spi::Error>>()
+                .collect::<Result<Map<String, Value>, query::ReadError>>()
         })
     })
     .or_raise("reading tenancy configuration");

@@ -9,7 +9,7 @@ use crate::api::{audit, policies};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::TenancyError::*;
-use crate::postgres::security;
+use crate::postgres::{query, security};
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -98,13 +98,12 @@ fn distribute_table(
         .raise();
     }
     let column = catalog::as_owner(|| {
-        Spi::get_one_with_args::<String>(
+        query::optional_one::<String>(
             "SELECT tenant_column::text FROM tenancy.protected_tables WHERE relid = $1",
             &[relid.into()],
         )
     })
-    .ok()
-    .flatten()
+    .or_raise("a catalog lookup")
     .unwrap_or_else(|| "tenant_id".into());
     Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()]).or_raise("a statement");
     let distribute = if reference {

@@ -9,6 +9,7 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::jsonb::Jsonb;
+use crate::postgres::query;
 use crate::postgres::security::{self, UserCode};
 use crate::tenant::{
     from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status,
@@ -68,7 +69,7 @@ fn register_tenant(
         // new tenant's registration time, read after that, is later than
         // anything issued for the old one: a JWT naming the identifier must be
         // younger. One that exists is taken.
-        let taken = Spi::get_one_with_args::<bool>(
+        let taken = query::optional_one::<bool>(
             "SELECT count(*) > 0 FROM (SELECT FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE) t",
             &[identifier.into()],
         )
@@ -157,7 +158,7 @@ fn update_tenant(
                 metadata.clone().map(JsonB).into(),
             ],
         )
-        .expect("the row is locked");
+        .unwrap_or_else(|| Internal("the tenant's row, locked above, is gone".into()).raise());
         let id = row_id(&row);
         let audit_id = audit::record(
             &role,
@@ -184,12 +185,11 @@ fn delete_tenant(
         let status = lock_status(identifier);
         let id = tenant_id(identifier);
         let rows_deleted = destroy_rows(id);
-        let schema = Spi::get_one_with_args::<String>(
+        let schema = query::optional_one::<String>(
             "SELECT schema_name::text FROM tenancy.tenants WHERE id = $1",
             &[to_sql(id).into()],
         )
-        .ok()
-        .flatten();
+        .or_raise("a catalog lookup");
         let mut details = json!({"previous_status": status.as_str(), "rows_deleted": rows_deleted});
         if let Some(schema) = &schema {
             schemas::drop_schema(schema);
@@ -199,7 +199,7 @@ fn delete_tenant(
             &format!("DELETE FROM tenancy.tenants AS t WHERE identifier = $1 RETURNING {ROW}"),
             &[identifier.into()],
         )
-        .expect("the row is locked");
+        .unwrap_or_else(|| Internal("the tenant's row, locked above, is gone".into()).raise());
         // A credential naming the identifier must be younger than its next tenant.
         Spi::run_with_args(
             "INSERT INTO tenancy.freed_identifiers (identifier, freed_at) VALUES ($1, clock_timestamp()) \
@@ -239,7 +239,7 @@ fn transition(identifier: &str, action: &str, to: Status, reason: Option<&str>) 
             ),
             &[identifier.into(), reason.into()],
         )
-        .expect("the row is locked");
+        .unwrap_or_else(|| Internal("the tenant's row, locked above, is gone".into()).raise());
         let id = row_id(&row);
         let mut details = json!({"from": from.as_str(), "to": to.as_str()});
         if let Some(reason) = reason {
@@ -253,23 +253,21 @@ fn transition(identifier: &str, action: &str, to: Status, reason: Option<&str>) 
 
 /// Lock the tenant's row for the rest of the transaction and return its status.
 fn lock_status(identifier: &str) -> Status {
-    Spi::get_one_with_args::<String>(
+    query::optional_one::<String>(
         "SELECT status FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE",
         &[identifier.into()],
     )
-    .ok()
-    .flatten()
+    .or_raise("a catalog lookup")
     .map(|status| Status::parse(&status))
     .unwrap_or_else(|| UnknownTenant(identifier.into()).raise())
 }
 
 fn tenant_id(identifier: &str) -> Uuid {
-    let id = Spi::get_one_with_args::<pgrx::Uuid>(
+    let id = query::optional_one::<pgrx::Uuid>(
         "SELECT id FROM tenancy.tenants WHERE identifier = $1",
         &[identifier.into()],
     )
-    .ok()
-    .flatten()
+    .or_raise("a catalog lookup")
     .unwrap_or_else(|| UnknownTenant(identifier.into()).raise());
     from_sql(id)
 }
@@ -308,14 +306,14 @@ fn destroy_rows(id: Uuid) -> i64 {
                 )?
                 .map(|row| {
                     Ok((
-                        row.get(1)?.expect("NOT NULL"),
-                        row.get(2)?.expect("NOT NULL"),
-                        row.get(3)?.expect("NOT NULL"),
-                        row.get(4)?.expect("NOT NULL"),
+                        query::required(&row, 1)?,
+                        query::required(&row, 2)?,
+                        query::required(&row, 3)?,
+                        query::required(&row, 4)?,
                         row.get(5)?,
                     ))
                 })
-                .collect::<Result<_, pgrx::spi::Error>>()
+                .collect::<Result<_, query::ReadError>>()
         })
         .or_raise("reading tenancy.protected_tables");
     if let Some((_, table, _, _, Some(rule))) = tables.iter().find(|t| t.4.is_some()) {
@@ -406,8 +404,7 @@ fn fetch_row(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<TenantRo
 fn row_id(row: &TenantRow) -> Uuid {
     let id: pgrx::Uuid = row
         .get_by_name("id")
-        .ok()
-        .flatten()
-        .expect("id is NOT NULL");
+        .or_raise("reading a tenant's id")
+        .unwrap_or_else(|| Internal("a tenant row without an id".into()).raise());
     from_sql(id)
 }

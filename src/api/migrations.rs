@@ -15,6 +15,9 @@ use pgrx::{PgBuiltInOids, PgOid};
 use serde_json::json;
 use uuid::Uuid;
 
+/// Where a migration is tried before it is recorded.
+pub(crate) const TRIAL_SCHEMA: &str = "tenancy_migration_check";
+
 /// Record a migration (a DDL script for every tenant schema) after trying it,
 /// with the whole history, in a scratch schema that is dropped again. The
 /// `add_migration` procedure calls this, commits, then migrates every schema.
@@ -59,7 +62,7 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
         // Dry run: the history plus the new script in a scratch schema, as the
         // migration owner, with the same checks as in a tenant's schema.
         let owner = roles::migration_owner();
-        let scratch = "tenancy_migration_check";
+        let scratch = TRIAL_SCHEMA;
         security::quietly(|| {
             run(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
             citus::without_schema_sharding(|| {
@@ -129,8 +132,8 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
                 None,
                 &[tenant.into()],
             )?
-            .map(|row| Ok((row.get(1)?.expect("name"), row.get(2)?.expect("sql"))))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+            .map(|row| Ok((query::required(&row, 1)?, query::required(&row, 2)?)))
+            .collect::<Result<Vec<_>, query::ReadError>>()
     })
     .or_raise("a statement")
 }
@@ -144,8 +147,9 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// The last check: an index (its expressions and predicate), a column default
 /// or generated column, a constraint (of a table or a domain), a policy, a
 /// view or a partition key that calls a function that runs code no superuser
-/// wrote: another role's, or one of PostgreSQL's that run SQL given as text
-/// (tenancy.sql_text_calls). PostgreSQL evaluates these as whoever uses the table,
+/// wrote, or that only some roles may run: another role's, one PUBLIC may
+/// not execute, or one of PostgreSQL's that run SQL given as text
+/// (tenancy.forbidden_calls). PostgreSQL evaluates these as whoever uses the table,
 /// and an immutable one already while planning a query on it: a superuser's
 /// SELECT would run the migration author's code, and a policy's would run as
 /// every tenant's requests. (Functions and triggers are left out: functions
@@ -204,13 +208,15 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                    JOIN pg_proc f ON f.oid = CASE d.refclassid WHEN 'pg_proc'::regclass THEN d.refobjid \
                                                               ELSE op.oprcode::oid END \
                   WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) AND d.deptype = 'n' \
-                    AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper) \
+                    AND (NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper) \
+                         OR NOT has_function_privilege('public', f.oid, 'EXECUTE')) \
                   LIMIT 1), \
                 (SELECT format('%s calls one of PostgreSQL''s functions that run SQL given as text, \
-                                as whoever queries the table', pg_describe_object(o.classid, o.objid, 0)) \
+                                or that only some roles may run, as whoever queries the table', \
+                               pg_describe_object(o.classid, o.objid, 0)) \
                    FROM made o \
                   WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) \
-                    AND tenancy.expressions_of(o.classid, o.objid) ~ (SELECT tenancy.sql_text_calls()) \
+                    AND tenancy.expressions_of(o.classid, o.objid) ~ (SELECT tenancy.forbidden_calls()) \
                   LIMIT 1))";
 const OIDS: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);

@@ -10,7 +10,7 @@ use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::citus;
-use crate::postgres::security;
+use crate::postgres::{query, security};
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 use serde_json::json;
@@ -259,7 +259,7 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
              FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
         ),
     ]);
-    let indexed = Spi::get_one_with_args::<bool>(
+    let indexed = query::optional_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), attnum.into()],
     )
@@ -303,19 +303,18 @@ fn partition_tree(relid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
                 None,
                 &[relid.into()],
             )?
-            .map(|row| Ok((row.get(1)?.expect("relid"), row.get(2)?.expect("name"))))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+            .map(|row| Ok((query::required(&row, 1)?, query::required(&row, 2)?)))
+            .collect::<Result<Vec<_>, query::ReadError>>()
     })
     .or_raise("a statement")
 }
 
 fn protected_column(relid: pg_sys::Oid) -> Option<String> {
-    Spi::get_one_with_args::<String>(
+    query::optional_one::<String>(
         "SELECT tenant_column::text FROM tenancy.protected_tables WHERE relid = $1",
         &[relid.into()],
     )
-    .ok()
-    .flatten()
+    .or_raise("a catalog lookup")
 }
 
 /// Run `f` as the owner of `relid` in a security-restricted operation: the

@@ -11,7 +11,7 @@ use crate::api::audit;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::security;
+use crate::postgres::{query, security};
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -48,17 +48,35 @@ fn set_migration_owner(role: Option<&str>) {
     })
 }
 
+/// Before CREATE, ALTER or DROP ROLE: not from code that runs for another
+/// role (a migration, a tenant schema's function in the application's
+/// request, a table owner's trigger during a destroy): such code would
+/// change the role it runs as (its password, to log in as it) or others.
+pub(crate) fn on_role_ddl() {
+    if security::in_user_code() {
+        PermissionDenied(
+            "roles cannot be created, changed or dropped by code that runs for another role".into(),
+            "A tenant schema's functions run in the application's (or a maintainer's) session, \
+             and a migration as the migration owner: neither may change a role, its own \
+             password included."
+                .into(),
+        )
+        .raise();
+    }
+}
+
 /// The migration owner, checked again at every use (its attributes may have
 /// changed since it was chosen).
 pub(crate) fn migration_owner() -> pg_sys::Oid {
     // The 0.4.0 library serves older SQL until ALTER EXTENSION … UPDATE: never
     // fall back to running migrations as the catalog owner there.
     let role = catalog::as_owner(|| {
-        let updated =
-            Spi::get_one::<bool>("SELECT to_regclass('tenancy.migration_owner') IS NOT NULL")
-                .ok()
-                .flatten()
-                .unwrap_or(false);
+        let updated = query::optional_one::<bool>(
+            "SELECT to_regclass('tenancy.migration_owner') IS NOT NULL",
+            &[],
+        )
+        .or_raise("a catalog lookup")
+        .unwrap_or(false);
         if !updated {
             NotConfigured(
                 "the tenancy objects of this database are older than the tenancy library".into(),
@@ -68,9 +86,8 @@ pub(crate) fn migration_owner() -> pg_sys::Oid {
             )
             .raise();
         }
-        Spi::get_one::<pg_sys::Oid>("SELECT role::oid FROM tenancy.migration_owner")
-            .ok()
-            .flatten()
+        query::optional_one::<pg_sys::Oid>("SELECT role::oid FROM tenancy.migration_owner", &[])
+            .or_raise("a catalog lookup")
     });
     let role = role.unwrap_or_else(|| {
         NotConfigured(
@@ -162,8 +179,8 @@ fn reassign_tenant_schemas(role: &str) -> i64 {
                 None,
                 &[role.into()],
             )?
-            .map(|row| Ok(row.get::<String>(1)?.expect("statement")))
-            .collect::<Result<_, pgrx::spi::Error>>()
+            .map(|row| query::required::<String>(&row, 1))
+            .collect::<Result<_, query::ReadError>>()
     })
     .or_raise("listing the tenant schemas");
     for statement in &statements {

@@ -13,8 +13,8 @@ use crate::api::{audit, citus, context, migrations, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
-use crate::postgres::{gucs, query, relations};
 use crate::postgres::security::{self, UserCode};
+use crate::postgres::{gucs, query, relations};
 use crate::tenant::{from_sql, to_sql, Status};
 use crate::tenant_schema;
 use pgrx::prelude::*;
@@ -420,6 +420,19 @@ pub(crate) fn on_statement(relations: &[pg_sys::Oid], session_only: bool) {
     }
 }
 
+/// Whether a function is a tenant schema's (or the migrations' trial
+/// schema's): the migration author's code, which PostgreSQL runs for whoever
+/// uses it — the application in every tenant's request, through an
+/// aggregate or an operator that outmatches pg_catalog's too. Each call runs
+/// as a security-restricted operation (postgres/functions.rs): it cannot
+/// choose another tenant (set_tenant refuses), change a role, leave
+/// temporary objects, held cursors or settings behind.
+pub(crate) fn is_tenant_schema_function(function: pg_sys::Oid) -> bool {
+    crate::postgres::functions::schema_of(function).is_some_and(|schema| {
+        tenant_schema::is_tenant_schema(&schema) || schema == migrations::TRIAL_SCHEMA
+    })
+}
+
 fn superuser_refused_statement(why: String) -> ! {
     PermissionDenied(
         format!("a superuser's statement is refused: {why}"),
@@ -486,8 +499,8 @@ pub(crate) fn on_lock(named: &[pg_sys::Oid]) {
                     None,
                     &[named.to_vec().into()],
                 )?
-                .map(|row| Ok((row.get(1)?.expect("schema"), row.get(2)?.expect("name"))))
-                .collect::<Result<_, pgrx::spi::Error>>()
+                .map(|row| Ok((query::required(&row, 1)?, query::required(&row, 2)?)))
+                .collect::<Result<_, query::ReadError>>()
         })
     })
     .or_raise("finding the relations LOCK would lock");

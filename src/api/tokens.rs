@@ -12,15 +12,12 @@ use crate::catalog;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::gucs;
 use crate::postgres::system::unix_now;
+use crate::signature;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use pgrx::prelude::*;
 use serde_json::Value;
-use sha2::Sha256;
 use uuid::Uuid;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// A signed token for an active tenant, valid for `ttl` (for a gateway role).
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
@@ -66,7 +63,7 @@ fn issue_token(
         B64.encode(tenant.id.as_bytes()),
         unix_now() + seconds
     );
-    let signature = sign(&keys[&kid].secret, payload.as_bytes());
+    let signature = signature::sign(&keys[&kid].secret, payload.as_bytes());
     format!("{payload}.{}", B64.encode(signature))
 }
 
@@ -313,18 +310,13 @@ fn verify_jwt(jwt: &str) -> Result<JwtClaims, String> {
     Ok(JwtClaims { tenant, issued_at })
 }
 
-fn sign(secret: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// Constant-time comparison of the expected and the presented signature.
 fn verify(secret: &[u8], message: &[u8], signature: &[u8]) -> Result<(), String> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(message);
-    mac.verify_slice(signature)
-        .map_err(|_| "the signature does not match".into())
+    if signature::verify(secret, message, signature) {
+        Ok(())
+    } else {
+        Err("the signature does not match".into())
+    }
 }
 
 fn interval_seconds(interval: pgrx::datum::Interval) -> i64 {
@@ -351,12 +343,18 @@ mod tests {
 
     fn token(kid: &str, id: Uuid, expiry: i64, secret: &[u8]) -> String {
         let payload = format!("tn1.{kid}.{}.{expiry}", B64.encode(id.as_bytes()));
-        format!("{payload}.{}", B64.encode(sign(secret, payload.as_bytes())))
+        format!(
+            "{payload}.{}",
+            B64.encode(signature::sign(secret, payload.as_bytes()))
+        )
     }
 
     fn jwt(header: &str, claims: &serde_json::Value, secret: &[u8]) -> String {
         let signed = format!("{}.{}", B64.encode(header), B64.encode(claims.to_string()));
-        format!("{signed}.{}", B64.encode(sign(secret, signed.as_bytes())))
+        format!(
+            "{signed}.{}",
+            B64.encode(signature::sign(secret, signed.as_bytes()))
+        )
     }
 
     #[pgrx::pg_test]

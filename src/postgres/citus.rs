@@ -2,8 +2,9 @@
 //! so that does not change during a backend's life): whether it is, whether
 //! this database has the extension, and starting its coordinated transaction.
 
+use crate::error::OrRaise;
+use crate::postgres::query;
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 use std::cell::OnceCell;
 
 thread_local! {
@@ -70,21 +71,19 @@ pub fn table_kind(relid: pg_sys::Oid, column: &str) -> Option<bool> {
     if !installed() {
         return None;
     }
-    Spi::get_one_with_args::<bool>(
+    query::optional_one::<bool>(
         "SELECT coalesce(column_to_column_name(logicalrelid, partkey) = $2, false) \
          FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
         &[relid.into(), column.into()],
     )
-    .ok()
-    .flatten()
+    .or_raise("a catalog lookup")
 }
 
 /// A Citus worker (not the coordinator): its tables are the coordinator's.
 pub fn is_worker() -> bool {
     installed()
-        && !Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()")
-            .ok()
-            .flatten()
+        && !query::optional_one::<bool>("SELECT pg_catalog.citus_is_coordinator()", &[])
+            .or_raise("a catalog lookup")
             .unwrap_or(true)
 }
 
@@ -92,11 +91,10 @@ pub fn is_worker() -> bool {
 /// protection covers.
 pub fn is_shard(relid: pg_sys::Oid) -> bool {
     installed()
-        && Spi::get_one_with_args::<bool>(
+        && query::optional_one::<bool>(
             "SELECT pg_catalog.relation_is_a_known_shard($1)",
             &[relid.into()],
         )
-        .ok()
-        .flatten()
+        .or_raise("a catalog lookup")
         .unwrap_or(false)
 }

@@ -29,6 +29,8 @@ pub enum Utility<'a> {
     /// exist); `RESET ROLE`, `SET ROLE NONE`, `SET SESSION AUTHORIZATION` and
     /// `RESET ALL`: back to the session's role (None as well).
     RoleChange(Option<pg_sys::Oid>),
+    /// `CREATE`, `ALTER` (also `ALTER ROLE … SET`, a password) or `DROP ROLE`.
+    RoleDdl,
     /// `GRANT`/`REVOKE` on objects, or of roles: the schema each object is
     /// named in (None: unqualified), and whether any target lives outside
     /// every schema (a database, a language, a role, …).
@@ -267,7 +269,10 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             }
             pg_sys::NodeTag::T_LockStmt => {
                 let lock = &*statement.cast::<pg_sys::LockStmt>();
-                let ranges = cells(lock.relations).iter().map(|c| c.ptr_value.cast()).collect();
+                let ranges = cells(lock.relations)
+                    .iter()
+                    .map(|c| c.ptr_value.cast())
+                    .collect();
                 callback(&Utility::Lock(relids(ranges)));
             }
             pg_sys::NodeTag::T_ReindexStmt => {
@@ -312,6 +317,10 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
                 let (schemas, global) = grant_targets(grant);
                 callback(&Utility::Grant { schemas, global });
             }
+            pg_sys::NodeTag::T_CreateRoleStmt
+            | pg_sys::NodeTag::T_AlterRoleStmt
+            | pg_sys::NodeTag::T_AlterRoleSetStmt
+            | pg_sys::NodeTag::T_DropRoleStmt => callback(&Utility::RoleDdl),
             pg_sys::NodeTag::T_GrantRoleStmt => callback(&Utility::Grant {
                 schemas: Vec::new(),
                 global: true,

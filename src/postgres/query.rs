@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The first column of the first row of a SELECT, None when it returns no
-/// row (or NULL); Err only when the statement fails.
+/// row (or NULL); Err only when the statement fails. (Not read-only: a
+/// SELECT … FOR UPDATE locks its row.)
 pub fn optional_one<T: FromDatum + IntoDatum>(
     query: &str,
     args: &[DatumWithOid],
 ) -> Result<Option<T>, pgrx::spi::Error> {
-    Spi::connect(|client| {
-        let rows = client.select(query, Some(1), args)?;
+    Spi::connect_mut(|client| {
+        let rows = client.update(query, Some(1), args)?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -51,7 +52,53 @@ pub fn kept<R>(
         // A generic plan, planned once: with its parameters folded in, a
         // custom plan would look cheaper and be planned again every time.
         crate::postgres::security::with_setting(c"plan_cache_mode", "force_generic_plan", || {
-            f(&client, &statement)
+            f(client, &statement)
         })
     })
+}
+
+/// Reading a row failed: the statement did, or a column that cannot be NULL
+/// (a NOT NULL column, a count) was.
+#[derive(Debug)]
+pub enum ReadError {
+    Spi(pgrx::spi::Error),
+    Null(usize),
+}
+
+impl From<pgrx::spi::Error> for ReadError {
+    fn from(error: pgrx::spi::Error) -> Self {
+        ReadError::Spi(error)
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Spi(error) => write!(f, "{error}"),
+            ReadError::Null(column) => write!(f, "column {column} is NULL where it cannot be"),
+        }
+    }
+}
+
+/// A row of a result: one of an iteration, or the one a table is positioned on.
+pub trait Row {
+    fn column<T: FromDatum + IntoDatum>(&self, n: usize) -> Result<Option<T>, pgrx::spi::Error>;
+}
+
+impl Row for pgrx::spi::SpiHeapTupleData<'_> {
+    fn column<T: FromDatum + IntoDatum>(&self, n: usize) -> Result<Option<T>, pgrx::spi::Error> {
+        self.get::<T>(n)
+    }
+}
+
+impl Row for pgrx::spi::SpiTupleTable<'_> {
+    fn column<T: FromDatum + IntoDatum>(&self, n: usize) -> Result<Option<T>, pgrx::spi::Error> {
+        self.get::<T>(n)
+    }
+}
+
+/// Column `n` (from 1) of a row, which the statement cannot return NULL for:
+/// a NULL is a failure of the statement (reported with it, never a panic).
+pub fn required<T: FromDatum + IntoDatum>(row: &impl Row, n: usize) -> Result<T, ReadError> {
+    row.column::<T>(n)?.ok_or(ReadError::Null(n))
 }

@@ -330,8 +330,8 @@ fn close_portals_opened_since(before: &[pg_sys::MemoryContext]) {
 pub fn trigger_depth() -> i32 {
     // SAFETY: a built-in that reads a counter.
     unsafe {
-        pg_sys::OidFunctionCall0Coll(pg_sys::F_PG_TRIGGER_DEPTH.into(), pg_sys::InvalidOid)
-            .value() as i32
+        pg_sys::OidFunctionCall0Coll(pg_sys::F_PG_TRIGGER_DEPTH.into(), pg_sys::InvalidOid).value()
+            as i32
     }
 }
 

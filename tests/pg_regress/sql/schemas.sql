@@ -47,12 +47,12 @@ SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
 SET search_path = public;
 SET ROLE tenancy_app;
 SELECT tenancy.set_tenant('north') IS NOT NULL AS north;
-SELECT current_setting('search_path') = format('%I, public', :'north_schema') AS schema_first;
+SELECT current_setting('search_path') = format('%I, public, pg_temp', :'north_schema') AS schema_first;
 INSERT INTO notes (body, pinned) VALUES ('north one', true), ('north two', false);
 SELECT body FROM notes ORDER BY id;
 SELECT body FROM pinned_notes;
 SELECT tenancy.set_tenant('south-drop-schema-public') IS NOT NULL AS south;
-SELECT current_setting('search_path') = format('%I, public', :'south_schema') AS switched_schema;
+SELECT current_setting('search_path') = format('%I, public, pg_temp', :'south_schema') AS switched_schema;
 INSERT INTO notes (body) VALUES ('south one');
 SELECT body FROM notes ORDER BY id;
 -- Another tenant's schema, even schema-qualified: no rows, no writes, no TRUNCATE.

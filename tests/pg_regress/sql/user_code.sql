@@ -1,6 +1,6 @@
 -- Code and settings that another role controls never reach the extension's
 -- rights and never change what it does next (threat-model rows 39-44 and
--- 47-58, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
+-- 47-61, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
 -- the role it needs.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
@@ -724,6 +724,65 @@ CREATE STATISTICS uc.orders_stats ON (item || uc.owner_immutable()) FROM uc.orde
 RESET ROLE;
 SELECT severity, object FROM tenancy.verify() WHERE object LIKE '%orders_stats%';
 DROP STATISTICS uc.orders_stats;
+
+-- 59. A tenant schema's functions are the migration author's code, and the
+--     application runs them in every request without naming them: an
+--     aggregate or an operator there outmatches pg_catalog's. Each call runs
+--     as a security-restricted operation: it cannot choose another tenant,
+--     change a role (its own password included), or leave temporary objects
+--     or settings behind.
+SET ROLE tenancy_admin;
+CALL tenancy.add_migration('uc-0036-shadows', $m$
+    CREATE FUNCTION uc_count_step(bigint, integer) RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN
+        IF $1 = 0 THEN
+            BEGIN PERFORM tenancy.set_tenant('uc-victim');
+            EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'set_tenant: refused'; END;
+            BEGIN EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', current_user, 'chosen');
+            EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'ALTER ROLE: refused'; END;
+            BEGIN CREATE TEMP TABLE uc_planted (x int);
+            EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'CREATE TEMP TABLE: refused'; END;
+            PERFORM pg_catalog.set_config('statement_timeout', '1h', false);
+        END IF;
+        RETURN $1 + 1;
+    END $$;
+    CREATE AGGREGATE count(integer) (SFUNC = uc_count_step, STYPE = bigint, INITCOND = '0');
+    CREATE TABLE uc_numbers (n integer);
+    GRANT SELECT, INSERT ON uc_numbers TO tenancy_app$m$);
+RESET ROLE;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
+INSERT INTO uc_numbers VALUES (1), (2);
+SELECT count(n) AS counted_by_the_shadow FROM uc_numbers;
+SELECT tenancy.current_tenant_identifier() AS still_planted;
+SHOW statement_timeout;
+SELECT count(*) AS temp_tables FROM pg_class WHERE relname = 'uc_planted';
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SELECT tenancy.retire_migration('uc-0036-shadows');
+
+-- 60. ... nor built-in functions that only some roles may run (reading the
+--     server's files, large objects): in a constraint, a restoring
+--     superuser would run them.
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0037-superuser-only', $m$
+    CREATE DOMAIN uc_reading AS text CHECK (length(pg_read_binary_file('global/1260')) > 0)$m$);
+\set VERBOSITY default
+RESET ROLE;
+
+-- 61. A temporary table left by one request on a pooled connection does not
+--     take the place of the next tenant's table: with a tenant's schema on
+--     search_path, pg_temp comes last.
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
+CREATE TEMP TABLE uc_numbers (n integer);
+SELECT tenancy.set_tenant('uc-locker') IS NOT NULL AS as_locker;
+SELECT current_setting('search_path') LIKE '%, pg_temp' AS temp_last;
+SELECT count(*) AS visible_rows FROM uc_numbers;
+DROP TABLE pg_temp.uc_numbers;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
 
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).

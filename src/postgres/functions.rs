@@ -1,0 +1,147 @@
+//! Functions that another role wrote and that PostgreSQL runs for whoever
+//! uses them: a call by name, an operator, an aggregate, a trigger, a view
+//! or a default reach them alike. For the functions a feature marks
+//! (`init`), each call runs as a security-restricted operation, as
+//! PostgreSQL runs an index's functions during VACUUM: no SET ROLE, no
+//! temporary objects, no held cursors, and every setting the function
+//! changed is discarded when it returns. PostgreSQL's function manager hook
+//! (as sepgsql uses it) brings each call of a marked function here.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+
+thread_local! {
+    static PREVIOUS_NEEDS: Cell<pg_sys::needs_fmgr_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_HOOK: Cell<pg_sys::fmgr_hook_type> = const { Cell::new(None) };
+    static MARKED: Cell<Option<fn(pg_sys::Oid) -> bool>> = const { Cell::new(None) };
+    /// The calls running, innermost last: what to restore when each ends.
+    static CALLS: RefCell<Vec<Saved>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Saved {
+    user: pg_sys::Oid,
+    context: i32,
+    nest_level: i32,
+}
+
+/// Once per backend, from _PG_init: `marked(function)` tells the functions
+/// whose calls run restricted.
+pub fn init(marked: fn(pg_sys::Oid) -> bool) {
+    MARKED.set(Some(marked));
+    // SAFETY: chaining the hooks as every extension does, once per backend.
+    unsafe {
+        PREVIOUS_NEEDS.set(pg_sys::needs_fmgr_hook);
+        pg_sys::needs_fmgr_hook = Some(needs_hook);
+        PREVIOUS_HOOK.set(pg_sys::fmgr_hook);
+        pg_sys::fmgr_hook = Some(hook);
+    }
+}
+
+/// Asked when PostgreSQL looks a function up (once per call site, not per
+/// call; never for built-in functions). Not guarded: the decision is.
+unsafe extern "C-unwind" fn needs_hook(function: pg_sys::Oid) -> bool {
+    // SAFETY: the previous hook, with the argument as received.
+    (unsafe { PREVIOUS_NEEDS.get().is_some_and(|previous| previous(function)) })
+        || unsafe { marked(function) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn marked(function: pg_sys::Oid) -> bool {
+    MARKED.get().is_some_and(|marked| marked(function))
+}
+
+/// Each call of a function some hook asked for (ours, another extension's,
+/// SECURITY DEFINER and SET functions): `memo` is the call site's, 0 until
+/// the first call tells whether the function is ours to restrict.
+unsafe extern "C-unwind" fn hook(
+    event: pg_sys::FmgrHookEventType::Type,
+    info: *mut pg_sys::FmgrInfo,
+    memo: *mut pg_sys::Datum,
+) {
+    // SAFETY: the arguments as received; the memo is the call site's own.
+    unsafe {
+        if let Some(previous) = PREVIOUS_HOOK.get() {
+            previous(event, info, memo);
+        }
+        // The memo is one Datum for every hook: kept only when none other is.
+        const RESTRICTED: usize = 1;
+        const FREE: usize = 2;
+        let restricted = if PREVIOUS_HOOK.get().is_some() {
+            marked((*info).fn_oid)
+        } else {
+            if (*memo).value() == 0 {
+                *memo = pg_sys::Datum::from(if marked((*info).fn_oid) { RESTRICTED } else { FREE });
+            }
+            (*memo).value() == RESTRICTED
+        };
+        if restricted {
+            match event {
+                pg_sys::FmgrHookEventType::FHET_START => enter(),
+                pg_sys::FmgrHookEventType::FHET_END => leave(true),
+                _ => leave(false),
+            }
+        }
+    }
+}
+
+fn enter() {
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: the save/restore pair of PostgreSQL's own restricted
+    // operations; a GUC nest level closed in `leave` or by the abort.
+    let nest_level = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            user,
+            context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        pg_sys::NewGUCNestLevel()
+    };
+    CALLS.with(|calls| {
+        if let Ok(mut calls) = calls.try_borrow_mut() {
+            calls.push(Saved {
+                user,
+                context,
+                nest_level,
+            });
+        }
+    });
+}
+
+/// `returned`: the function returned (its settings are discarded here); or
+/// it raised (the (sub)transaction's abort closes the nest level).
+fn leave(returned: bool) {
+    let saved = CALLS.with(|calls| calls.try_borrow_mut().ok().and_then(|mut calls| calls.pop()));
+    if let Some(saved) = saved {
+        // SAFETY: restores what `enter` saved.
+        unsafe {
+            if returned {
+                pg_sys::AtEOXact_GUC(false, saved.nest_level);
+            }
+            pg_sys::SetUserIdAndSecContext(saved.user, saved.context);
+        }
+    }
+}
+
+/// After every commit and abort: no call is running any more.
+pub fn on_transaction_end() {
+    CALLS.with(|calls| {
+        if let Ok(mut calls) = calls.try_borrow_mut() {
+            calls.clear();
+        }
+    });
+}
+
+/// The name of a function's schema, or None for one that is gone.
+pub fn schema_of(function: pg_sys::Oid) -> Option<String> {
+    // SAFETY: syscache lookups; InvalidOid or NULL for what is gone.
+    unsafe {
+        let namespace = pg_sys::get_func_namespace(function);
+        if namespace == pg_sys::InvalidOid {
+            return None;
+        }
+        let name = pg_sys::get_namespace_name(namespace);
+        (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
+}
