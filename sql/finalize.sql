@@ -81,6 +81,7 @@ DECLARE
         -- Read by verify() as its caller (they read the system catalogs only).
         'tenancy.expressions_of(oid, oid)',
         'tenancy.forbidden_calls()',
+        'tenancy.volatile_but_harmless(oid)',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.
         'tenancy.refuse_truncate()',

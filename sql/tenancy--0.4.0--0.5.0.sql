@@ -307,6 +307,7 @@ SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || string_agg(p.oid::text, '|') 
   FROM pg_proc p
  WHERE p.pronamespace = 'pg_catalog'::regnamespace
    AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
+        OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
         OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
                          'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
                          'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
@@ -567,6 +568,14 @@ SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
   JOIN tenant_schemas ts ON ts.nspid = o.nspid
  WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
     OR NOT has_function_privilege('public', f.oid, 'EXECUTE')
+    OR (f.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(f.oid))
+UNION ALL
+-- Procedures of tenant schemas: a CALL could commit in the middle of a request.
+SELECT 'error', p.oid::regprocedure::text,
+       format('procedure in the schema of tenant %s: a CALL may commit or roll back in the middle of the caller''s work', ts.identifier),
+       format('DROP PROCEDURE %s; (use a function)', p.oid::regprocedure::text)
+  FROM pg_proc p JOIN tenant_schemas ts ON ts.nspid = p.pronamespace
+ WHERE p.prokind = 'p'
 UNION ALL
 -- ... or one of PostgreSQL's that run SQL given as text, or that PUBLIC may not
 -- execute (tenancy.forbidden_calls).
@@ -711,6 +720,19 @@ SELECT 'warning', 'shared_preload_libraries',
        'Add tenancy to shared_preload_libraries (or session_preload_libraries) and restart'
  WHERE NOT tenancy.library_preloaded()
 ORDER BY 1, 2, 3
+$function$;
+
+CREATE OR REPLACE FUNCTION tenancy.volatile_but_harmless(f oid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+SELECT EXISTS (SELECT FROM pg_proc p WHERE p.oid = f
+                  AND ((p.pronamespace = 'pg_catalog'::regnamespace
+                        AND p.proname IN ('random', 'random_normal', 'gen_random_uuid', 'uuidv4', 'uuidv7',
+                                          'clock_timestamp', 'timeofday'))
+                       OR p.oid = 'tenancy.uuid_v7()'::regprocedure))
 $function$;
 
 -- Views, triggers and event triggers, new and changed.

@@ -17,13 +17,28 @@ SELECT CASE classid
 END
 $$;
 
+-- The volatile functions an expression of a tenant schema may call: they have
+-- no effect beyond their result (a default drawing a random id or the time).
+-- Every other volatile function has one (set_config, pg_notify,
+-- pg_terminate_backend, tenancy.set_tenant_jwt, …) that would act for whoever
+-- uses the table.
+CREATE FUNCTION tenancy.volatile_but_harmless(f oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT EXISTS (SELECT FROM pg_proc p WHERE p.oid = f
+                  AND ((p.pronamespace = 'pg_catalog'::regnamespace
+                        AND p.proname IN ('random', 'random_normal', 'gen_random_uuid', 'uuidv4', 'uuidv7',
+                                          'clock_timestamp', 'timeofday'))
+                       OR p.oid = 'tenancy.uuid_v7()'::regprocedure))
+$$;
+
 -- A pattern that matches the node tree of a call (a function, an operator, an
 -- aggregate or a window function) to one of PostgreSQL's own functions that
 -- runs code no superuser wrote, or that a superuser may use and others may
 -- not: those that run SQL given as text or read a relation by name (its views
--- included), and those PUBLIC may not execute (pg_read_binary_file, lo_export,
--- …). In an expression that PostgreSQL evaluates for whoever uses a table, a
--- superuser's query or restore would run them with a superuser's rights.
+-- included), those PUBLIC may not execute (pg_read_binary_file, lo_export, …)
+-- and the volatile ones with an effect (volatile_but_harmless). In an
+-- expression that PostgreSQL evaluates for whoever uses a table, the
+-- application's request, or a superuser's query or restore, would run them.
 -- (PostgreSQL records no dependency on its own functions: the trees are read.)
 CREATE FUNCTION tenancy.forbidden_calls() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -31,6 +46,7 @@ SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || string_agg(p.oid::text, '|') 
   FROM pg_proc p
  WHERE p.pronamespace = 'pg_catalog'::regnamespace
    AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
+        OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
         OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
                          'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
                          'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
@@ -291,6 +307,14 @@ SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
   JOIN tenant_schemas ts ON ts.nspid = o.nspid
  WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
     OR NOT has_function_privilege('public', f.oid, 'EXECUTE')
+    OR (f.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(f.oid))
+UNION ALL
+-- Procedures of tenant schemas: a CALL could commit in the middle of a request.
+SELECT 'error', p.oid::regprocedure::text,
+       format('procedure in the schema of tenant %s: a CALL may commit or roll back in the middle of the caller''s work', ts.identifier),
+       format('DROP PROCEDURE %s; (use a function)', p.oid::regprocedure::text)
+  FROM pg_proc p JOIN tenant_schemas ts ON ts.nspid = p.pronamespace
+ WHERE p.prokind = 'p'
 UNION ALL
 -- ... or one of PostgreSQL's that run SQL given as text, or that PUBLIC may not
 -- execute (tenancy.forbidden_calls).

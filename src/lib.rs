@@ -78,16 +78,18 @@ pub extern "C-unwind" fn _PG_init() {
         postgres::invalidation::register(forget);
     }
     postgres::hooks::init(postgres::hooks::Callbacks {
+        analyze_wanted: api::schemas::superuser_statement,
         after_analyze: |statement| {
-            api::schemas::on_statement(&statement.relations, statement.session_only)
+            api::schemas::on_superuser_statement(&statement.relations, statement.session_only)
         },
         before_utility,
         before_executor,
-        before_run: |statement| api::schemas::on_statement(&statement.relation_oids(), false),
-        on_transaction_end: |committed| {
-            api::context::on_transaction_end(committed);
-            postgres::functions::on_transaction_end();
+        before_run: |statement| {
+            if api::schemas::superuser_statement() {
+                api::schemas::on_superuser_statement(&statement.relation_oids(), false)
+            }
         },
+        on_transaction_end: api::context::on_transaction_end,
     });
 }
 

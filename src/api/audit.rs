@@ -2,6 +2,7 @@
 
 use crate::error::OrRaise;
 use crate::error::TenancyError::Internal;
+use crate::postgres::query;
 use crate::tenant::to_sql;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -15,16 +16,28 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
         Some((id, identifier)) => (Some(to_sql(id)), Some(identifier)),
         None => (None, None),
     };
-    Spi::get_one_with_args::<i64>(
+    use pgrx::{PgBuiltInOids as Oids, PgOid::BuiltIn};
+    // Kept: every lifecycle change, configuration change and audit() writes one.
+    query::kept_mut(
         "INSERT INTO tenancy.audit_log (role, tenant_id, tenant_identifier, action, details) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
         &[
-            role.into(),
-            id.into(),
-            identifier.into(),
-            action.into(),
-            pgrx::JsonB(details).into(),
+            BuiltIn(Oids::TEXTOID),
+            BuiltIn(Oids::UUIDOID),
+            BuiltIn(Oids::TEXTOID),
+            BuiltIn(Oids::TEXTOID),
+            BuiltIn(Oids::JSONBOID),
         ],
+        |client, statement| {
+            let args = [
+                role.into(),
+                id.into(),
+                identifier.into(),
+                action.into(),
+                pgrx::JsonB(details).into(),
+            ];
+            client.select(statement, None, &args)?.first().get_one::<i64>()
+        },
     )
     .or_raise("writing tenancy.audit_log")
     .unwrap_or_else(|| Internal("an audit row without an id".into()).raise())

@@ -147,9 +147,11 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// The last check: an index (its expressions and predicate), a column default
 /// or generated column, a constraint (of a table or a domain), a policy, a
 /// view or a partition key that calls a function that runs code no superuser
-/// wrote, or that only some roles may run: another role's, one PUBLIC may
-/// not execute, or one of PostgreSQL's that run SQL given as text
-/// (tenancy.forbidden_calls). PostgreSQL evaluates these as whoever uses the table,
+/// wrote, or that only some roles may run, or that acts beyond its result:
+/// another role's, one PUBLIC may not execute, a volatile one other than a
+/// random id or the time (set_config, pg_notify, tenancy.set_tenant_jwt, …),
+/// or one of PostgreSQL's that run SQL given as text (tenancy.forbidden_calls).
+/// And procedures: a CALL could commit in the middle of the caller's work. PostgreSQL evaluates these as whoever uses the table,
 /// and an immutable one already while planning a query on it: a superuser's
 /// SELECT would run the migration author's code, and a policy's would run as
 /// every tenant's requests. (Functions and triggers are left out: functions
@@ -209,8 +211,12 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                                                               ELSE op.oprcode::oid END \
                   WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) AND d.deptype = 'n' \
                     AND (NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper) \
-                         OR NOT has_function_privilege('public', f.oid, 'EXECUTE')) \
+                         OR NOT has_function_privilege('public', f.oid, 'EXECUTE') \
+                         OR (f.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(f.oid))) \
                   LIMIT 1), \
+                (SELECT format('%s is a procedure: a CALL could commit or roll back in the middle of \
+                                the caller''s work (use a function)', p.oid::regprocedure) \
+                   FROM pg_proc p WHERE p.oid = ANY ($1) AND p.prokind = 'p' LIMIT 1), \
                 (SELECT format('%s calls one of PostgreSQL''s functions that run SQL given as text, \
                                 or that only some roles may run, as whoever queries the table', \
                                pg_describe_object(o.classid, o.objid, 0)) \

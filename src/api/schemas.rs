@@ -377,6 +377,12 @@ fn schema_guard<'a>(
     .raise()
 }
 
+/// Whether the statement about to be looked at is a superuser's (and not
+/// one of the extension's own): the others are not looked at at all.
+pub(crate) fn superuser_statement() -> bool {
+    !security::in_own_statements() && security::is_superuser()
+}
+
 /// A superuser's statement, once its names are resolved and before it is
 /// planned (or before each run of a cursor or a prepared statement): a
 /// tenant schema's objects are the migration author's code, which
@@ -389,11 +395,8 @@ fn schema_guard<'a>(
 /// The extension's own statements are not a caller's and pass. Reading and
 /// working in a tenant schema is for a role without superuser rights: one
 /// granted the migration owner's role, logged in on its own.
-pub(crate) fn on_statement(relations: &[pg_sys::Oid], session_only: bool) {
-    if (session_only && relations.is_empty())
-        || security::in_own_statements()
-        || !security::is_superuser()
-    {
+pub(crate) fn on_superuser_statement(relations: &[pg_sys::Oid], session_only: bool) {
+    if session_only && relations.is_empty() {
         return;
     }
     // (SET search_path and RESET, the ways out, resolve no name.)

@@ -8,6 +8,7 @@
 //! (as sepgsql uses it) brings each call of a marked function here.
 
 use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
@@ -17,12 +18,16 @@ thread_local! {
     static MARKED: Cell<Option<fn(pg_sys::Oid) -> bool>> = const { Cell::new(None) };
     /// The calls running, innermost last: what to restore when each ends.
     static CALLS: RefCell<Vec<Saved>> = const { RefCell::new(Vec::new()) };
+    /// Transactions ended in this backend (a procedure's ROLLBACK ends one
+    /// while it runs: its settings' nest levels are gone with it).
+    static ENDED: Cell<u64> = const { Cell::new(0) };
 }
 
 struct Saved {
     user: pg_sys::Oid,
     context: i32,
     nest_level: i32,
+    ended: u64,
 }
 
 /// Once per backend, from _PG_init: `marked(function)` tells the functions
@@ -35,6 +40,33 @@ pub fn init(marked: fn(pg_sys::Oid) -> bool) {
         pg_sys::needs_fmgr_hook = Some(needs_hook);
         PREVIOUS_HOOK.set(pg_sys::fmgr_hook);
         pg_sys::fmgr_hook = Some(hook);
+        pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
+    }
+}
+
+/// A restricted call may not commit (a procedure's COMMIT): the commit is
+/// refused, as PostgreSQL refuses it in SECURITY DEFINER procedures.
+#[pg_guard]
+unsafe extern "C-unwind" fn transaction_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE
+            if CALLS.with(|calls| calls.try_borrow().is_ok_and(|c| !c.is_empty())) =>
+        {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+                "a tenant schema's procedure may not commit",
+                "Its calls run restricted, as one operation: commit after the CALL returns."
+            );
+        }
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
+            ENDED.set(ENDED.get() + 1);
+        }
+        _ => {}
     }
 }
 
@@ -104,6 +136,7 @@ fn enter() {
                 user,
                 context,
                 nest_level,
+                ended: ENDED.get(),
             });
         }
     });
@@ -116,21 +149,12 @@ fn leave(returned: bool) {
     if let Some(saved) = saved {
         // SAFETY: restores what `enter` saved.
         unsafe {
-            if returned {
+            if returned && saved.ended == ENDED.get() {
                 pg_sys::AtEOXact_GUC(false, saved.nest_level);
             }
             pg_sys::SetUserIdAndSecContext(saved.user, saved.context);
         }
     }
-}
-
-/// After every commit and abort: no call is running any more.
-pub fn on_transaction_end() {
-    CALLS.with(|calls| {
-        if let Ok(mut calls) = calls.try_borrow_mut() {
-            calls.clear();
-        }
-    });
 }
 
 /// The name of a function's schema, or None for one that is gone.

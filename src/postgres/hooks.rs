@@ -151,6 +151,7 @@ thread_local! {
     static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
     static BEFORE_RUN: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
     static AFTER_ANALYZE: Cell<Option<fn(&Analyzed)>> = const { Cell::new(None) };
+    static ANALYZE_WANTED: Cell<Option<fn() -> bool>> = const { Cell::new(None) };
     static ON_TRANSACTION_END: Cell<Option<fn(bool)>> = const { Cell::new(None) };
     /// The statements in ExecutorRun or ExecutorFinish, innermost last.
     static RUNNING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
@@ -170,6 +171,9 @@ thread_local! {
 /// abort and prepare (it may only change memory). Once per backend, from
 /// _PG_init.
 pub struct Callbacks {
+    /// Whether `after_analyze` wants to see statements now (the walk that
+    /// collects their relations costs every statement otherwise).
+    pub analyze_wanted: fn() -> bool,
     pub after_analyze: fn(&Analyzed),
     pub before_utility: fn(&Utility),
     pub before_executor: fn(&Statement),
@@ -182,6 +186,7 @@ pub fn init(callbacks: Callbacks) {
     BEFORE_EXECUTOR.set(Some(callbacks.before_executor));
     BEFORE_RUN.set(Some(callbacks.before_run));
     AFTER_ANALYZE.set(Some(callbacks.after_analyze));
+    ANALYZE_WANTED.set(Some(callbacks.analyze_wanted));
     ON_TRANSACTION_END.set(Some(callbacks.on_transaction_end));
     // SAFETY: chaining the hooks as every extension does, once per backend;
     // the callbacks only reset thread-local state.
@@ -499,12 +504,20 @@ unsafe extern "C-unwind" fn post_parse_analyze(
         }
         // In a failed transaction only ROLLBACK gets this far, and nothing
         // may be looked up any more.
-        if AFTER_ANALYZE.get().is_some() && !pg_sys::IsAbortedTransactionBlockState() {
+        if AFTER_ANALYZE.get().is_some()
+            && !pg_sys::IsAbortedTransactionBlockState()
+            && analyze_wanted()
+        {
             let mut relations: *mut pg_sys::List = std::ptr::null_mut();
             collect_relations(query.cast(), (&raw mut relations).cast());
             after_analyze(query, relations);
         }
     }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn analyze_wanted() -> bool {
+    ANALYZE_WANTED.get().is_some_and(|wanted| wanted())
 }
 
 #[pg_guard]

@@ -37,6 +37,24 @@ pub fn kept<R>(
     types: &[PgOid],
     f: impl FnOnce(&pgrx::spi::SpiClient, &OwnedPreparedStatement) -> pgrx::spi::SpiResult<R>,
 ) -> pgrx::spi::SpiResult<R> {
+    keep(sql, types, false, f)
+}
+
+/// `kept` for a statement that writes (INSERT, UPDATE, DELETE).
+pub fn kept_mut<R>(
+    sql: &'static str,
+    types: &[PgOid],
+    f: impl FnOnce(&pgrx::spi::SpiClient, &OwnedPreparedStatement) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
+    keep(sql, types, true, f)
+}
+
+fn keep<R>(
+    sql: &'static str,
+    types: &[PgOid],
+    writes: bool,
+    f: impl FnOnce(&pgrx::spi::SpiClient, &OwnedPreparedStatement) -> pgrx::spi::SpiResult<R>,
+) -> pgrx::spi::SpiResult<R> {
     thread_local! {
         static KEPT: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::default();
     }
@@ -44,7 +62,12 @@ pub fn kept<R>(
         let statement = match KEPT.with_borrow(|kept| kept.get(sql).cloned()) {
             Some(statement) => statement,
             None => {
-                let statement = Rc::new(client.prepare(sql, types)?.keep());
+                let prepared = if writes {
+                    client.prepare_mut(sql, types)?
+                } else {
+                    client.prepare(sql, types)?
+                };
+                let statement = Rc::new(prepared.keep());
                 KEPT.with_borrow_mut(|kept| kept.insert(sql, statement.clone()));
                 statement
             }

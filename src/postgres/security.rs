@@ -328,10 +328,14 @@ fn close_portals_opened_since(before: &[pg_sys::MemoryContext]) {
 /// The depth of trigger calls (PostgreSQL's `pg_trigger_depth()`): above 0
 /// inside a trigger, code its table's owner (or a migration) wrote.
 pub fn trigger_depth() -> i32 {
-    // SAFETY: a built-in that reads a counter.
+    unsafe extern "C-unwind" {
+        fn pg_trigger_depth(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+    }
+    // SAFETY: the built-in returns a counter and reads nothing of its call
+    // information (called directly: looking it up costs more than it does).
     unsafe {
-        pg_sys::OidFunctionCall0Coll(pg_sys::F_PG_TRIGGER_DEPTH.into(), pg_sys::InvalidOid).value()
-            as i32
+        let mut call = std::mem::zeroed::<pg_sys::FunctionCallInfoBaseData>();
+        pg_trigger_depth(&mut call).value() as i32
     }
 }
 

@@ -1,6 +1,6 @@
 -- Code and settings that another role controls never reach the extension's
 -- rights and never change what it does next (threat-model rows 39-44 and
--- 47-61, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
+-- 47-63, and the reviews of 0.4.0 and 0.5.0): one section per attack, as
 -- the role it needs.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
@@ -783,6 +783,24 @@ SELECT count(*) AS visible_rows FROM uc_numbers;
 DROP TABLE pg_temp.uc_numbers;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
+
+-- 62. ... nor expressions that act beyond their result: a view or a policy
+--     calling set_config, pg_notify or tenancy.set_tenant_jwt would act in
+--     every request that reads it (random ids and the time are fine).
+SET ROLE tenancy_admin;
+\set VERBOSITY sqlstate
+CALL tenancy.add_migration('uc-0038-view-settings', $m$
+    CREATE VIEW uc_report AS SELECT body, set_config('statement_timeout', '50ms', false) AS t FROM uc_notes$m$);
+CALL tenancy.add_migration('uc-0039-policy-switch', $m$
+    CREATE POLICY uc_switching ON uc_notes AS RESTRICTIVE FOR SELECT
+        USING (tenancy.set_tenant_jwt('x') IS NOT NULL)$m$);
+CALL tenancy.add_migration('uc-0040-procedure', $m$
+    CREATE PROCEDURE uc_archive() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$$m$);
+\set VERBOSITY default
+CALL tenancy.add_migration('uc-0041-random-default', $m$
+    CREATE TABLE uc_tokens (id uuid DEFAULT gen_random_uuid(), at timestamptz DEFAULT clock_timestamp())$m$);
+RESET ROLE;
+SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0038' AND 'uc-0041-z';
 
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).
