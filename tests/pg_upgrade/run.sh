@@ -112,7 +112,7 @@ check "the extension's objects equal a fresh install's on $PG_MAJOR" same_catalo
 
 isolated() {
     psql -X -h 127.0.0.1 -p "$NEW_PORT" -U postgres -d "$DB" -v token="$token" -v audit_max="$audit_max" \
-        -f "$HERE/check.sql" >"$OUT/check.out" 2>&1
+        <"$HERE/check.sql" >"$OUT/check.out" 2>&1
     diff -u "$HERE/expected/check.out" "$OUT/check.out"
 }
 check "isolation, tokens, administrators and the audit log after pg_upgrade" isolated
