@@ -396,9 +396,9 @@ regress() {
     fi
 }
 
-# The schedule of the SQL regression tests (tests/pg_regress), with the file
-# of statement forms new in 18 on 18 and later; TENANCY_REGRESS="a b" runs
-# only those files, after setup.
+# The schedule of the SQL regression tests (tests/pg_regress), with the files
+# of statement forms new in 17 and in 18 on those majors and later;
+# TENANCY_REGRESS="a b" runs only those files, after setup.
 tenancy_schedule() {
     echo "--inputdir=$ROOT/tests/pg_regress"
     if [ -n "${TENANCY_REGRESS:-}" ]; then
@@ -406,6 +406,7 @@ tenancy_schedule() {
         return
     fi
     echo "--schedule=$ROOT/tests/pg_regress/schedule"
+    [ "$PG_MAJOR" -lt 17 ] || echo pg17
     [ "$PG_MAJOR" -lt 18 ] || echo pg18
 }
 
