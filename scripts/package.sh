@@ -1,40 +1,42 @@
 #!/usr/bin/env bash
-# Release artifacts under target/package/, built by cargo pgrx package (files
-# laid out by pg_config's directories) and packed by dpkg-deb and tar:
-#   scripts/package.sh deb       postgresql-<major>-tenancy_<version>_<arch>.deb for a
-#                                Debian-layout PostgreSQL (default: Debian's 15)
-#   scripts/package.sh tarball   tenancy-<version>-pg<major>-linux-<arch>.tar.gz for any
-#                                PostgreSQL of that major (default: 18, the wheel)
-#   scripts/package.sh           both
-# TENANCY_PG_CONFIG (15, 18 or a pg_config's path) chooses the PostgreSQL of a
-# single artifact. Prints the paths of the files it made.
+# Release artifacts under target/package/, from one release build per
+# PostgreSQL major (cargo pgrx package, files laid out by pg_config's
+# directories), packed by dpkg-deb and tar:
+#   postgresql-<major>-tenancy_<version>_<arch>.deb  for Debian's and PGDG's
+#       postgresql-<major>: the files under /usr/lib/postgresql/<major>/lib and
+#       /usr/share/postgresql/<major>/extension, depends on postgresql-<major>
+#   tenancy-<version>-pg<major>-linux-<arch>.tar.gz  for any PostgreSQL of that
+#       major, directories named after pg_config's
+# scripts/package.sh [deb|tarball|all] makes them for 15, 16, 17 and 18
+# (lib.sh gets each), or for the one TENANCY_PG_CONFIG chooses (a major or a
+# pg_config's path). Prints the paths of the files it made.
 source "$(dirname "$0")/lib.sh"
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
+VERSION=$(version)
 PKG="$ROOT/target/package"
 mkdir -p "$PKG"
 
-# cargo pgrx package into $1, for the PostgreSQL choose_postgres found.
-build_into() {
-    rm -rf "$1"
+# cargo pgrx package into $RAW, for the PostgreSQL choose_postgres found;
+# LIB and EXT are the library and the extension directory in it.
+build() {
+    RAW="$PKG/build/pg$PG_MAJOR"
+    rm -rf "$RAW"
     log "building tenancy $VERSION (release) for PostgreSQL $PG_MAJOR"
-    (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$1" \
+    (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$RAW" \
         --no-default-features --features "pg$PG_MAJOR" >"$PKG/build-pg$PG_MAJOR.log" 2>&1) ||
         { cat "$PKG/build-pg$PG_MAJOR.log" >&2; log "the build failed"; exit 1; }
-    strip --strip-unneeded "$1$("$PG_CONFIG" --pkglibdir)/tenancy.so"
-    find "$1" -type d -exec chmod 755 {} + && find "$1" -type f -exec chmod 644 {} +
+    LIB="$RAW$("$PG_CONFIG" --pkglibdir)/tenancy.so" EXT="$RAW$("$PG_CONFIG" --sharedir)/extension"
+    strip --strip-unneeded "$LIB"
+    find "$RAW" -type d -exec chmod 755 {} + && find "$RAW" -type f -exec chmod 644 {} +
 }
 
 deb() {
-    TENANCY_PG_CONFIG=${TENANCY_PG_CONFIG:-15} ensure_tools dpkg-dev binutils
-    local libdir name arch stage doc deps
-    libdir=$("$PG_CONFIG" --pkglibdir)
-    [ "$libdir" = "/usr/lib/postgresql/$PG_MAJOR/lib" ] || {
-        log "$PG_CONFIG is not laid out as Debian's packages are (pkglibdir $libdir): build the tarball instead"
-        exit 1
-    }
+    local name arch stage doc deps libdir="/usr/lib/postgresql/$PG_MAJOR/lib"
     name=postgresql-$PG_MAJOR-tenancy arch=$(dpkg --print-architecture)
     stage="$PKG/deb/$name"
-    build_into "$stage"
+    rm -rf "$stage"
+    install -D -m 644 "$LIB" "$stage$libdir/tenancy.so"
+    install -d "$stage/usr/share/postgresql/$PG_MAJOR/extension"
+    install -m 644 "$EXT"/tenancy* "$stage/usr/share/postgresql/$PG_MAJOR/extension/"
     doc="$stage/usr/share/doc/$name"
     install -D -m 644 "$ROOT/LICENSE" "$doc/copyright"
     gzip -9n <"$ROOT/README.md" >"$doc/README.md.gz" && chmod 644 "$doc/README.md.gz"
@@ -66,14 +68,12 @@ CONTROL
 }
 
 tarball() {
-    TENANCY_PG_CONFIG=${TENANCY_PG_CONFIG:-18} ensure_tools binutils
-    local name raw stage glibc
+    local name stage glibc
     name=tenancy-$VERSION-pg$PG_MAJOR-linux-$(uname -m)
-    raw="$PKG/tar/raw-pg$PG_MAJOR" stage="$PKG/tar/$name"
-    build_into "$raw"
+    stage="$PKG/tar/$name"
     rm -rf "$stage" && mkdir -p "$stage/pkglibdir" "$stage/sharedir/extension"
-    cp "$raw$("$PG_CONFIG" --pkglibdir)/tenancy.so" "$stage/pkglibdir/"
-    cp "$raw$("$PG_CONFIG" --sharedir)/extension/"tenancy* "$stage/sharedir/extension/"
+    cp "$LIB" "$stage/pkglibdir/"
+    cp "$EXT"/tenancy* "$stage/sharedir/extension/"
     cp "$ROOT/LICENSE" "$ROOT/README.md" "$stage/"
     # The newest glibc symbol version the library uses is the oldest glibc it runs on.
     glibc=$(objdump -T "$stage/pkglibdir/tenancy.so" | grep -oE 'GLIBC_[0-9.]+' | sed 's/GLIBC_//' | sort -V | tail -1)
@@ -104,8 +104,15 @@ NOTE
 }
 
 case "${1:-all}" in
-    deb) deb ;;
-    tarball) tarball ;;
-    all) (deb) && (tarball) ;;
-    *) echo "usage: scripts/package.sh [deb|tarball]" >&2; exit 2 ;;
+    deb | tarball | all) ;;
+    *) echo "usage: scripts/package.sh [deb|tarball|all]" >&2; exit 2 ;;
 esac
+if [ -n "${TENANCY_PG_CONFIG:-}" ]; then majors=("$TENANCY_PG_CONFIG"); else majors=("${MAJORS[@]}"); fi
+for major in "${majors[@]}"; do
+    (
+        TENANCY_PG_CONFIG=$major ensure_tools dpkg-dev binutils
+        build
+        [ "${1:-all}" = tarball ] || deb
+        [ "${1:-all}" = deb ] || tarball
+    )
+done

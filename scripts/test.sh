@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: #[pg_test] units, SQL regression tests (pg_regress),
 # cross-backend isolation specs (pg_isolation_regress), the upgrade path,
-# client, driver and example tests, the hostile-environment layer, Citus and
-# the release packages, against scratch clusters this script starts and
+# client, driver and example tests, the hostile-environment layer,
+# PostgreSQL's own regression suite, pg_upgrade, Citus and the release
+# packages, against scratch clusters this script starts and
 # stops. Ends with "N passed, N failed". Every layer runs on each PostgreSQL
 # major, one after the other, unless TENANCY_PG_CONFIG chooses one (see
 # lib.sh). Arguments choose layers by name (scripts/test.sh regress client);
 # TENANCY_REGRESS and TENANCY_CLIENT choose files within the regression and
 # client layers. tests/README.md maps the layers.
 set -Eeuo pipefail
-MAJORS=(15 18)
-LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres citus package)
+source "$(dirname "$0")/lib.sh"
+LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres pg_upgrade citus package)
 for chosen in "$@"; do
     [[ " ${LAYERS[*]} " == *" $chosen "* ]] ||
         { echo "scripts/test.sh: no layer \"$chosen\" (layers: ${LAYERS[*]})" >&2; exit 2; }
@@ -36,7 +37,6 @@ if [ -z "${TENANCY_PG_CONFIG:-}" ]; then
     [ "$total_failed" -eq 0 ]
     exit
 fi
-source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_TEST_PORT:-25433}
 POOLER_PORT=${TENANCY_POOLER_PORT:-26433}
 
@@ -94,8 +94,7 @@ fi
 
 # 4. Other drivers: Python (psycopg 3, in a venv) and Node (pg), same cluster.
 if wants drivers || wants examples; then
-    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3 python3-venv
-    [ -x "$ROOT/target/py/bin/python" ] || python3 -m venv "$ROOT/target/py"
+    python_venv
 fi
 if wants drivers; then
     log "driver tests: Python psycopg 3 and Node pg"
@@ -134,14 +133,18 @@ stop_pgbouncer "$POOLER_PORT"
 ! wants hostile || layer "hostile environment" "$ROOT/tests/hostile/run.sh" "$OUT"
 
 # 6. Do no harm: PostgreSQL's own regression suite with tenancy preloaded and
-#    created, against the same without it (from Debian's source package).
+#    created, against the same without it (from Debian's source of the major).
 ! wants postgres || layer "PostgreSQL's regression suite" "$ROOT/tests/postgres/run.sh" "$OUT"
 
-# 7. Citus: a coordinator and two workers of its own, when Citus is installed.
+# 7. pg_upgrade from 15 with tenancy installed on both sides (in 18's pass).
+! wants pg_upgrade || layer "pg_upgrade" "$ROOT/tests/pg_upgrade/run.sh" "$OUT"
+
+# 8. Citus: a coordinator and two workers of its own, when Citus is installed.
 ! wants citus || layer "Citus layer" "$ROOT/tests/citus/run.sh" "$OUT"
 
-# 8. The release artifact (.deb on Debian's layout, else the tarball) installed
-#    in place of the source build, the regression suite against it, removal.
+# 9. The release artifacts: the .deb and the tarball built alike; the .deb (on
+#    Debian's layout, else the tarball) installed in place of the source
+#    build, the regression suite against it, removal.
 ! wants package || layer "package" "$ROOT/tests/package/run.sh" "$OUT"
 
 echo

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The release artifact, installed as a user installs it, run by scripts/test.sh
-# last: scripts/package.sh builds it for the PostgreSQL under test (the .deb
-# for Debian's layout, else the tarball); the source build is removed from
-# that PostgreSQL; the .deb goes in with dpkg -i (the tarball with the
-# commands of its INSTALL note); the regression suite runs on a fresh cluster
-# against that install; dpkg -r (the note's rm) must leave no file behind.
-# The source build is put back at the end, whatever happened.
+# The release artifacts, installed as a user installs them, run by
+# scripts/test.sh last: scripts/package.sh builds the .deb and the tarball
+# for the PostgreSQL under test (one build); both must hold the same library
+# and scripts, and the .deb its files where Debian's and PGDG's
+# postgresql-<major> look for them. The one that fits the PostgreSQL under
+# test is installed: the .deb on Debian's layout (dpkg -i), else the tarball
+# (the commands of its INSTALL note), in place of the source build, which is
+# removed first; the regression suite runs on a fresh cluster against that
+# install; dpkg -r (the note's rm) must leave no file behind. The source
+# build is put back at the end, whatever happened.
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}
@@ -24,8 +27,31 @@ if [ "$LIBDIR" = "/usr/lib/postgresql/$PG_MAJOR/lib" ] && dpkg -S "$PG_CONFIG" >
 else
     kind=tarball package=
 fi
-artifact=$("$ROOT/scripts/package.sh" "$kind" | tail -1)
-check "$kind built" test -s "$artifact"
+artifacts=$(TENANCY_PG_CONFIG=$PG_CONFIG "$ROOT/scripts/package.sh" all)
+deb=$(grep '\.deb$' <<<"$artifacts" || true) tarball=$(grep '\.tar\.gz$' <<<"$artifacts" || true)
+check ".deb built" test -s "$deb"
+check "tarball built" test -s "$tarball"
+
+# Both unpacked side by side: the same files, the .deb's where
+# postgresql-<major> looks for them, and nothing else but its documentation.
+unpacked="$OUT/package-contents"
+rm -rf "$unpacked" && mkdir -p "$unpacked/deb" "$unpacked/tar"
+{ dpkg-deb -x "$deb" "$unpacked/deb" && tar -xzf "$tarball" -C "$unpacked/tar"; } || true
+same_files() {
+    local tar_dir deb_ext="$unpacked/deb/usr/share/postgresql/$PG_MAJOR/extension"
+    tar_dir=$(ls -d "$unpacked"/tar/tenancy-*/)
+    cmp "$tar_dir/pkglibdir/tenancy.so" "$unpacked/deb/usr/lib/postgresql/$PG_MAJOR/lib/tenancy.so" &&
+        diff -r "$tar_dir/sharedir/extension" "$deb_ext" &&
+        [ "$(cd "$unpacked/deb" && find . -type f | grep -v "^./usr/share/doc/postgresql-$PG_MAJOR-tenancy/" | sort)" = \
+            "$(cd "$unpacked/deb" && { echo "./usr/lib/postgresql/$PG_MAJOR/lib/tenancy.so"; find "./usr/share/postgresql/$PG_MAJOR/extension" -type f; } | sort)" ]
+}
+check "the .deb and the tarball hold the same library and scripts, the .deb in PostgreSQL $PG_MAJOR's directories" same_files
+control() {
+    [ "$(dpkg-deb --field "$deb" Package)" = "postgresql-$PG_MAJOR-tenancy" ] &&
+        [[ "$(dpkg-deb --field "$deb" Depends)" == "postgresql-$PG_MAJOR, "* ]]
+}
+check "the .deb is postgresql-$PG_MAJOR-tenancy and depends on postgresql-$PG_MAJOR" control
+if [ "$kind" = deb ]; then artifact=$deb; else artifact=$tarball; fi
 trap restore EXIT
 
 as_installer rm -f $(installed_files)

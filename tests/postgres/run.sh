@@ -8,11 +8,14 @@
 # that name them (tests/postgres/compare.py). Run by scripts/test.sh; prints
 # "N passed, N failed" last.
 #
-# The suite comes from Debian's source package of the major under test,
-# downloaded with a private apt configuration (the machine's own sources are
-# not changed) and built once into target/postgres-regress/ (pg_regress, the
-# test modules and a psql of the same version); when no suite serves it,
-# the layer says so and runs nothing.
+# The suite comes from Debian's source of the major under test, built once
+# into target/postgres-regress/ (pg_regress, the test modules and a psql of
+# the same version): for 15 and 18 the source package, downloaded with a
+# private apt configuration (the machine's own sources are not changed); for
+# 17 the upstream tarball of Debian's 17.11 package, by its address and
+# SHA-256 (apt's index names only a newer 17 whose files are not served),
+# the same minor as the server under test. When no suite serves a major
+# (16: no source of it is reachable), the layer says so and runs nothing.
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}/postgres
@@ -22,8 +25,12 @@ BUILD="$ROOT/target/postgres-regress/$PG_MAJOR"
 rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_cluster "$PORT"' EXIT
 
-# The Debian suite whose postgresql-<major> source package has that major.
-declare -A SUITE=([15]=bookworm [17]=trixie [18]=sid)
+# The Debian suite whose postgresql-<major> source package has that major,
+# or the address and SHA-256 of the upstream tarball of Debian's package.
+declare -A SUITE=([15]=bookworm [18]=sid)
+declare -A TARBALL=(
+    [17]="pool/main/p/postgresql-17/postgresql-17_17.11.orig.tar.bz2 dd27f2b3c59e73ed14aa3324901242bf69a032a6347805f274e6260322d42979"
+)
 
 # The built source tree of PostgreSQL $PG_MAJOR's regression suite, or nothing.
 regress_source() {
@@ -33,20 +40,30 @@ regress_source() {
         echo "${tree%/}"
         return
     fi
-    local suite=${SUITE[$PG_MAJOR]:-} apt="$BUILD/apt" uri
-    [ -n "$suite" ] || return 0
+    local suite=${SUITE[$PG_MAJOR]:-} tarball=${TARBALL[$PG_MAJOR]:-} apt="$BUILD/apt" uri
+    [ -n "$suite$tarball" ] || return 0
     uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
     [ -n "$uri" ] || uri=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
     uri=${uri:-http://deb.debian.org/debian}
-    rm -rf "$BUILD" && mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
-    echo "deb-src $uri $suite main" >"$apt/sources.list"
-    local options=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=/dev/null
-        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
-    [ "$(id -u)" = 0 ] || options[-1]=APT::Sandbox::User=$(id -un)
-    log "downloading PostgreSQL $PG_MAJOR's source package from $uri ($suite)"
-    (apt-get "${options[@]}" update -qq && cd "$BUILD" &&
-        apt-get "${options[@]}" source --download-only -qq "postgresql-$PG_MAJOR") >"$BUILD/download.log" 2>&1 ||
-        { log "PostgreSQL $PG_MAJOR's source package could not be downloaded (see $BUILD/download.log)"; return 0; }
+    rm -rf "$BUILD" && mkdir -p "$BUILD"
+    if [ -n "$tarball" ]; then
+        read -r path sha256 <<<"$tarball"
+        log "downloading PostgreSQL $PG_MAJOR's source from $uri/$path"
+        command -v curl >/dev/null || apt_install curl
+        (cd "$BUILD" && curl -fsSL -o "${path##*/}" "$uri/$path" &&
+            echo "$sha256  ${path##*/}" | sha256sum --check --quiet) >"$BUILD/download.log" 2>&1 ||
+            { log "PostgreSQL $PG_MAJOR's source could not be downloaded or has another SHA-256 (see $BUILD/download.log)"; return 0; }
+    else
+        mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+        echo "deb-src $uri $suite main" >"$apt/sources.list"
+        local options=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=/dev/null
+            -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o APT::Sandbox::User=root)
+        [ "$(id -u)" = 0 ] || options[-1]=APT::Sandbox::User=$(id -un)
+        log "downloading PostgreSQL $PG_MAJOR's source package from $uri ($suite)"
+        (apt-get "${options[@]}" update -qq && cd "$BUILD" &&
+            apt-get "${options[@]}" source --download-only -qq "postgresql-$PG_MAJOR") >"$BUILD/download.log" 2>&1 ||
+            { log "PostgreSQL $PG_MAJOR's source package could not be downloaded (see $BUILD/download.log)"; return 0; }
+    fi
     tar -xjf "$BUILD"/postgresql-"$PG_MAJOR"_*.orig.tar.bz2 -C "$BUILD"
     tree=$(ls -d "$BUILD"/postgresql-*/ | head -1)
     tree=${tree%/}
@@ -61,7 +78,11 @@ regress_source() {
 
 SRC=$(regress_source)
 if [ -z "$SRC" ]; then
-    echo "skipped: no regression suite of PostgreSQL $PG_MAJOR is reachable"
+    if [ -z "${SUITE[$PG_MAJOR]:-}${TARBALL[$PG_MAJOR]:-}" ]; then
+        echo "skipped: no source of PostgreSQL $PG_MAJOR with its regression suite is reachable (PyPI's build carries no tests; no Debian suite serves postgresql-$PG_MAJOR's source)"
+    else
+        echo "skipped: PostgreSQL $PG_MAJOR's source could not be downloaded (see $BUILD/download.log)"
+    fi
     echo "0 passed, 0 failed"
     exit 0
 fi
