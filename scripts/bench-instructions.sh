@@ -94,26 +94,18 @@ for workload in set_config set_tenant switch_plain switch_rls point_plain point_
     per_statement "$workload"
 done
 
-row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 pair() { # pair LABEL PRODUCT BASELINE TARGET
-    local ratio pass
+    local ratio
     ratio=$(awk -v p="${PER[$2]}" -v b="${PER[$3]}" 'BEGIN { printf "%.3f", p / b }')
-    pass=$(awk -v r="$ratio" -v t="$4" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }')
-    row "$1" "${PER[$2]}" "${PER[$3]}" "$ratio" "≤ $4" "$pass"
+    row "$1" "${PER[$2]}" "${PER[$3]}" "$ratio" "≤ $4" "$(at_most "$ratio" "$4")"
 }
 {
-    row workload product baseline ratio target pass
+    row "workload (instructions per statement)" product baseline ratio target pass
     pair "set_tenant vs set_config" set_tenant set_config 1.03
     pair "switching request: set_tenant + protected point vs set_config + WHERE" switch_rls switch_plain 1.03
     pair "point: protected vs plain + WHERE tenant_id" point_rls point_plain 1.03
     pair "range: protected vs plain + WHERE tenant_id" range_rls range_plain 1.03
     pair "insert: protected vs plain + tenant_id" insert_rls insert_plain 1.03
 } >"$OUT/instructions.tsv"
-echo
-column -t -s $'\t' "$OUT/instructions.tsv"
-{
-    echo "| workload (instructions per statement) | product | baseline | ratio | target | pass |"
-    echo "|---|---|---|---|---|---|"
-    tail -n +2 "$OUT/instructions.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
-} >"$OUT/instructions.md"
+publish_table "$OUT/instructions.tsv" "$OUT/instructions.md"
 log "table: $OUT/instructions.md; callgrind profiles: $WORK/*.out (callgrind_annotate)"

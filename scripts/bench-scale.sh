@@ -36,8 +36,6 @@ psql -X -q -d postgres -c "CREATE ROLE bench_app LOGIN" -c "CREATE ROLE bench_mi
     -c "GRANT pg_read_all_stats TO bench_app" -c "CREATE DATABASE scale"
 q() { psql -X -q -At -d scale "$@"; }
 app() { PGUSER=bench_app psql -X -q -At -d scale "$@"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 q -c "CREATE EXTENSION tenancy" -c "SELECT tenancy.set_migration_owner('bench_migrator')" >/dev/null
 POINTS="$OUT/scale-points.tsv"
@@ -239,9 +237,6 @@ for c in 1 2 4 8 16; do
 done
 
 # ---- Report --------------------------------------------------------------------
-row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
-at_least() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
-at_most() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }'; }
 {
     row figure result baseline ratio target pass
     f=$(div "$last_register" "$first_register")
@@ -270,12 +265,6 @@ at_most() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }'
         row "request vs baseline, $c client(s)" "-" "-" "${CONC[$c]}" "not falling" "-"
     done
 } >"$OUT/scale.tsv"
-echo
-column -t -s $'\t' "$OUT/scale.tsv"
-{
-    echo "| figure | result | baseline | ratio | target | pass |"
-    echo "|---|---|---|---|---|---|"
-    tail -n +2 "$OUT/scale.tsv" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
-} >"$OUT/scale.md"
+publish_table "$OUT/scale.tsv" "$OUT/scale.md"
 python3 "$ROOT/bench/scale_chart.py" "$POINTS" "$ROOT/docs/benchmarks-scale.svg"
 log "table: $OUT/scale.md, points: $POINTS, chart: docs/benchmarks-scale.svg"

@@ -68,6 +68,20 @@ if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Benchmarks (scripts/bench*.sh): one row per figure, then the table printed
+# and kept as Markdown; the TSV's first row is the header.
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
+at_least() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
+at_most() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }'; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+publish_table() { # publish_table TSV MARKDOWN
+    echo
+    column -t -s $'\t' "$1"
+    awk -F'\t' 'NR == 1 { print "| " $1 " | " $2 " | " $3 " | " $4 " | " $5 " | " $6 " |"; print "|---|---|---|---|---|---|"; next }
+                { printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$1" >"$2"
+}
+
 # Debian packages, cargo-pgrx 0.18.0 and its pointers to the PostgreSQL installations.
 apt_install() { # apt_install PACKAGE…: those of them not installed yet
     local missing=() pkg

@@ -36,7 +36,10 @@ pub fn record(role: &str, action: &str, tenant: Option<(Uuid, &str)>, details: V
                 action.into(),
                 pgrx::JsonB(details).into(),
             ];
-            client.select(statement, None, &args)?.first().get_one::<i64>()
+            client
+                .select(statement, None, &args)?
+                .first()
+                .get_one::<i64>()
         },
     )
     .or_raise("writing tenancy.audit_log")

@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 thread_local! {
     static PREVIOUS_NEEDS: Cell<pg_sys::needs_fmgr_hook_type> = const { Cell::new(None) };
     static PREVIOUS_HOOK: Cell<pg_sys::fmgr_hook_type> = const { Cell::new(None) };
-    static MARKED: Cell<Option<fn(pg_sys::Oid) -> bool>> = const { Cell::new(None) };
+    static MARKED: Cell<Option<super::OidTest>> = const { Cell::new(None) };
     /// The calls running, innermost last: what to restore when each ends.
     static CALLS: RefCell<Vec<Saved>> = const { RefCell::new(Vec::new()) };
     /// Transactions ended in this backend (a procedure's ROLLBACK ends one
@@ -32,7 +32,7 @@ struct Saved {
 
 /// Once per backend, from _PG_init: `marked(function)` tells the functions
 /// whose calls run restricted.
-pub fn init(marked: fn(pg_sys::Oid) -> bool) {
+pub fn init(marked: super::OidTest) {
     MARKED.set(Some(marked));
     // SAFETY: chaining the hooks as every extension does, once per backend.
     unsafe {
@@ -74,8 +74,11 @@ unsafe extern "C-unwind" fn transaction_event(
 /// call; never for built-in functions). Not guarded: the decision is.
 unsafe extern "C-unwind" fn needs_hook(function: pg_sys::Oid) -> bool {
     // SAFETY: the previous hook, with the argument as received.
-    (unsafe { PREVIOUS_NEEDS.get().is_some_and(|previous| previous(function)) })
-        || unsafe { marked(function) }
+    (unsafe {
+        PREVIOUS_NEEDS
+            .get()
+            .is_some_and(|previous| previous(function))
+    }) || unsafe { marked(function) }
 }
 
 #[pg_guard]
@@ -103,7 +106,11 @@ unsafe extern "C-unwind" fn hook(
             marked((*info).fn_oid)
         } else {
             if (*memo).value() == 0 {
-                *memo = pg_sys::Datum::from(if marked((*info).fn_oid) { RESTRICTED } else { FREE });
+                *memo = pg_sys::Datum::from(if marked((*info).fn_oid) {
+                    RESTRICTED
+                } else {
+                    FREE
+                });
             }
             (*memo).value() == RESTRICTED
         };
@@ -145,7 +152,12 @@ fn enter() {
 /// `returned`: the function returned (its settings are discarded here); or
 /// it raised (the (sub)transaction's abort closes the nest level).
 fn leave(returned: bool) {
-    let saved = CALLS.with(|calls| calls.try_borrow_mut().ok().and_then(|mut calls| calls.pop()));
+    let saved = CALLS.with(|calls| {
+        calls
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut calls| calls.pop())
+    });
     if let Some(saved) = saved {
         // SAFETY: restores what `enter` saved.
         unsafe {
@@ -166,6 +178,10 @@ pub fn schema_of(function: pg_sys::Oid) -> Option<String> {
             return None;
         }
         let name = pg_sys::get_namespace_name(namespace);
-        (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+        (!name.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 }

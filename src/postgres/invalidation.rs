@@ -9,14 +9,14 @@ use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
 thread_local! {
-    static WATCHED: Cell<Option<fn(pg_sys::Oid) -> bool>> = const { Cell::new(None) };
+    static WATCHED: Cell<Option<super::OidTest>> = const { Cell::new(None) };
     static CALLBACKS: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
     static EPOCH: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Once per backend, from _PG_init: `watched` tells which relations' changes
 /// invalidate.
-pub fn init(watched: fn(pg_sys::Oid) -> bool) {
+pub fn init(watched: super::OidTest) {
     WATCHED.set(Some(watched));
     // SAFETY: called once per backend from _PG_init; the callback only runs
     // registered functions, which may only clear memory.

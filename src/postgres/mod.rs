@@ -11,3 +11,7 @@ pub mod query;
 pub mod relations;
 pub mod security;
 pub mod system;
+
+/// What a feature tells the boundary about an object: which relations'
+/// changes invalidate, which functions run restricted.
+pub type OidTest = fn(pgrx::pg_sys::Oid) -> bool;
