@@ -16,10 +16,15 @@ pub fn name(id: Uuid) -> String {
 }
 
 pub fn is_tenant_schema(name: &str) -> bool {
-    name.strip_prefix(PREFIX).is_some_and(|hex| {
+    is_tenant_schema_name(name.as_bytes())
+}
+
+/// `is_tenant_schema` of a name as PostgreSQL stores it.
+pub fn is_tenant_schema_name(name: &[u8]) -> bool {
+    name.strip_prefix(PREFIX.as_bytes()).is_some_and(|hex| {
         hex.len() == 32
             && hex
-                .bytes()
+                .iter()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     })
 }

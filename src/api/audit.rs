@@ -1,8 +1,11 @@
 //! The append-only audit log and lifecycle events.
 
+use crate::api::context;
+use crate::catalog;
 use crate::error::OrRaise;
-use crate::error::TenancyError::Internal;
-use crate::postgres::query;
+use crate::error::{required, TenancyError::*};
+use crate::postgres::jsonb::Jsonb;
+use crate::postgres::{gucs, query, security};
 use crate::tenant::to_sql;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -176,3 +179,95 @@ fn audit_log_append_only<'a>(
     }
     crate::error::TenancyError::AuditLogAppendOnly.raise()
 }
+
+thread_local! {
+    /// Application audit events this transaction wrote (their rows carry the
+    /// transaction's start time, so the count of the last second misses
+    /// them once the transaction is older than a second).
+    static AUDITS_IN_TRANSACTION: Cell<i64> = const { Cell::new(0) };
+}
+
+pub(crate) fn on_transaction_end() {
+    AUDITS_IN_TRANSACTION.set(0);
+}
+
+/// Append the application's own event (invoice sent, user invited) to the
+/// audit log, for the current tenant, in the caller's transaction. Its action
+/// is stored as `app.<action>`, so it cannot pass for one of the extension's.
+/// Executable by every role; raises without a tenant context.
+#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
+fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 {
+    let action = required(action, "action");
+    let Jsonb(details) = required(details, "details");
+    let valid = (1..=63).contains(&action.len())
+        && action.starts_with(|c: char| c.is_ascii_lowercase())
+        && action
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    if !valid {
+        InvalidValue(
+            format!("invalid audit action {action:?}"),
+            "An action has 1 to 63 characters: lowercase letters, digits, '_', '.' and '-', \
+             starting with a letter (e.g. 'invoice.sent'); it is stored as app.<action>."
+                .into(),
+        )
+        .raise();
+    }
+    if !details.is_object() {
+        InvalidValue(
+            "audit details must be a JSON object".into(),
+            "Pass an object such as '{\"invoice\": 42}'::jsonb.".into(),
+        )
+        .raise();
+    }
+    let size = details.to_string().len();
+    if size > AUDIT_DETAILS_MAX {
+        TooLarge(
+            format!("audit details of {size} bytes are larger than {AUDIT_DETAILS_MAX}"),
+            "Record what happened and a reference to the data (ids), not the data itself.".into(),
+        )
+        .raise();
+    }
+    let tenant = context::current().unwrap_or_else(|| TenantRequired.raise());
+    let role = security::current_role_name();
+    catalog::as_owner(|| {
+        let rate = gucs::audit_rate();
+        if rate > 0 {
+            // The tenant's events of the last second (committed ones of every
+            // backend, and this transaction's own), counted up to the limit.
+            let recent = Spi::get_one_with_args::<i64>(
+                "SELECT count(*) FROM (SELECT FROM tenancy.audit_log \
+                  WHERE tenant_id = $1 AND at > clock_timestamp() - interval '1 second' \
+                    AND action LIKE 'app.%' LIMIT $2) r",
+                &[to_sql(tenant.id).into(), rate.into()],
+            )
+            .or_raise("counting the tenant's audit events")
+            .unwrap_or(0)
+            .max(AUDITS_IN_TRANSACTION.get());
+            if recent >= rate {
+                RateLimited(
+                    format!(
+                        "tenant \"{}\" has written {recent} audit events in the last second",
+                        tenant.identifier
+                    ),
+                    format!(
+                        "tenancy.audit_rate allows {rate} application events per tenant and \
+                         second: batch what happened into one event, or ask an administrator \
+                         to raise the limit."
+                    ),
+                )
+                .raise();
+            }
+        }
+        AUDITS_IN_TRANSACTION.set(AUDITS_IN_TRANSACTION.get() + 1);
+        record(
+            &role,
+            &format!("app.{action}"),
+            Some((tenant.id, &tenant.identifier)),
+            details,
+        )
+    })
+}
+
+/// The largest `details` document of an application audit event, in bytes of JSON.
+const AUDIT_DETAILS_MAX: usize = 8192;

@@ -218,7 +218,7 @@ pub(crate) fn distribute_schema(schema: &str) {
                             WHERE schemaid = $1::pg_catalog.regnamespace)",
             &[spi::quote_identifier(schema).into()],
         )
-        .or_raise("a statement")
+        .or_raise("reading Citus's distributed schemas")
         .unwrap_or(false);
         if !distributed {
             Spi::run_with_args(
@@ -241,7 +241,7 @@ pub(crate) fn distribute_schema(schema: &str) {
                 .map(|row| query::required::<pg_sys::Oid>(&row, 1))
                 .collect::<Result<_, query::ReadError>>()
         })
-        .or_raise("a statement");
+        .or_raise("listing the schema's tables to distribute");
         for relid in new_tables {
             citus::create_tenant_schema_table(relid);
         }

@@ -161,13 +161,17 @@ fn unset_tenant_config(identifier: Option<&str>, key: Option<&str>) -> bool {
     })
 }
 
-fn valid_key(key: &str) -> &str {
-    let ok = (1..=100).contains(&key.len())
+/// The configuration key rule (also the catalog's *_key_format constraints).
+pub(crate) fn key_is_valid(key: &str) -> bool {
+    (1..=100).contains(&key.len())
         && key.starts_with(|c: char| c.is_ascii_lowercase())
         && key
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if !ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+fn valid_key(key: &str) -> &str {
+    if !key_is_valid(key) {
         InvalidValue(
             format!("invalid configuration key \"{key}\""),
             "A key has 1 to 100 characters: lowercase ASCII letters, digits, '_', '.' and '-', \

@@ -10,7 +10,6 @@ use crate::cache;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
-use crate::postgres::jsonb::Jsonb;
 use crate::postgres::{gucs, hooks, security};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
@@ -35,10 +34,6 @@ thread_local! {
     static ACTING_FOR: Cell<Option<Uuid>> = const { Cell::new(None) };
     /// This transaction set a transaction-scoped context.
     static LOCAL_CONTEXT: Cell<bool> = const { Cell::new(false) };
-    /// Application audit events this transaction wrote (their rows carry the
-    /// transaction's start time, so the count of the last second misses
-    /// them once the transaction is older than a second).
-    static AUDITS_IN_TRANSACTION: Cell<i64> = const { Cell::new(0) };
 }
 
 /// Before `DECLARE name CURSOR WITH HOLD`: a held cursor keeps its rows after
@@ -106,7 +101,7 @@ pub(crate) fn on_executor_start(statement: &hooks::Statement) {
 
 pub(crate) fn on_transaction_end(_committed: bool) {
     LOCAL_CONTEXT.set(false);
-    AUDITS_IN_TRANSACTION.set(0);
+    audit::on_transaction_end();
     citus::on_transaction_end();
 }
 
@@ -163,7 +158,7 @@ fn may_issue_tokens() -> bool {
             &[role.into()],
         )
     })
-    .or_raise("a statement")
+    .or_raise("checking the privilege to issue tokens")
     .unwrap_or(false)
 }
 
@@ -243,87 +238,6 @@ fn cache_stats() -> TableIterator<
         capacity as i64,
     ))
 }
-
-/// Append the application's own event (invoice sent, user invited) to the
-/// audit log, for the current tenant, in the caller's transaction. Its action
-/// is stored as `app.<action>`, so it cannot pass for one of the extension's.
-/// Executable by every role; raises without a tenant context.
-#[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
-fn audit(action: Option<&str>, details: default!(Option<Jsonb>, "'{}'")) -> i64 {
-    let action = required(action, "action");
-    let Jsonb(details) = required(details, "details");
-    let valid = (1..=63).contains(&action.len())
-        && action.starts_with(|c: char| c.is_ascii_lowercase())
-        && action
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-    if !valid {
-        InvalidValue(
-            format!("invalid audit action {action:?}"),
-            "An action has 1 to 63 characters: lowercase letters, digits, '_', '.' and '-', \
-             starting with a letter (e.g. 'invoice.sent'); it is stored as app.<action>."
-                .into(),
-        )
-        .raise();
-    }
-    if !details.is_object() {
-        InvalidValue(
-            "audit details must be a JSON object".into(),
-            "Pass an object such as '{\"invoice\": 42}'::jsonb.".into(),
-        )
-        .raise();
-    }
-    let size = details.to_string().len();
-    if size > AUDIT_DETAILS_MAX {
-        TooLarge(
-            format!("audit details of {size} bytes are larger than {AUDIT_DETAILS_MAX}"),
-            "Record what happened and a reference to the data (ids), not the data itself.".into(),
-        )
-        .raise();
-    }
-    let tenant = current().unwrap_or_else(|| TenantRequired.raise());
-    let role = security::current_role_name();
-    catalog::as_owner(|| {
-        let rate = gucs::audit_rate();
-        if rate > 0 {
-            // The tenant's events of the last second (committed ones of every
-            // backend, and this transaction's own), counted up to the limit.
-            let recent = Spi::get_one_with_args::<i64>(
-                "SELECT count(*) FROM (SELECT FROM tenancy.audit_log \
-                  WHERE tenant_id = $1 AND at > clock_timestamp() - interval '1 second' \
-                    AND action LIKE 'app.%' LIMIT $2) r",
-                &[to_sql(tenant.id).into(), rate.into()],
-            )
-            .or_raise("counting the tenant's audit events")
-            .unwrap_or(0)
-            .max(AUDITS_IN_TRANSACTION.get());
-            if recent >= rate {
-                RateLimited(
-                    format!(
-                        "tenant \"{}\" has written {recent} audit events in the last second",
-                        tenant.identifier
-                    ),
-                    format!(
-                        "tenancy.audit_rate allows {rate} application events per tenant and \
-                         second: batch what happened into one event, or ask an administrator \
-                         to raise the limit."
-                    ),
-                )
-                .raise();
-            }
-        }
-        AUDITS_IN_TRANSACTION.set(AUDITS_IN_TRANSACTION.get() + 1);
-        audit::record(
-            &role,
-            &format!("app.{action}"),
-            Some((tenant.id, &tenant.identifier)),
-            details,
-        )
-    })
-}
-
-/// The largest `details` document of an application audit event, in bytes of JSON.
-const AUDIT_DETAILS_MAX: usize = 8192;
 
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {

@@ -9,7 +9,7 @@ use crate::api::{audit, policies};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::TenancyError::*;
-use crate::postgres::{query, security};
+use crate::postgres::security;
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -97,15 +97,10 @@ fn distribute_table(
         )
         .raise();
     }
-    let column = catalog::as_owner(|| {
-        query::optional_one::<String>(
-            "SELECT tenant_column::text FROM tenancy.protected_tables WHERE relid = $1",
-            &[relid.into()],
-        )
-    })
-    .or_raise("a catalog lookup")
-    .unwrap_or_else(|| "tenant_id".into());
-    Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()]).or_raise("a statement");
+    let column = catalog::as_owner(|| policies::protected_column(relid))
+        .unwrap_or_else(|| "tenant_id".into());
+    Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()])
+        .or_raise("unprotecting the table");
     let distribute = if reference {
         Spi::run_with_args(
             "SELECT pg_catalog.create_reference_table($1)",
@@ -122,7 +117,7 @@ fn distribute_table(
         "SELECT tenancy.protect($1, $2)",
         &[relid.into(), column.as_str().into()],
     )
-    .or_raise("a statement");
+    .or_raise("protecting the distributed table");
 }
 
 /// For verify(): shard placements of protected Citus tables whose

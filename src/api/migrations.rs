@@ -18,6 +18,15 @@ use uuid::Uuid;
 /// Where a migration is tried before it is recorded.
 pub(crate) const TRIAL_SCHEMA: &str = "tenancy_migration_check";
 
+/// The migration name rule (also the catalog's migrations_name_format).
+pub(crate) fn name_is_valid(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 /// Record a migration (a DDL script for every tenant schema) after trying it,
 /// with the whole history, in a scratch schema that is dropped again. The
 /// `add_migration` procedure calls this, commits, then migrates every schema.
@@ -25,12 +34,7 @@ pub(crate) const TRIAL_SCHEMA: &str = "tenancy_migration_check";
 fn record_migration(name: Option<&str>, sql: Option<&str>) {
     let name = required(name, "name");
     let sql = required(sql, "sql");
-    let name_ok = (1..=128).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !name_ok {
+    if !name_is_valid(name) {
         InvalidValue(
             format!("invalid migration name \"{name}\""),
             "A migration name has 1 to 128 characters: letters, digits, '_', '.' and '-' \
@@ -49,12 +53,12 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
     let role = security::current_role_name();
     catalog::as_owner(|| {
         // One recorder at a time: ordinals stay dense and the dry run's schema is ours.
-        run("LOCK TABLE tenancy.migrations IN SHARE ROW EXCLUSIVE MODE");
+        query::run("LOCK TABLE tenancy.migrations IN SHARE ROW EXCLUSIVE MODE");
         let exists = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT FROM tenancy.migrations WHERE name = $1)",
             &[name.into()],
         )
-        .or_raise("a statement")
+        .or_raise("looking up the migration")
         .unwrap_or(false);
         if exists {
             DuplicateMigration(name.into()).raise();
@@ -64,9 +68,9 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
         let owner = roles::migration_owner();
         let scratch = TRIAL_SCHEMA;
         security::quietly(|| {
-            run(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
+            query::run(&format!("DROP SCHEMA IF EXISTS {scratch} CASCADE"));
             citus::without_schema_sharding(|| {
-                run(&format!(
+                query::run(&format!(
                     "CREATE SCHEMA {scratch} AUTHORIZATION {}",
                     spi::quote_identifier(security::role_name(owner))
                 ))
@@ -76,13 +80,13 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
             run_script(owner, scratch, None, &previous, &script);
         }
         run_script(owner, scratch, None, name, sql);
-        security::quietly(|| run(&format!("DROP SCHEMA {scratch} CASCADE")));
+        security::quietly(|| query::run(&format!("DROP SCHEMA {scratch} CASCADE")));
         Spi::run_with_args(
             "INSERT INTO tenancy.migrations (name, ordinal, sql) \
              SELECT $1, coalesce(max(ordinal), 0) + 1, $2 FROM tenancy.migrations",
             &[name.into(), sql.into()],
         )
-        .or_raise("a statement");
+        .or_raise("recording the migration");
         audit::record(&role, "migration", None, json!({"name": name}));
     })
 }
@@ -135,7 +139,7 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
             .map(|row| Ok((query::required(&row, 1)?, query::required(&row, 2)?)))
             .collect::<Result<Vec<_>, query::ReadError>>()
     })
-    .or_raise("a statement")
+    .or_raise("listing the tenant's pending migrations")
 }
 
 /// What a migration may not create or change in a tenant schema (the first
@@ -403,8 +407,4 @@ pub(crate) fn on_grant(schemas: &[Option<String>], global: bool) {
             .raise();
         }
     });
-}
-
-fn run(sql: &str) {
-    Spi::run(sql).or_raise("a statement");
 }

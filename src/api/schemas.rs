@@ -80,11 +80,11 @@ pub(crate) fn provision(id: Uuid, schema: &str) {
     let owner = roles::migration_owner();
     let create = || {
         citus::without_schema_sharding(|| {
-            run(&format!(
+            query::run(&format!(
                 "CREATE SCHEMA {quoted} AUTHORIZATION {}",
                 spi::quote_identifier(security::role_name(owner))
             ));
-            run(&format!("GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"));
+            query::run(&format!("GRANT USAGE ON SCHEMA {quoted} TO PUBLIC"));
         })
     };
     if citus::shards_schemas() {
@@ -104,11 +104,11 @@ pub(crate) fn drop_schema(schema: &str) {
         "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = $1",
         &[schema.into()],
     )
-    .or_raise("a statement");
+    .or_raise("reading the schema's owner");
     let Some(owner) = owner else { return };
     security::run_user_code(UserCode::of(owner), || {
         security::quietly(|| {
-            run(&format!(
+            query::run(&format!(
                 "DROP SCHEMA {} CASCADE",
                 spi::quote_identifier(schema)
             ))
@@ -333,7 +333,9 @@ fn isolate_object(id: Uuid, object: &SchemaObject, check: &str) {
     if object.kind != "S" && !object.grantees.is_empty() {
         statements.push(format!("REVOKE {BEYOND_RLS} ON {name} FROM {grantees}"));
     }
-    statements.iter().for_each(|statement| run(statement));
+    statements
+        .iter()
+        .for_each(|statement| query::run(statement));
 }
 
 /// Statement trigger on every table of a tenant schema (argument: the
@@ -431,8 +433,9 @@ pub(crate) fn on_superuser_statement(relations: &[pg_sys::Oid], session_only: bo
 /// choose another tenant (set_tenant refuses), change a role, leave
 /// temporary objects, held cursors or settings behind.
 pub(crate) fn is_tenant_schema_function(function: pg_sys::Oid) -> bool {
-    crate::postgres::functions::schema_of(function).is_some_and(|schema| {
-        tenant_schema::is_tenant_schema(&schema) || schema == migrations::TRIAL_SCHEMA
+    crate::postgres::functions::schema_name_is(function, |schema| {
+        tenant_schema::is_tenant_schema_name(schema)
+            || schema == migrations::TRIAL_SCHEMA.as_bytes()
     })
 }
 
@@ -520,8 +523,4 @@ pub(crate) fn on_lock(named: &[pg_sys::Oid]) {
             .raise();
         }
     }
-}
-
-fn run(sql: &str) {
-    Spi::run(sql).or_raise("a statement");
 }

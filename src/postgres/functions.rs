@@ -169,19 +169,23 @@ fn leave(returned: bool) {
     }
 }
 
-/// The name of a function's schema, or None for one that is gone.
-pub fn schema_of(function: pg_sys::Oid) -> Option<String> {
-    // SAFETY: syscache lookups; InvalidOid or NULL for what is gone.
+/// Whether the name of a function's schema passes `test` (false for a
+/// function that is gone). Read in place: it runs for every function call
+/// PostgreSQL prepares that is not built in.
+pub fn schema_name_is(function: pg_sys::Oid, test: impl Fn(&[u8]) -> bool) -> bool {
+    // SAFETY: syscache lookups; InvalidOid or NULL for what is gone. The
+    // name is a palloc'd copy, freed after the test.
     unsafe {
         let namespace = pg_sys::get_func_namespace(function);
         if namespace == pg_sys::InvalidOid {
-            return None;
+            return false;
         }
         let name = pg_sys::get_namespace_name(namespace);
-        (!name.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
-        })
+        if name.is_null() {
+            return false;
+        }
+        let result = test(std::ffi::CStr::from_ptr(name).to_bytes());
+        pg_sys::pfree(name.cast());
+        result
     }
 }

@@ -2,6 +2,7 @@
 //! reports an empty result as an error, which must not be confused with a
 //! failed statement), and keeping the plans of those it runs again and again.
 
+use crate::error::OrRaise;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -9,6 +10,13 @@ use pgrx::PgOid;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+/// Run one of the extension's own statements (the DDL it generates); a
+/// failure reported by SPI names the statement.
+pub fn run(sql: &str) {
+    let shown: String = sql.chars().take(120).collect();
+    Spi::run(sql).or_raise(&format!("running {shown}"));
+}
 
 /// The first column of the first row of a SELECT, None when it returns no
 /// row (or NULL); Err only when the statement fails. (Not read-only: a
