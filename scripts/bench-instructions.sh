@@ -45,7 +45,15 @@ statements() {
     local workload=$1 n=$2 i k id
     echo "SET ROLE bench_app;"
     case $workload in
-    point_rls | range_rls | insert_rls) echo "SELECT tenancy.set_tenant('t-1');" ;;
+    point_rls* | range_rls | insert_rls*) echo "SELECT tenancy.set_tenant('t-1');" ;;
+    esac
+    # Prepared statements, as drivers run them: PostgreSQL plans them once
+    # (a generic plan) or on each execution (a custom plan), as it chooses.
+    case $workload in
+    point_plain_prepared) echo "PREPARE q(uuid, bigint) AS SELECT amount FROM bench.orders_plain WHERE tenant_id = \$1 AND id = \$2;" ;;
+    point_rls_prepared) echo "PREPARE q(bigint) AS SELECT amount FROM bench.orders WHERE id = \$1;" ;;
+    insert_plain_prepared) echo "PREPARE q(uuid) AS INSERT INTO bench.orders_plain (tenant_id, id, amount) VALUES (\$1, nextval('bench.order_ids'), 1);" ;;
+    insert_rls_prepared) echo "PREPARE q AS INSERT INTO bench.orders (id, amount) VALUES (nextval('bench.order_ids'), 1);" ;;
     esac
     for ((i = 0; i < n; i++)); do
         # 100 tenants: all of them met in the first 100 statements, so
@@ -62,6 +70,10 @@ statements() {
         range_rls) echo "SELECT sum(amount) FROM bench.orders WHERE id BETWEEN $id AND $id + 99;" ;;
         insert_plain) echo "INSERT INTO bench.orders_plain (tenant_id, id, amount) VALUES ('${IDS[0]}', nextval('bench.order_ids'), 1);" ;;
         insert_rls) echo "INSERT INTO bench.orders (id, amount) VALUES (nextval('bench.order_ids'), 1);" ;;
+        point_plain_prepared) echo "EXECUTE q('${IDS[0]}', $id);" ;;
+        point_rls_prepared) echo "EXECUTE q($id);" ;;
+        insert_plain_prepared) echo "EXECUTE q('${IDS[0]}');" ;;
+        insert_rls_prepared) echo "EXECUTE q;" ;;
         esac
     done
 }
@@ -90,7 +102,8 @@ per_statement() {
 }
 
 for workload in set_config set_tenant switch_plain switch_rls point_plain point_rls \
-    range_plain range_rls insert_plain insert_rls; do
+    range_plain range_rls insert_plain insert_rls point_plain_prepared point_rls_prepared \
+    insert_plain_prepared insert_rls_prepared; do
     per_statement "$workload"
 done
 
@@ -106,6 +119,8 @@ pair() { # pair LABEL PRODUCT BASELINE TARGET
     pair "point: protected vs plain + WHERE tenant_id" point_rls point_plain 1.03
     pair "range: protected vs plain + WHERE tenant_id" range_rls range_plain 1.03
     pair "insert: protected vs plain + tenant_id" insert_rls insert_plain 1.03
+    pair "point, prepared: protected vs plain + WHERE tenant_id" point_rls_prepared point_plain_prepared 1.03
+    pair "insert, prepared: protected vs plain + tenant_id" insert_rls_prepared insert_plain_prepared 1.03
 } >"$OUT/instructions.tsv"
 publish_table "$OUT/instructions.tsv" "$OUT/instructions.md"
 log "table: $OUT/instructions.md; callgrind profiles: $WORK/*.out (callgrind_annotate)"

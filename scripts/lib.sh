@@ -104,14 +104,19 @@ ensure_tools() {
     choose_postgres
     # cargo pgrx init writes its config anew: the majors it knew (whose
     # pg_config still exists) stay, 15 is Debian's, the chosen one is ours.
-    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" init=() major path
+    # A pg_config that is gone (another clone's, deleted) fails every build,
+    # whichever major it builds for, and init keeps the entries it is not
+    # given: the config is then written from scratch.
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" init=() major path stale=
     local -A configs=()
     while read -r major path; do
-        [ ! -x "$path" ] || configs[$major]=$path
+        if [ -x "$path" ]; then configs[$major]=$path; else stale=1; fi
     done < <(sed -nE 's/^pg([0-9]+) = "(.*)"$/\1 \2/p' "$config" 2>/dev/null)
     configs[15]=$DEBIAN_PG_CONFIG configs[$PG_MAJOR]=$PG_CONFIG
     for major in "${!configs[@]}"; do init+=("--pg$major" "${configs[$major]}"); done
-    if ! grep -qs "pg15 = \"${configs[15]}\"" "$config" || ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "$config"; then
+    if [ -n "$stale" ] || ! grep -qs "pg15 = \"${configs[15]}\"" "$config" ||
+        ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "$config"; then
+        [ -z "$stale" ] || rm -f "$config"
         cargo pgrx init "${init[@]}" >/dev/null
     fi
 }

@@ -11,6 +11,8 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 thread_local! {
     static PREVIOUS_NEEDS: Cell<pg_sys::needs_fmgr_hook_type> = const { Cell::new(None) };
@@ -21,6 +23,33 @@ thread_local! {
     /// Transactions ended in this backend (a procedure's ROLLBACK ends one
     /// while it runs: its settings' nest levels are gone with it).
     static ENDED: Cell<u64> = const { Cell::new(0) };
+    /// What `MARKED` said of each function looked up, until pg_proc or
+    /// pg_namespace change (the answer depends on the function's schema and
+    /// that schema's name): PostgreSQL asks at every call site it prepares
+    /// and before inlining a SQL function, a few catalog lookups each time
+    /// otherwise.
+    static KNOWN: RefCell<HashMap<pg_sys::Oid, bool, BuildHasherDefault<OidHasher>>> =
+        RefCell::new(HashMap::default());
+    /// Counts those changes: an answer read while one arrived is not kept.
+    static CHANGES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Oids are small distinct integers: a multiplication spreads them enough.
+#[derive(Default)]
+struct OidHasher(u64);
+
+impl Hasher for OidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 struct Saved {
@@ -41,7 +70,24 @@ pub fn init(marked: super::OidTest) {
         PREVIOUS_HOOK.set(pg_sys::fmgr_hook);
         pg_sys::fmgr_hook = Some(hook);
         pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
+        for cache in [
+            pg_sys::SysCacheIdentifier::PROCOID,
+            pg_sys::SysCacheIdentifier::NAMESPACEOID,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(forget_known), 0.into());
+        }
     }
+}
+
+/// A function or a schema changed (here or, at the next transaction or lock,
+/// in another backend): ask again. Only frees memory.
+unsafe extern "C-unwind" fn forget_known(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    CHANGES.set(CHANGES.get().wrapping_add(1));
+    KNOWN.with(|known| {
+        if let Ok(mut known) = known.try_borrow_mut() {
+            known.clear();
+        }
+    });
 }
 
 /// A restricted call may not commit (a procedure's COMMIT): the commit is
@@ -81,8 +127,26 @@ unsafe extern "C-unwind" fn needs_hook(function: pg_sys::Oid) -> bool {
     }) || unsafe { marked(function) }
 }
 
-#[pg_guard]
 unsafe extern "C-unwind" fn marked(function: pg_sys::Oid) -> bool {
+    let known = KNOWN.with(|known| known.try_borrow().ok()?.get(&function).copied());
+    known.unwrap_or_else(|| {
+        let changes = CHANGES.get();
+        // SAFETY: the feature's test may look the catalog up (and so process
+        // invalidations), and raise.
+        let answer = unsafe { marked_by_feature(function) };
+        if CHANGES.get() == changes {
+            KNOWN.with(|known| {
+                if let Ok(mut known) = known.try_borrow_mut() {
+                    known.insert(function, answer);
+                }
+            });
+        }
+        answer
+    })
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn marked_by_feature(function: pg_sys::Oid) -> bool {
     MARKED.get().is_some_and(|marked| marked(function))
 }
 

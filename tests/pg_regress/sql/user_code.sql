@@ -802,6 +802,26 @@ CALL tenancy.add_migration('uc-0041-random-default', $m$
 RESET ROLE;
 SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0038' AND 'uc-0041-z';
 
+-- 64. Whether a function's calls run restricted is remembered per backend
+--     and asked again when a function or a schema changes: renamed to the
+--     form of a tenant schema's name, a schema's functions run restricted
+--     at once (a SQL function is then not inlined either), and free again
+--     when renamed back.
+CREATE SCHEMA uc_moving;
+CREATE FUNCTION uc_moving.lengthen() RETURNS text LANGUAGE sql
+    AS $$ SELECT pg_catalog.set_config('statement_timeout', '1h', false) $$;
+SELECT uc_moving.lengthen() AS free_call;
+SHOW statement_timeout;
+RESET statement_timeout;
+ALTER SCHEMA uc_moving RENAME TO tenant_00000000000000000000000000000064;
+SELECT tenant_00000000000000000000000000000064.lengthen() AS restricted_call;
+SHOW statement_timeout;
+ALTER SCHEMA tenant_00000000000000000000000000000064 RENAME TO uc_moving;
+SELECT uc_moving.lengthen() AS free_again;
+SHOW statement_timeout;
+RESET statement_timeout;
+DROP SCHEMA uc_moving CASCADE;
+
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).
 CREATE TABLE uc."we(ird" (tenant_id uuid NOT NULL);
