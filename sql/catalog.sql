@@ -83,6 +83,13 @@ CREATE TABLE tenancy.freed_identifiers (
     freed_at   timestamptz NOT NULL
 );
 
+-- Holds nothing. A change to the catalog tables is announced to every
+-- backend as a relcache invalidation of this relation (the catalog_changed
+-- trigger), which no statement opens: processing it rebuilds nothing. (An
+-- invalidation of tenancy.tenants itself made every later statement of the
+-- writing transaction rebuild that table's relcache entry and row type.)
+CREATE TABLE tenancy.catalog_changes ();
+
 -- Keys for signed tenant tokens and JWTs (HS256). Nobody but the owner reads
 -- them (administrators see tenancy.signing_key_info, without the secrets).
 CREATE TABLE tenancy.signing_keys (

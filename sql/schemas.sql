@@ -23,17 +23,18 @@ $$;
 -- drivers, and the failure would look like a success.
 --
 -- The two procedures run with the caller's search_path (a SET clause would
--- forbid COMMIT): every function and operator in them is schema-qualified,
--- so nothing in a schema on the caller's path can stand in for one.
+-- forbid COMMIT): every function, operator and type in them is
+-- schema-qualified, so nothing in a schema on the caller's path (a function,
+-- or a domain whose CHECK calls one) can stand in for one.
 CREATE PROCEDURE tenancy.migrate()
 LANGUAGE plpgsql AS $$
 DECLARE
-    t record;
-    done integer := 0;
-    failed text[] := '{}';
-    total integer;
-    first_state text;
-    first_error text;
+    t pg_catalog.record;
+    done pg_catalog.int4 := 0;
+    failed pg_catalog.text[] := '{}';
+    total pg_catalog.int4;
+    first_state pg_catalog.text;
+    first_error pg_catalog.text;
 BEGIN
     PERFORM tenancy.check_autocommit('migrate');
     SELECT pg_catalog.count(*) INTO total FROM tenancy.pending_migrations();
@@ -68,7 +69,7 @@ END
 $$;
 
 -- Record a migration (tried first in a scratch schema), commit, migrate every schema.
-CREATE PROCEDURE tenancy.add_migration(name text, sql text)
+CREATE PROCEDURE tenancy.add_migration(name pg_catalog.text, sql pg_catalog.text)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM tenancy.check_autocommit('add_migration');

@@ -62,6 +62,13 @@ BEGIN
 END
 $$;
 
+-- Holds nothing. A change to the catalog tables is announced to every
+-- backend as a relcache invalidation of this relation (the catalog_changed
+-- trigger), which no statement opens: processing it rebuilds nothing. (An
+-- invalidation of tenancy.tenants itself made every later statement of the
+-- writing transaction rebuild that table's relcache entry and row type.)
+CREATE TABLE tenancy.catalog_changes ();
+
 -- Routines, new and changed.
 CREATE OR REPLACE PROCEDURE tenancy.add_migration(IN name text, IN sql text)
  LANGUAGE plpgsql
@@ -204,12 +211,12 @@ CREATE OR REPLACE PROCEDURE tenancy.migrate()
  LANGUAGE plpgsql
 AS $procedure$
 DECLARE
-    t record;
-    done integer := 0;
-    failed text[] := '{}';
-    total integer;
-    first_state text;
-    first_error text;
+    t pg_catalog.record;
+    done pg_catalog.int4 := 0;
+    failed pg_catalog.text[] := '{}';
+    total pg_catalog.int4;
+    first_state pg_catalog.text;
+    first_error pg_catalog.text;
 BEGIN
     PERFORM tenancy.check_autocommit('migrate');
     SELECT pg_catalog.count(*) INTO total FROM tenancy.pending_migrations();

@@ -14,10 +14,12 @@ use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use uuid::Uuid;
 
-/// The catalog tables whose changes invalidate the caches, and their owner.
+/// The catalog tables whose changes invalidate the caches, the relation that
+/// announces them, and their owner.
 #[derive(Clone, Copy)]
 struct Relations {
     tenants: pg_sys::Oid,
+    changes: pg_sys::Oid,
     config_defaults: pg_sys::Oid,
     tenant_config: pg_sys::Oid,
     signing_keys: pg_sys::Oid,
@@ -47,6 +49,11 @@ fn relations() -> Relations {
     let tenants = relid(c"tenants");
     let rels = Relations {
         tenants,
+        // Until the 0.5.0 upgrade script created it (an update from an
+        // older release runs the older scripts with this library): the
+        // tenants table, as before. That script changes watched tables, so
+        // every backend resolves these again once it has run.
+        changes: relations::relid(c"tenancy", c"catalog_changes").unwrap_or(tenants),
         config_defaults: relid(c"config_defaults"),
         tenant_config: relid(c"tenant_config"),
         signing_keys: relid(c"signing_keys"),
@@ -61,6 +68,7 @@ pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
     RELATIONS.get().is_some_and(|r| {
         [
             r.tenants,
+            r.changes,
             r.config_defaults,
             r.tenant_config,
             r.signing_keys,
@@ -72,13 +80,15 @@ pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
 
 /// Statement trigger on the catalog tables: any change, through the API or
 /// plain DML, invalidates every backend's caches. Sent as a change of
-/// tenancy.tenants whichever table changed: on a Citus worker the trigger
-/// fires on a reference table's placement, which no cache watches.
+/// tenancy.catalog_changes whichever table changed: on a Citus worker the
+/// trigger fires on a reference table's placement, which no cache watches;
+/// and no backend has that relation open, so that it rebuilds nothing (the
+/// writer, after each of its statements, included).
 #[pg_trigger]
 fn catalog_changed<'a>(
     _trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    invalidation::invalidate(relations().tenants);
+    invalidation::invalidate(relations().changes);
     Ok(None)
 }
 
@@ -155,28 +165,29 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
 fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
     let generation = cache::generation();
     // Prepared under as_owner's pinned search_path, executed as the owner.
-    let tenant = as_owner(|| {
-        Spi::connect(|client| {
-            let lookups = prepared(client);
-            let rows = client.select(&lookups[lookup as usize], Some(1), &[key.into()])?;
-            if rows.is_empty() {
-                return Ok::<_, query::ReadError>(None);
-            }
-            let row = rows.first();
-            let id: pgrx::Uuid = query::required(&row, 1)?;
-            Ok(Some(Tenant {
-                id: from_sql(id),
-                identifier: query::required(&row, 2)?,
-                status: Status::parse(&query::required::<String>(&row, 3)?),
-                schema: row.get(4)?,
-                created_at: query::required(&row, 5)?,
-                identifier_reused: query::required(&row, 6)?,
-            }))
+    let (tenant, latest) = query::on_latest_snapshot(|| {
+        as_owner(|| {
+            Spi::connect(|client| {
+                let lookups = prepared(client);
+                let rows = client.select(&lookups[lookup as usize], Some(1), &[key.into()])?;
+                if rows.is_empty() {
+                    return Ok::<_, query::ReadError>(None);
+                }
+                let row = rows.first();
+                let id: pgrx::Uuid = query::required(&row, 1)?;
+                Ok(Some(Tenant {
+                    id: from_sql(id),
+                    identifier: query::required(&row, 2)?,
+                    status: Status::parse(&query::required::<String>(&row, 3)?),
+                    schema: row.get(4)?,
+                    created_at: query::required(&row, 5)?,
+                    identifier_reused: query::required(&row, 6)?,
+                }))
+            })
         })
-    })
-    .or_raise("reading tenancy.tenants")
-    .map(Rc::new);
-    if let Some(tenant) = &tenant {
+    });
+    let tenant = tenant.or_raise("reading tenancy.tenants").map(Rc::new);
+    if let Some(tenant) = tenant.as_ref().filter(|_| latest) {
         cache::insert(tenant.clone(), generation);
     }
     tenant

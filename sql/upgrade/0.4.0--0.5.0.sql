@@ -45,3 +45,10 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Holds nothing. A change to the catalog tables is announced to every
+-- backend as a relcache invalidation of this relation (the catalog_changed
+-- trigger), which no statement opens: processing it rebuilds nothing. (An
+-- invalidation of tenancy.tenants itself made every later statement of the
+-- writing transaction rebuild that table's relcache entry and row type.)
+CREATE TABLE tenancy.catalog_changes ();

@@ -69,8 +69,14 @@ pub fn notify(action: &str, id: Uuid, identifier: &str, status: &str, audit_id: 
         audit_id,
     })
     .or_raise("encoding the event");
-    Spi::run_with_args("SELECT pg_notify('tenancy_events', $1)", &[payload.into()])
-        .or_raise("sending tenancy_events");
+    use pgrx::{PgBuiltInOids as Oids, PgOid::BuiltIn};
+    // Kept: one per lifecycle change (a bulk registration sends thousands).
+    query::kept(
+        "SELECT pg_catalog.pg_notify('tenancy_events', $1)",
+        &[BuiltIn(Oids::TEXTOID)],
+        |client, statement| client.select(statement, None, &[payload.into()]).map(drop),
+    )
+    .or_raise("sending tenancy_events");
 }
 
 /// The lifecycle actions whose events go to `tenancy_events`.

@@ -231,9 +231,9 @@ fn defaults() -> Document {
         return defaults;
     }
     let epoch = invalidation::epoch();
-    let defaults = load("SELECT key, value FROM tenancy.config_defaults", None);
+    let (defaults, latest) = load("SELECT key, value FROM tenancy.config_defaults", None);
     CONFIG.with_borrow_mut(|c| {
-        if invalidation::epoch() == epoch {
+        if latest && invalidation::epoch() == epoch {
             c.defaults = Some(defaults.clone());
         }
     });
@@ -246,12 +246,12 @@ fn overrides(id: Uuid) -> Document {
         return found;
     }
     let epoch = invalidation::epoch();
-    let overrides = load(
+    let (overrides, latest) = load(
         "SELECT key, value FROM tenancy.tenant_config WHERE tenant_id = $1",
         Some(id),
     );
     CONFIG.with_borrow_mut(|c| {
-        if invalidation::epoch() == epoch {
+        if latest && invalidation::epoch() == epoch {
             let cap = NonZeroUsize::new(gucs::cache_size()).expect("at least 1");
             if c.overrides.cap() != cap {
                 c.overrides.resize(cap);
@@ -262,21 +262,26 @@ fn overrides(id: Uuid) -> Document {
     overrides
 }
 
-fn load(query: &str, tenant: Option<Uuid>) -> Document {
+/// The entries, and whether they were read on the latest state (may be kept).
+fn load(query: &str, tenant: Option<Uuid>) -> (Document, bool) {
     let args: Vec<pgrx::datum::DatumWithOid> =
         tenant.map(|id| to_sql(id).into()).into_iter().collect();
-    let entries = catalog::as_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(query, None, &args)?
-                .map(|row| {
-                    let key: String = query::required(&row, 1)?;
-                    let JsonB(value) = query::required(&row, 2)?;
-                    Ok((key, value))
-                })
-                .collect::<Result<Map<String, Value>, query::ReadError>>()
+    let (entries, latest) = query::on_latest_snapshot(|| {
+        catalog::as_owner(|| {
+            Spi::connect(|client| {
+                client
+                    .select(query, None, &args)?
+                    .map(|row| {
+                        let key: String = query::required(&row, 1)?;
+                        let JsonB(value) = query::required(&row, 2)?;
+                        Ok((key, value))
+                    })
+                    .collect::<Result<Map<String, Value>, query::ReadError>>()
+            })
         })
-    })
-    .or_raise("reading tenancy configuration");
-    Rc::new(entries)
+    });
+    (
+        Rc::new(entries.or_raise("reading tenancy configuration")),
+        latest,
+    )
 }

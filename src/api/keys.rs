@@ -138,26 +138,28 @@ pub(crate) fn keys() -> (Keys, Option<String>) {
         return loaded;
     }
     let epoch = invalidation::epoch();
-    let rows: Vec<(String, Vec<u8>, bool)> = catalog::as_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT kid, secret, retired_at IS NOT NULL FROM tenancy.signing_keys \
+    let (rows, latest) = query::on_latest_snapshot(|| {
+        catalog::as_owner(|| {
+            Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT kid, secret, retired_at IS NOT NULL FROM tenancy.signing_keys \
                      ORDER BY retired_at IS NULL, created_at, kid",
-                    None,
-                    &[],
-                )?
-                .map(|row| {
-                    Ok((
-                        row.get(1)?.unwrap(),
-                        row.get(2)?.unwrap(),
-                        row.get(3)?.unwrap(),
-                    ))
-                })
-                .collect::<Result<_, pgrx::spi::Error>>()
+                        None,
+                        &[],
+                    )?
+                    .map(|row| {
+                        Ok((
+                            row.get(1)?.unwrap(),
+                            row.get(2)?.unwrap(),
+                            row.get(3)?.unwrap(),
+                        ))
+                    })
+                    .collect::<Result<Vec<(String, Vec<u8>, bool)>, pgrx::spi::Error>>()
+            })
         })
-    })
-    .or_raise("reading tenancy.signing_keys");
+    });
+    let rows = rows.or_raise("reading tenancy.signing_keys");
     let newest = rows
         .iter()
         .rev()
@@ -170,7 +172,7 @@ pub(crate) fn keys() -> (Keys, Option<String>) {
     );
     let loaded = (keys, newest);
     KEYS.with_borrow_mut(|k| {
-        if invalidation::epoch() == epoch {
+        if latest && invalidation::epoch() == epoch {
             *k = Some(loaded.clone());
         }
     });

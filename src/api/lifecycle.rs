@@ -27,9 +27,14 @@ type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
 /// A changed row as `tenancy.tenants`, column by column: on Citus the catalog
 /// is a reference table, whose statements run on a placement with a row
 /// type of its own (a whole-row `RETURNING t` would not cast back).
-const ROW: &str = "ROW(t.id, t.identifier, t.name, t.status, t.isolation, t.schema_name, \
-     t.metadata, t.status_reason, t.created_at, t.updated_at, t.suspended_at, \
-     t.deleted_at)::tenancy.tenants";
+macro_rules! row {
+    () => {
+        "ROW(t.id, t.identifier, t.name, t.status, t.isolation, t.schema_name, \
+         t.metadata, t.status_reason, t.created_at, t.updated_at, t.suspended_at, \
+         t.deleted_at)::tenancy.tenants"
+    };
+}
+const ROW: &str = row!();
 
 /// A time-ordered (version 7) UUID: the default for `tenancy.tenants.id`.
 #[pg_extern(volatile, parallel_safe)]
@@ -69,9 +74,13 @@ fn register_tenant(
         // new tenant's registration time, read after that, is later than
         // anything issued for the old one: a JWT naming the identifier must be
         // younger. One that exists is taken.
-        let taken = query::optional_one::<bool>(
+        // Both statements are kept (planned once per backend): registering
+        // many tenants in a row is a bulk load.
+        use pgrx::{PgBuiltInOids as Oids, PgOid::BuiltIn};
+        let taken = query::kept_mut(
             "SELECT count(*) > 0 FROM (SELECT FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE) t",
-            &[identifier.into()],
+            &[BuiltIn(Oids::TEXTOID)],
+            |client, statement| client.select(statement, None, &[identifier.into()])?.first().get_one::<bool>(),
         )
         .or_raise("reading tenancy.tenants");
         if taken == Some(true) {
@@ -79,22 +88,33 @@ fn register_tenant(
         }
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
-        let row = fetch_row(
-            &format!(
+        let args = [
+            to_sql(id).into(),
+            identifier.into(),
+            name.into(),
+            JsonB(metadata.clone()).into(),
+            isolation.into(),
+            schema.as_deref().into(),
+        ];
+        let row = query::kept_mut(
+            concat!(
                 "INSERT INTO tenancy.tenants AS t \
-             (id, identifier, name, metadata, isolation, schema_name, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, c.at, c.at FROM (SELECT clock_timestamp() AS at) c \
-             ON CONFLICT (identifier) DO NOTHING RETURNING {ROW}"
+                 (id, identifier, name, metadata, isolation, schema_name, created_at, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, c.at, c.at FROM (SELECT clock_timestamp() AS at) c \
+                 ON CONFLICT (identifier) DO NOTHING RETURNING ",
+                row!()
             ),
             &[
-                to_sql(id).into(),
-                identifier.into(),
-                name.into(),
-                JsonB(metadata.clone()).into(),
-                isolation.into(),
-                schema.as_deref().into(),
+                BuiltIn(Oids::UUIDOID),
+                BuiltIn(Oids::TEXTOID),
+                BuiltIn(Oids::TEXTOID),
+                BuiltIn(Oids::JSONBOID),
+                BuiltIn(Oids::TEXTOID),
+                BuiltIn(Oids::TEXTOID),
             ],
+            |client, statement| first_row(client.select(statement, None, &args)?),
         )
+        .or_raise("inserting into tenancy.tenants")
         .unwrap_or_else(|| DuplicateIdentifier(identifier.into()).raise());
         let mut details = json!({"name": name, "metadata": metadata, "isolation": isolation});
         if let Some(schema) = &schema {
@@ -389,16 +409,18 @@ fn destroy_rows(id: Uuid) -> i64 {
 
 /// Run a catalog statement returning at most one `tenancy.tenants` row.
 fn fetch_row(query: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<TenantRow> {
-    Spi::connect_mut(|client| {
-        // No row limit: SPI's limit stops a DML statement early, before its
-        // AFTER STATEMENT triggers (the cache invalidation) fire.
-        let rows = client.update(query, None, args)?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        rows.first().get::<TenantRow>(1)
-    })
-    .or_raise("tenancy catalog statement")
+    // No row limit: SPI's limit stops a DML statement early, before its
+    // AFTER STATEMENT triggers (the cache invalidation) fire.
+    Spi::connect_mut(|client| first_row(client.update(query, None, args)?))
+        .or_raise("tenancy catalog statement")
+}
+
+/// The row a statement `RETURNING` the changed row as `tenancy.tenants` returned.
+fn first_row(rows: pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<Option<TenantRow>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.first().get::<TenantRow>(1)
 }
 
 fn row_id(row: &TenantRow) -> Uuid {

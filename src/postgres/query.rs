@@ -4,6 +4,7 @@
 
 use crate::error::OrRaise;
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgOid;
@@ -16,6 +17,28 @@ use std::rc::Rc;
 pub fn run(sql: &str) {
     let shown: String = sql.chars().take(120).collect();
     Spi::run(sql).or_raise(&format!("running {shown}"));
+}
+
+/// Run `f`'s read-only statements on the latest committed state (a snapshot
+/// taken now, as PostgreSQL reads its own catalogs) instead of the
+/// transaction's, for what fills a cache: a REPEATABLE READ transaction, or
+/// one that imported a snapshot, would otherwise read a state older than the
+/// invalidations this backend already processed, and keep it after them. The
+/// flag says whether it did (not in parallel mode, which cannot take one):
+/// only then may the result be kept.
+pub fn on_latest_snapshot<R>(f: impl FnOnce() -> R) -> (R, bool) {
+    // SAFETY: reads the backend's state.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return (f(), false);
+    }
+    // SAFETY: pushed here and popped below; an error pops it through the
+    // (sub)transaction abort. SPI's read-only statements run on the active
+    // snapshot.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+    let result = f();
+    // SAFETY: pops the snapshot pushed above.
+    unsafe { pg_sys::PopActiveSnapshot() };
+    (result, true)
 }
 
 /// The first column of the first row of a SELECT, None when it returns no

@@ -1,11 +1,12 @@
 -- Threat-model row 40: a caller's search_path never reaches the extension.
 -- Schema hostile_exact shadows what the extension could call (operators and
--- functions with the exact argument types it uses, aggregates), each raising
--- an error that names it and the role it ran as. Every entry point runs with
+-- functions with the exact argument types it uses, aggregates, domains named
+-- like its types), each raising an error that names it and the role it ran
+-- as. Every entry point runs with
 -- search_path = hostile_exact, pg_catalog, …: pg_catalog after it, so the
 -- shadows win over PostgreSQL's own wherever a name is resolved through the
 -- caller's path. None may run. (This file's own statements only use
--- IS [NOT] NULL, IS TRUE and schema-qualified operators and functions.)
+-- IS [NOT] NULL, IS TRUE and schema-qualified operators, functions and types.)
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE ROLE hostile_author NOLOGIN;
@@ -80,20 +81,35 @@ BEGIN
     CREATE AGGREGATE hostile_exact.count(*) (SFUNC = hostile_exact.agg_step, STYPE = int8);
     CREATE AGGREGATE hostile_exact.max(int4) (SFUNC = hostile_exact.agg_step, STYPE = int8);
     CREATE AGGREGATE hostile_exact.string_agg(text, text) (SFUNC = hostile_exact.agg_step, STYPE = int8);
+    -- Domains named like PostgreSQL's types, whose CHECK calls a shadow: a
+    -- type name resolved through the caller's path (a cast, a PL/pgSQL
+    -- variable's type) runs it.
+    CREATE FUNCTION hostile_exact.domain_check(what text) RETURNS bool LANGUAGE plpgsql AS
+        $f$BEGIN PERFORM hostile_exact.shadow('domain ' OPERATOR(pg_catalog.||) what); RETURN true; END$f$;
+    FOREACH sig IN ARRAY ARRAY['text', 'name', 'uuid', 'oid', 'int2', 'int4', 'int8', 'numeric',
+            'bool', 'json', 'jsonb', 'timestamptz', 'interval', 'bytea', 'xid8', 'inet', 'regclass',
+            'regnamespace', 'regrole', 'regprocedure', 'regtype', 'char', 'varchar'] LOOP
+        EXECUTE pg_catalog.format('CREATE DOMAIN hostile_exact.%I AS pg_catalog.%I CHECK (hostile_exact.domain_check(%L))',
+            sig, sig, sig);
+    END LOOP;
 END $$;
 RESET ROLE;
 SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator
          WHERE oprnamespace OPERATOR(pg_catalog.=) 'hostile_exact'::pg_catalog.regnamespace) AS operators,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc
-         WHERE pronamespace OPERATOR(pg_catalog.=) 'hostile_exact'::pg_catalog.regnamespace) AS functions;
+         WHERE pronamespace OPERATOR(pg_catalog.=) 'hostile_exact'::pg_catalog.regnamespace) AS functions,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type
+         WHERE typnamespace OPERATOR(pg_catalog.=) 'hostile_exact'::pg_catalog.regnamespace
+           AND typtype OPERATOR(pg_catalog.=) 'd') AS domains;
 
 -- Every role gets the hostile path first (as ALTER ROLE … SET would).
 ALTER ROLE tenancy_admin SET search_path = hostile_exact, pg_catalog, public;
 ALTER ROLE tenancy_app SET search_path = hostile_exact, pg_catalog, public;
 SET search_path = hostile_exact, pg_catalog, public;
 -- The shadows win wherever a name is resolved through this path:
-SELECT 'a'::text = 'a'::text;
-SELECT format('%s', 'a'::text);
+SELECT 'a'::pg_catalog.text = 'a'::pg_catalog.text;
+SELECT 'a'::text;
+SELECT format('%s', 'a'::pg_catalog.text);
 SELECT count(*) FROM pg_catalog.pg_class;
 SELECT tenancy.grant_admin('tenancy_admin');
 CREATE SCHEMA hs AUTHORIZATION tenancy_owner;
@@ -101,7 +117,7 @@ GRANT USAGE ON SCHEMA hs TO tenancy_app, tenancy_admin;
 SET ROLE tenancy_owner;
 SET search_path = hostile_exact, pg_catalog, public;
 -- Auto-protect, as the owner of a new table.
-CREATE TABLE hs.orders (tenant_id uuid NOT NULL, id int NOT NULL, item text);
+CREATE TABLE hs.orders (tenant_id pg_catalog.uuid NOT NULL, id int NOT NULL, item pg_catalog.text);
 GRANT SELECT, INSERT, UPDATE, DELETE ON hs.orders TO tenancy_app;
 CREATE FUNCTION hs.stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
