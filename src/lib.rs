@@ -65,7 +65,10 @@ pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     postgres::security::init();
     postgres::objects::init();
-    postgres::functions::init(api::schemas::is_tenant_schema_function);
+    postgres::functions::init(
+        api::schemas::is_tenant_schema_function,
+        api::schemas::on_superuser_call,
+    );
     // The features forget what they cached when the catalog changes.
     postgres::invalidation::init(catalog::is_catalog_relation);
     for forget in [
@@ -101,7 +104,11 @@ fn before_utility(statement: &postgres::hooks::Utility) {
         Lock(relations) => api::schemas::on_lock(relations),
         RoleChange(role) => api::context::on_role_change(*role),
         RoleDdl => api::roles::on_role_ddl(),
-        Grant { schemas, global } => api::migrations::on_grant(schemas, *global),
+        Grant {
+            schemas,
+            global,
+            on_schema,
+        } => api::migrations::on_grant(schemas, *global, *on_schema),
     }
 }
 

@@ -392,9 +392,22 @@ fn migrating<R>(schema: &str, f: impl FnOnce() -> R) -> R {
 /// the schema it migrates (PostgreSQL reports no privilege change to the
 /// object access hook that watches the rest). Granting on another tenant's
 /// schema (CREATE on it, a sequence there) would let roles into it.
-pub(crate) fn on_grant(schemas: &[Option<String>], global: bool) {
+pub(crate) fn on_grant(schemas: &[Option<String>], global: bool, on_schema: bool) {
     MIGRATING.with_borrow(|migrating| {
         let Some(own) = migrating else { return };
+        // Every tenant's schema runs the same migration: CREATE granted on
+        // its own schema would let a role add objects to every tenant's.
+        if on_schema {
+            ForbiddenObject(
+                "a migration may not grant or revoke privileges on a schema, its own included"
+                    .into(),
+                "tenancy keeps a tenant schema's privileges: USAGE for every role (row-level \
+                 security and the tables' own grants decide the rest), CREATE for the migration \
+                 owner alone. Grant on the objects the migration creates instead."
+                    .into(),
+            )
+            .raise();
+        }
         if global || schemas.iter().flatten().any(|schema| schema != own) {
             ForbiddenObject(
                 "a migration may grant and revoke privileges only on objects of the schema it migrates"

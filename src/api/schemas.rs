@@ -401,18 +401,19 @@ pub(crate) fn on_superuser_statement(relations: &[pg_sys::Oid], session_only: bo
     if session_only && relations.is_empty() {
         return;
     }
-    // (SET search_path and RESET, the ways out, resolve no name.)
+    // (SET search_path and RESET, the ways out, resolve no name.) A schema
+    // that only looks like one, or does not exist, resolves nothing either.
     if !session_only && gucs::with_search_path(tenant_schema::mentions_tenant_schema) {
-        superuser_refused_statement(format!(
-            "a tenant schema is on search_path ({})",
-            gucs::setting(c"search_path").unwrap_or_default()
-        ));
+        if let Some(schema) = gucs::schema_on_search_path(tenant_schema::is_tenant_schema_name) {
+            superuser_refused_statement(format!("tenant schema {schema} is on search_path"));
+        }
     }
     for relid in relations {
         let Some((schema, temporary)) = relations::schema_of(*relid) else {
             continue;
         };
-        if tenant_schema::is_tenant_schema(&schema) {
+        // Reading a sequence runs no code (pg_dump reads each one's state).
+        if tenant_schema::is_tenant_schema(&schema) && !relations::is_sequence(*relid) {
             superuser_refused_statement(format!("it names a relation of tenant schema {schema}"));
         }
         if temporary && !security::role_is_superuser(relations::owner(*relid)) {
@@ -437,6 +438,16 @@ pub(crate) fn is_tenant_schema_function(function: pg_sys::Oid) -> bool {
         tenant_schema::is_tenant_schema_name(schema)
             || schema == migrations::TRIAL_SCHEMA.as_bytes()
     })
+}
+
+/// A superuser calls a tenant schema's function (directly, or through an
+/// operator, a view or a shared table's expression): refused like a
+/// statement naming its relations.
+pub(crate) fn on_superuser_call(function: pg_sys::Oid) {
+    superuser_refused_statement(format!(
+        "it calls {}, a tenant schema's function",
+        crate::postgres::functions::name(function)
+    ));
 }
 
 fn superuser_refused_statement(why: String) -> ! {

@@ -16,6 +16,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 thread_local! {
     static PREVIOUS_NEEDS: Cell<pg_sys::needs_fmgr_hook_type> = const { Cell::new(None) };
+    static BY_SUPERUSER: Cell<Option<fn(pg_sys::Oid)>> = const { Cell::new(None) };
     static PREVIOUS_HOOK: Cell<pg_sys::fmgr_hook_type> = const { Cell::new(None) };
     static MARKED: Cell<Option<super::OidTest>> = const { Cell::new(None) };
     /// The calls running, innermost last: what to restore when each ends.
@@ -60,9 +61,13 @@ struct Saved {
 }
 
 /// Once per backend, from _PG_init: `marked(function)` tells the functions
-/// whose calls run restricted.
-pub fn init(marked: super::OidTest) {
+/// whose calls run restricted; `by_superuser(function)` raises for a call of
+/// one by a superuser (restricted, it would still run with every right a
+/// superuser has that a restricted operation does not take away, such as
+/// COPY … TO PROGRAM).
+pub fn init(marked: super::OidTest, by_superuser: fn(pg_sys::Oid)) {
     MARKED.set(Some(marked));
+    BY_SUPERUSER.set(Some(by_superuser));
     // SAFETY: chaining the hooks as every extension does, once per backend.
     unsafe {
         PREVIOUS_NEEDS.set(pg_sys::needs_fmgr_hook);
@@ -180,7 +185,7 @@ unsafe extern "C-unwind" fn hook(
         };
         if restricted {
             match event {
-                pg_sys::FmgrHookEventType::FHET_START => enter(),
+                pg_sys::FmgrHookEventType::FHET_START => enter((*info).fn_oid),
                 pg_sys::FmgrHookEventType::FHET_END => leave(true),
                 _ => leave(false),
             }
@@ -188,13 +193,19 @@ unsafe extern "C-unwind" fn hook(
     }
 }
 
-fn enter() {
+fn enter(function: pg_sys::Oid) {
     let mut user = pg_sys::InvalidOid;
     let mut context = 0;
+    // SAFETY: reads the current user; `refuse` is guarded.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        if pg_sys::superuser_arg(user) {
+            refuse(function);
+        }
+    }
     // SAFETY: the save/restore pair of PostgreSQL's own restricted
     // operations; a GUC nest level closed in `leave` or by the abort.
     let nest_level = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
         pg_sys::SetUserIdAndSecContext(
             user,
             context | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
@@ -211,6 +222,13 @@ fn enter() {
             });
         }
     });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse(function: pg_sys::Oid) {
+    if let Some(by_superuser) = BY_SUPERUSER.get() {
+        by_superuser(function);
+    }
 }
 
 /// `returned`: the function returned (its settings are discarded here); or
@@ -230,6 +248,21 @@ fn leave(returned: bool) {
             }
             pg_sys::SetUserIdAndSecContext(saved.user, saved.context);
         }
+    }
+}
+
+/// The function's qualified name and argument types, as `regprocedure`
+/// shows it.
+pub fn name(function: pg_sys::Oid) -> String {
+    // SAFETY: format_procedure_qualified builds a palloc'd string (for a
+    // function that is gone, its oid).
+    unsafe {
+        let name = pg_sys::format_procedure_qualified(function);
+        let shown = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        pg_sys::pfree(name.cast());
+        shown
     }
 }
 

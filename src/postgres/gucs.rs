@@ -310,6 +310,35 @@ pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     f(path.to_bytes())
 }
 
+/// The first schema of search_path, as PostgreSQL resolves it now (`$user`
+/// expanded, schemas that do not exist left out), whose name passes `test`.
+pub fn schema_on_search_path(test: impl Fn(&[u8]) -> bool) -> Option<String> {
+    let mut schemas = vec![pg_sys::InvalidOid; 16];
+    loop {
+        // SAFETY: fills at most `len` entries and returns how many the path
+        // has; it may look the catalog up (a transaction is open).
+        let count =
+            unsafe { pg_sys::fetch_search_path_array(schemas.as_mut_ptr(), schemas.len() as i32) }
+                as usize;
+        if count <= schemas.len() {
+            schemas.truncate(count);
+            break;
+        }
+        schemas.resize(count, pg_sys::InvalidOid);
+    }
+    schemas.into_iter().find_map(|schema| {
+        // SAFETY: a syscache lookup; NULL for a schema that is gone. The
+        // name is a palloc'd copy, freed with the memory context.
+        let name = unsafe { pg_sys::get_namespace_name(schema) };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: a valid C string, from above.
+        let name = unsafe { CStr::from_ptr(name) };
+        test(name.to_bytes()).then(|| name.to_string_lossy().into_owned())
+    })
+}
+
 /// No tenant context, and no carried one, until the GUC nest level opened by
 /// the caller ends (see `security::run_user_code`).
 pub fn save_no_context() {

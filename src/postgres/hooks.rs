@@ -37,6 +37,8 @@ pub enum Utility<'a> {
     Grant {
         schemas: Vec<Option<String>>,
         global: bool,
+        /// `ON SCHEMA`: privileges on the schemas themselves.
+        on_schema: bool,
     },
 }
 
@@ -320,7 +322,12 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             pg_sys::NodeTag::T_GrantStmt => {
                 let grant = &*statement.cast::<pg_sys::GrantStmt>();
                 let (schemas, global) = grant_targets(grant);
-                callback(&Utility::Grant { schemas, global });
+                callback(&Utility::Grant {
+                    schemas,
+                    global,
+                    on_schema: grant.targtype == pg_sys::GrantTargetType::ACL_TARGET_OBJECT
+                        && grant.objtype == pg_sys::ObjectType::OBJECT_SCHEMA,
+                });
             }
             pg_sys::NodeTag::T_CreateRoleStmt
             | pg_sys::NodeTag::T_AlterRoleStmt
@@ -329,6 +336,7 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             pg_sys::NodeTag::T_GrantRoleStmt => callback(&Utility::Grant {
                 schemas: Vec::new(),
                 global: true,
+                on_schema: false,
             }),
             _ => {}
         }

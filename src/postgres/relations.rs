@@ -54,6 +54,12 @@ pub fn schema_of(relid: pg_sys::Oid) -> Option<(String, bool)> {
     }
 }
 
+/// Whether the relation is a sequence (reading one runs no code).
+pub fn is_sequence(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache lookup; '\0' for a relation that is gone.
+    unsafe { pg_sys::get_rel_relkind(relid) as u8 == pg_sys::RELKIND_SEQUENCE }
+}
+
 /// The relation's schema-qualified, quoted name; "oid N" for one that is gone.
 pub fn name(relid: pg_sys::Oid) -> String {
     // SAFETY: a syscache lookup; NULL when the relation is gone.

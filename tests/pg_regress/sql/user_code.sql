@@ -541,6 +541,10 @@ SET ROLE tenancy_admin;
 \set VERBOSITY sqlstate
 CALL tenancy.add_migration('uc-0018-grant', 'GRANT CREATE ON SCHEMA ' || :'victim_schema' || ' TO tenancy_app');
 CALL tenancy.add_migration('uc-0019-grant-all', 'GRANT ALL ON ALL SEQUENCES IN SCHEMA ' || :'victim_schema' || ' TO tenancy_app');
+-- (its own schema included: every tenant's schema runs the migration)
+CALL tenancy.add_migration('uc-0019-grant-own', $m$
+    DO $d$ BEGIN EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO tenancy_app', current_schema()); END $d$$m$);
+CALL tenancy.add_migration('uc-0019-grant-own-plain', 'GRANT CREATE ON SCHEMA ' || :'planted_schema' || ' TO tenancy_app');
 CALL tenancy.add_migration('uc-0020-view', 'CREATE VIEW uc_peek AS SELECT * FROM ' || :'victim_schema' || '.uc_notes');
 CALL tenancy.add_migration('uc-0021-heir', 'CREATE TABLE uc_heir () INHERITS (' || :'victim_schema' || '.uc_notes)');
 CALL tenancy.add_migration('uc-0022-context', $$SELECT tenancy.set_tenant('uc-victim')$$);
@@ -805,8 +809,8 @@ SELECT count(*) AS recorded FROM tenancy.migrations WHERE name BETWEEN 'uc-0038'
 -- 64. Whether a function's calls run restricted is remembered per backend
 --     and asked again when a function or a schema changes: renamed to the
 --     form of a tenant schema's name, a schema's functions run restricted
---     at once (a SQL function is then not inlined either), and free again
---     when renamed back.
+--     at once (a SQL function is then not inlined either; called by a
+--     superuser, refused), and free again when renamed back.
 CREATE SCHEMA uc_moving;
 CREATE FUNCTION uc_moving.lengthen() RETURNS text LANGUAGE sql
     AS $$ SELECT pg_catalog.set_config('statement_timeout', '1h', false) $$;
@@ -821,6 +825,27 @@ SELECT uc_moving.lengthen() AS free_again;
 SHOW statement_timeout;
 RESET statement_timeout;
 DROP SCHEMA uc_moving CASCADE;
+
+-- 65. A superuser does not run a tenant schema's function, however it is
+--     reached (restricted, a call would keep every right a restricted
+--     operation leaves a superuser, COPY … TO PROGRAM among them). Reading a
+--     tenant schema's sequence (pg_dump does) runs no code and is allowed; a
+--     schema on search_path that only looks like a tenant's, and does not
+--     exist, resolves nothing and refuses nothing.
+SET ROLE tenancy_admin;
+CALL tenancy.add_migration('uc-0042-callable', $m$
+    CREATE FUNCTION uc_answer() RETURNS integer LANGUAGE plpgsql AS $$ BEGIN RETURN 42; END $$;
+    CREATE TABLE uc_counted (id integer GENERATED ALWAYS AS IDENTITY)$m$);
+RESET ROLE;
+\set VERBOSITY sqlstate
+SELECT :"planted_schema".uc_answer();
+SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'uc_counted' AND :"planted_schema".uc_answer() = 42;
+\set VERBOSITY default
+SELECT last_value, is_called FROM :"planted_schema".uc_counted_id_seq;
+SET search_path = tenant_00000000000000000000000000000065, public;
+SELECT count(*) AS path_resolves_nothing FROM pg_catalog.pg_namespace WHERE false;
+RESET search_path;
+SELECT tenancy.retire_migration('uc-0042-callable');
 
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).
