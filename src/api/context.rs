@@ -10,7 +10,7 @@ use crate::cache;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
-use crate::postgres::{gucs, hooks, security};
+use crate::postgres::{gucs, hooks, relations, security};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
 use pgrx::prelude::*;
@@ -85,18 +85,47 @@ pub(crate) fn on_role_change(role: Option<pg_sys::Oid>) {
     }
 }
 
-/// Before the executor starts a statement: recognises `deleting_rows`'s DELETE.
+/// Before the executor starts a statement: recognises `deleting_rows`'s
+/// DELETE. It runs in the tenant's context: if the table's policies or rules
+/// make it read another relation (a sub-select in the owner's own policy),
+/// that relation's rows of the tenant would be read by the owner's code, so
+/// it is refused.
 pub(crate) fn on_executor_start(statement: &hooks::Statement) {
-    DELETING.with_borrow_mut(|deleting| {
-        if let Some(d) = deleting {
-            if d.statement.is_none()
-                && hooks::running_depth() == d.depth
-                && statement.deletes_from() == Some(d.table)
-            {
-                d.statement = Some(statement.id());
-            }
+    let read = DELETING.with_borrow_mut(|deleting| {
+        let d = deleting.as_mut()?;
+        if d.statement.is_some()
+            || hooks::running_depth() != d.depth
+            || statement.deletes_from() != Some(d.table)
+        {
+            return None;
         }
+        d.statement = Some(statement.id());
+        Some(d.table)
     });
+    // (The lookup runs a statement of its own: not while DELETING is borrowed.)
+    let read = read.and_then(|table| {
+        let own = relations::and_descendants(table);
+        let other = statement
+            .relation_oids()
+            .into_iter()
+            .find(|r| !own.contains(r))?;
+        Some((table, other))
+    });
+    if let Some((table, other)) = read {
+        IllegalTransition(
+            format!(
+                "deleting the tenant's rows from {} would read {}",
+                relations::name(table),
+                relations::name(other)
+            ),
+            "A destroy deletes a table's rows of the tenant as the table's owner, in the tenant's \
+             context: a policy or rule of the table that reads another relation would read that \
+             relation's rows of the tenant. Drop it (or make it read nothing else) before \
+             destroying the tenant's data."
+                .into(),
+        )
+        .raise();
+    }
 }
 
 pub(crate) fn on_transaction_end(_committed: bool) {
@@ -295,16 +324,19 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
-    if security::in_user_code() || security::trigger_depth() > 0 {
+    if security::in_user_code() || security::trigger_depth() > 0 || hooks::running_attached_code() {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             PermissionDenied(
-                "the tenant context cannot change inside a trigger, or inside code that tenancy \
-                 runs for another role"
+                "the tenant context cannot change inside a trigger, inside a statement that \
+                 writes or reads a view or a table under row-level security, or inside code that \
+                 tenancy runs for another role"
                     .into(),
-                "A trigger is its table owner's (or a migration's) code running in the writer's \
-                 session; a migration runs in the context of the tenant it migrates, and a table \
-                 owner's triggers during a destroy run with none: none of them may choose another."
+                "Triggers, column defaults, constraints, rules, views and policies are their \
+                 owners' code running in the caller's session, and a migration runs in the \
+                 context of the tenant it migrates: none of them may choose another tenant. Call \
+                 set_tenant in a statement of its own (SELECT tenancy.set_tenant(…)), or one that \
+                 reads only tables without row-level security."
                     .into(),
             ),
         );

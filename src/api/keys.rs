@@ -34,7 +34,9 @@ pub fn invalidate() {
 /// or by default 32 random bytes. New tokens are signed with the newest key;
 /// older keys keep verifying until retired. Returns the kid. With
 /// `if_not_exists`, a key that exists already is left as it is (a deploy step
-/// that runs again), unless the secret given differs from its own.
+/// that runs again), unless the secret given differs from its own: compared
+/// only for a superuser, who may read it anyway (for anyone else the answer
+/// would tell whether a guess of the secret is right).
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
 fn add_signing_key(
     kid: Option<&str>,
@@ -61,6 +63,7 @@ fn add_signing_key(
         None => None,
     };
     let role = security::current_role_name();
+    let compares = security::is_superuser();
     catalog::as_owner(|| {
         let existing = query::optional_one::<Vec<u8>>(
             "SELECT secret FROM tenancy.signing_keys WHERE kid = $1",
@@ -68,6 +71,14 @@ fn add_signing_key(
         )
         .or_raise("reading tenancy.signing_keys");
         match existing {
+            Some(_) if if_not_exists && !compares => {
+                if secret.is_some() {
+                    notice!(
+                        "signing key \"{kid}\" exists and is kept; its secret was not compared \
+                         with the one given (only a superuser's call compares them)"
+                    );
+                }
+            }
             Some(existing) if if_not_exists && secret.as_ref().is_none_or(|s| *s == existing) => {}
             Some(_) if if_not_exists => DuplicateKey(
                 kid.into(),

@@ -392,6 +392,7 @@ fn destroy_rows(id: Uuid) -> i64 {
     for _ in 0..PASSES {
         let deleted = pass();
         if deleted == 0 {
+            refuse_rows_left(&tables, id);
             return total;
         }
         total += deleted;
@@ -405,6 +406,38 @@ fn destroy_rows(id: Uuid) -> i64 {
             .into(),
     )
     .raise()
+}
+
+/// After the passes: none of the tenant's rows may be left behind (a BEFORE
+/// DELETE trigger that returns NULL skips the row it was given). Read as the
+/// catalog's owner, which row-level security does not filter and which runs
+/// no code of the table's owner for a plain read of a table.
+fn refuse_rows_left(
+    tables: &[(pg_sys::Oid, String, String, pg_sys::Oid, Option<String>)],
+    id: Uuid,
+) {
+    for (_, table, column, _, _) in tables {
+        let left = query::optional_one::<bool>(
+            &format!(
+                "SELECT EXISTS (SELECT FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1)",
+                spi::quote_identifier(column)
+            ),
+            &[to_sql(id).into()],
+        )
+        .or_raise(&format!(
+            "checking that no row of the tenant is left in {table}"
+        ));
+        if left == Some(true) {
+            IllegalTransition(
+                format!("rows of the tenant are left in table {table} after the destroy's DELETE"),
+                "A BEFORE DELETE trigger of the table skipped them (it returned NULL): the owner \
+                 can disable it around the destroy (ALTER TABLE … DISABLE TRIGGER …, then ENABLE \
+                 TRIGGER …)."
+                    .into(),
+            )
+            .raise();
+        }
+    }
 }
 
 /// Run a catalog statement returning at most one `tenancy.tenants` row.

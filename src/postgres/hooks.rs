@@ -13,6 +13,7 @@
 //! position, context, and schema, table and constraint names would be lost).
 //! A frame that an error passes through holds nothing to drop.
 
+use super::cells;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -119,16 +120,43 @@ impl Statement {
     }
 }
 
-/// The cells of a PostgreSQL list (NIL is empty).
-///
-/// # Safety
-/// `list` is NIL or a valid list that outlives the slice.
-unsafe fn cells<'a>(list: *const pg_sys::List) -> &'a [pg_sys::ListCell] {
-    if list.is_null() {
-        return &[];
+/// Whether a statement running now, the client's own or one nested in it,
+/// runs code that the owners of what it names attached to it: it writes
+/// (column defaults, constraints, rules and triggers run for a write), or it
+/// reads a view or a table whose row-level security applies (their queries
+/// and policies).
+pub fn running_attached_code() -> bool {
+    let running =
+        RUNNING.with(|running| running.try_borrow().map(|r| r.clone()).unwrap_or_default());
+    running
+        .into_iter()
+        .any(|query| Statement(query as *const pg_sys::QueryDesc).runs_attached_code())
+}
+
+impl Statement {
+    fn runs_attached_code(&self) -> bool {
+        // SAFETY: a statement on the running stack, whose plan outlives its
+        // run; range table entries by their kind; check_enable_rls is a
+        // catalog lookup that does not raise with noError.
+        unsafe {
+            let plan = &*(*self.0).plannedstmt;
+            plan.commandType != pg_sys::CmdType::CMD_SELECT
+                || plan.hasModifyingCTE
+                || cells(plan.rtable)
+                    .iter()
+                    .map(|cell| &*cell.ptr_value.cast::<pg_sys::RangeTblEntry>())
+                    .filter(|entry| {
+                        (entry.rtekind == pg_sys::RTEKind::RTE_RELATION
+                            || entry.rtekind == pg_sys::RTEKind::RTE_SUBQUERY)
+                            && entry.relid != pg_sys::InvalidOid
+                    })
+                    .any(|entry| {
+                        entry.relkind as u8 == pg_sys::RELKIND_VIEW
+                            || pg_sys::check_enable_rls(entry.relid, pg_sys::InvalidOid, true)
+                                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+                    })
+        }
     }
-    // SAFETY: a list's `elements` holds `length` cells.
-    unsafe { std::slice::from_raw_parts((*list).elements, (*list).length as usize) }
 }
 
 /// The statement whose `ExecutorRun` or `ExecutorFinish` is innermost: the

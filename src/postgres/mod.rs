@@ -15,3 +15,15 @@ pub mod system;
 /// What a feature tells the boundary about an object: which relations'
 /// changes invalidate, which functions run restricted.
 pub type OidTest = fn(pgrx::pg_sys::Oid) -> bool;
+
+/// The cells of a PostgreSQL list (NIL is empty).
+///
+/// # Safety
+/// `list` is NIL or a valid list that outlives the slice.
+unsafe fn cells<'a>(list: *const pgrx::pg_sys::List) -> &'a [pgrx::pg_sys::ListCell] {
+    if list.is_null() {
+        return &[];
+    }
+    // SAFETY: a list's `elements` holds `length` cells.
+    unsafe { std::slice::from_raw_parts((*list).elements, (*list).length as usize) }
+}

@@ -54,6 +54,28 @@ pub fn schema_of(relid: pg_sys::Oid) -> Option<(String, bool)> {
     }
 }
 
+/// The relation and every table that inherits from it (partitions too).
+pub fn and_descendants(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    use crate::error::OrRaise;
+    pgrx::Spi::connect(|client| {
+        client
+            .select(
+                "WITH RECURSIVE d(relid) AS (SELECT $1::pg_catalog.oid UNION \
+                 SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d \
+                     ON i.inhparent OPERATOR(pg_catalog.=) d.relid) \
+                 SELECT relid FROM d",
+                None,
+                &[relid.into()],
+            )?
+            .map(|row| {
+                row.get::<pg_sys::Oid>(1)
+                    .map(|relid| relid.unwrap_or_default())
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .or_raise("reading pg_inherits")
+}
+
 /// Whether the relation is a sequence (reading one runs no code).
 pub fn is_sequence(relid: pg_sys::Oid) -> bool {
     // SAFETY: a syscache lookup; '\0' for a relation that is gone.

@@ -174,6 +174,51 @@ SELECT count(*) AS audited_rows_left FROM uc.history
 DROP TRIGGER keep_history ON uc.orders;
 DROP TRIGGER spy ON uc.orders;
 
+-- 66. Nor a policy of the owner's own: one that reads another table (here
+--     another owner's, which the owner may read under row-level security)
+--     would read it in the destroyed tenant's context, so the destroy is
+--     refused until the policy is gone.
+SELECT (tenancy.register_tenant('uc-policed', 'Policed')).identifier;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-policed') IS NOT NULL AS as_policed;
+INSERT INTO uc.orders (item) VALUES ('policed order');
+INSERT INTO uc.other (secret) VALUES ('policed secret');
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SET ROLE tenancy_owner;
+CREATE TABLE uc.leaked (secrets text);
+CREATE FUNCTION uc.leak(secrets text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO uc.leaked VALUES (secrets);
+    RETURN true;
+END $$;
+CREATE POLICY uc_reads_other ON uc.orders AS RESTRICTIVE FOR DELETE
+    USING (uc.leak((SELECT string_agg(secret, ',') FROM uc.other)));
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-policed', destroy_data => true)).identifier;
+SET ROLE tenancy_owner;
+DROP POLICY uc_reads_other ON uc.orders;
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-policed', destroy_data => true)).identifier;
+SELECT count(*) AS leaked FROM uc.leaked;
+-- A BEFORE DELETE trigger that returns NULL keeps the row it was given: the
+-- destroy fails rather than report rows gone that are not.
+SELECT (tenancy.register_tenant('uc-kept', 'Kept')).identifier;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-kept') IS NOT NULL AS as_kept;
+INSERT INTO uc.orders (item) VALUES ('kept order');
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+SET ROLE tenancy_owner;
+CREATE FUNCTION uc.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER keep BEFORE DELETE ON uc.orders FOR EACH ROW EXECUTE FUNCTION uc.keep();
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-kept', destroy_data => true)).identifier;
+SET ROLE tenancy_owner;
+DROP TRIGGER keep ON uc.orders;
+RESET ROLE;
+SELECT (tenancy.delete_tenant('uc-kept', destroy_data => true)).identifier;
+
 -- 40. The extension's procedures (they cannot pin search_path: COMMIT)
 --     qualify everything they call: a cardinality(text[]) on the caller's
 --     path, an exact match that beats pg_catalog's, never runs.
@@ -208,17 +253,21 @@ CREATE ROLE uc_reporting NOLOGIN BYPASSRLS IN ROLE pg_read_all_data;
 SELECT severity, object, problem FROM tenancy.verify() WHERE object = 'role uc_reporting';
 DROP ROLE uc_reporting;
 -- Administrators see the keys' metadata, not the secrets; adding a key can
--- be repeated (a deploy step).
+-- be repeated (a deploy step). The secret given again is compared with the
+-- stored one only for a superuser: for an administrator the answer would
+-- tell whether a guess of the secret is right.
 SET ROLE tenancy_admin;
 SELECT tenancy.add_signing_key('uc-key', decode(repeat('ab', 32), 'hex'));
 SELECT tenancy.add_signing_key('uc-key', decode(repeat('ab', 32), 'hex'), if_not_exists => true);
 SELECT tenancy.add_signing_key('uc-key', if_not_exists => true);
 SELECT tenancy.add_signing_key('uc-key', decode(repeat('cd', 32), 'hex'), if_not_exists => true);
-\echo :LAST_ERROR_SQLSTATE
 SELECT tenancy.add_signing_key('uc-key');
 \echo :LAST_ERROR_SQLSTATE
 SELECT kid, algorithm, created_by, retired_at IS NULL AS active FROM tenancy.signing_key_info WHERE kid = 'uc-key';
 RESET ROLE;
+SELECT tenancy.add_signing_key('uc-key', decode(repeat('ab', 32), 'hex'), if_not_exists => true);
+SELECT tenancy.add_signing_key('uc-key', decode(repeat('cd', 32), 'hex'), if_not_exists => true);
+\echo :LAST_ERROR_SQLSTATE
 
 -- 43. A migration owner with more rights than a migration needs is refused,
 --     when chosen and at every use.
@@ -718,6 +767,33 @@ SELECT tenancy.reset_tenant();
 RESET ROLE;
 REVOKE INSERT ON ALL TABLES IN SCHEMA :"planted_schema" FROM tenancy_app;
 SELECT tenancy.retire_migration('uc-0035-switching-trigger');
+-- ... nor a column default, a constraint, a rule, a view or a policy: the
+-- owner's code, run in the caller's statement. The context changes only in
+-- a statement that writes nothing and reads no view and no table under
+-- row-level security (a lookup in a plain table is fine).
+SET ROLE tenancy_owner;
+CREATE TABLE uc.switching (tenant_id uuid NOT NULL,
+    note text DEFAULT (tenancy.set_tenant('uc-victim'))::text);
+CREATE VIEW uc.switching_view AS SELECT tenancy.set_tenant('uc-victim') AS switched;
+CREATE TABLE uc.domains (host text, tenant text);
+INSERT INTO uc.domains VALUES ('victim.example', 'uc-victim');
+GRANT SELECT, INSERT ON uc.switching TO tenancy_app;
+GRANT SELECT ON uc.switching_view, uc.domains TO tenancy_app;
+RESET ROLE;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
+\set VERBOSITY terse
+INSERT INTO uc.switching (tenant_id) VALUES (tenancy.current_tenant());
+SELECT * FROM uc.switching_view;
+WITH s AS (SELECT tenancy.set_tenant('uc-victim')) SELECT count(*) FROM uc.orders, s;
+\set VERBOSITY default
+SELECT tenancy.current_tenant_identifier() AS still_planted;
+SELECT tenancy.set_tenant(tenant) IS NOT NULL AS by_domain FROM uc.domains WHERE host = 'victim.example';
+SELECT tenancy.current_tenant_identifier();
+SELECT tenancy.reset_tenant();
+RESET ROLE;
+DROP TABLE uc.switching, uc.domains;
+DROP VIEW uc.switching_view;
 
 -- verify() warns about a protected table whose statistics, index predicates
 -- or constraints call its owner's functions: PostgreSQL evaluates them when a
