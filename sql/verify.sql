@@ -266,6 +266,15 @@ SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
   JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
  WHERE NOT t.tgisinternal AND t.tgname <> 'tenancy_schema_guard'
    AND ((t.tgtype::int & 3 = 2 AND t.tgname < 'tenancy_schema_guard' COLLATE "C") OR t.tgenabled IN ('A', 'R'))
+   AND c.relkind <> 'v'
+UNION ALL
+-- A view has no guard: its INSTEAD OF triggers run for every tenant's writes.
+SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
+       format('trigger on a view in the schema of tenant %s runs instead of every tenant''s writes, with no guard before it', ts.identifier),
+       format('DROP TRIGGER %I ON %s;', t.tgname, t.tgrelid::regclass::text)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+ WHERE NOT t.tgisinternal AND c.relkind = 'v'
 UNION ALL
 SELECT 'error', format('rule %I on %s', r.rulename, r.ev_class::regclass::text),
        format('rule in the schema of tenant %s rewrites writes before tenancy_schema_guard sees them', ts.identifier),

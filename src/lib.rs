@@ -104,6 +104,7 @@ fn before_utility(statement: &postgres::hooks::Utility) {
         Lock(relations) => api::schemas::on_lock(relations),
         RoleChange(role) => api::context::on_role_change(*role),
         RoleDdl => api::roles::on_role_ddl(),
+        InRestrictedCall(command) => api::schemas::on_restricted_utility(command),
         Grant {
             schemas,
             global,

@@ -184,6 +184,10 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                    FROM pg_trigger t \
                   WHERE t.oid = ANY ($3) AND t.tgtype::int & 3 = 2 \
                     AND t.tgname <= 'tenancy_schema_guard' COLLATE \"C\" LIMIT 1), \
+                (SELECT format('trigger %I on view %s runs instead of its writes, before any guard', \
+                               t.tgname, t.tgrelid::regclass) \
+                   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                  WHERE t.oid = ANY ($3) AND c.relkind = 'v' LIMIT 1), \
                 (SELECT format('trigger %I on %s fires in replication (ENABLE %s)', t.tgname, \
                                t.tgrelid::regclass, CASE t.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END) \
                    FROM pg_trigger t WHERE t.oid = ANY ($3) AND t.tgenabled IN ('A', 'R') LIMIT 1), \
@@ -392,6 +396,11 @@ fn migrating<R>(schema: &str, f: impl FnOnce() -> R) -> R {
 /// the schema it migrates (PostgreSQL reports no privilege change to the
 /// object access hook that watches the rest). Granting on another tenant's
 /// schema (CREATE on it, a sequence there) would let roles into it.
+/// Whether a migration script is running (as the migration owner).
+pub(crate) fn in_migration() -> bool {
+    MIGRATING.with_borrow(Option::is_some)
+}
+
 pub(crate) fn on_grant(schemas: &[Option<String>], global: bool, on_schema: bool) {
     MIGRATING.with_borrow(|migrating| {
         let Some(own) = migrating else { return };

@@ -440,6 +440,25 @@ pub(crate) fn is_tenant_schema_function(function: pg_sys::Oid) -> bool {
     })
 }
 
+/// A tenant schema's function (running restricted, as whoever called it)
+/// runs a statement that would leave something behind: a function of the
+/// caller's that the author could call later with the caller's rights, a
+/// grant, a default privilege. Its calls may read and write data, nothing
+/// more. (A migration's own calls run as the migration owner, and what they
+/// make is checked like the rest of the migration.)
+pub(crate) fn on_restricted_utility(command: &str) {
+    if migrations::in_migration() {
+        return;
+    }
+    ForbiddenObject(
+        format!("a tenant schema's function may not run {command}"),
+        "Its calls run as whoever calls it (the application, in every tenant's request): what it \
+         made would be theirs and outlive the call. Make objects in a migration instead."
+            .into(),
+    )
+    .raise();
+}
+
 /// A superuser calls a tenant schema's function (directly, or through an
 /// operator, a view or a shared table's expression): refused like a
 /// statement naming its relations.

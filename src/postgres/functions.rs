@@ -104,9 +104,7 @@ unsafe extern "C-unwind" fn transaction_event(
 ) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE
-            if CALLS.with(|calls| calls.try_borrow().is_ok_and(|c| !c.is_empty())) =>
-        {
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE if in_restricted_call() => {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
@@ -119,6 +117,12 @@ unsafe extern "C-unwind" fn transaction_event(
         }
         _ => {}
     }
+}
+
+/// Whether a restricted call is running (its statements are the function
+/// author's).
+pub fn in_restricted_call() -> bool {
+    CALLS.with(|calls| calls.try_borrow().is_ok_and(|c| !c.is_empty()))
 }
 
 /// Asked when PostgreSQL looks a function up (once per call site, not per

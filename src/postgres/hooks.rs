@@ -32,6 +32,10 @@ pub enum Utility<'a> {
     RoleChange(Option<pg_sys::Oid>),
     /// `CREATE`, `ALTER` (also `ALTER ROLE … SET`, a password) or `DROP ROLE`.
     RoleDdl,
+    /// Inside a restricted call (see `functions`), a statement that makes,
+    /// changes or drops something that outlives the call (CREATE, ALTER,
+    /// GRANT, COMMENT, …), by its command name.
+    InRestrictedCall(String),
     /// `GRANT`/`REVOKE` on objects, or of roles: the schema each object is
     /// named in (None: unqualified), and whether any target lives outside
     /// every schema (a database, a language, a role, …).
@@ -293,6 +297,30 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
         let statement = (*pstmt).utilityStmt;
         if statement.is_null() {
             return;
+        }
+        // What leaves nothing behind once the call returns (settings are
+        // discarded, cursors closed; DO and CALL run statements checked in
+        // turn; COMMIT is refused at commit).
+        if super::functions::in_restricted_call()
+            && !matches!(
+                (*statement).type_,
+                pg_sys::NodeTag::T_VariableSetStmt
+                    | pg_sys::NodeTag::T_VariableShowStmt
+                    | pg_sys::NodeTag::T_DeclareCursorStmt
+                    | pg_sys::NodeTag::T_FetchStmt
+                    | pg_sys::NodeTag::T_ClosePortalStmt
+                    | pg_sys::NodeTag::T_LockStmt
+                    | pg_sys::NodeTag::T_ExplainStmt
+                    | pg_sys::NodeTag::T_NotifyStmt
+                    | pg_sys::NodeTag::T_DoStmt
+                    | pg_sys::NodeTag::T_CallStmt
+                    | pg_sys::NodeTag::T_TransactionStmt
+            )
+        {
+            let command = CStr::from_ptr(pg_sys::CreateCommandName(statement));
+            callback(&Utility::InRestrictedCall(
+                command.to_string_lossy().into_owned(),
+            ));
         }
         match (*statement).type_ {
             pg_sys::NodeTag::T_DeclareCursorStmt => {

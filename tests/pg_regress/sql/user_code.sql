@@ -594,6 +594,11 @@ CALL tenancy.add_migration('uc-0019-grant-all', 'GRANT ALL ON ALL SEQUENCES IN S
 CALL tenancy.add_migration('uc-0019-grant-own', $m$
     DO $d$ BEGIN EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO tenancy_app', current_schema()); END $d$$m$);
 CALL tenancy.add_migration('uc-0019-grant-own-plain', 'GRANT CREATE ON SCHEMA ' || :'planted_schema' || ' TO tenancy_app');
+-- (a view has no guard: a trigger instead of its writes would run for every tenant's)
+CALL tenancy.add_migration('uc-0019-instead', $m$
+    CREATE VIEW uc_writable AS SELECT 1 AS x;
+    CREATE FUNCTION uc_instead() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+    CREATE TRIGGER uc_instead INSTEAD OF INSERT ON uc_writable FOR EACH ROW EXECUTE FUNCTION uc_instead()$m$);
 CALL tenancy.add_migration('uc-0020-view', 'CREATE VIEW uc_peek AS SELECT * FROM ' || :'victim_schema' || '.uc_notes');
 CALL tenancy.add_migration('uc-0021-heir', 'CREATE TABLE uc_heir () INHERITS (' || :'victim_schema' || '.uc_notes)');
 CALL tenancy.add_migration('uc-0022-context', $$SELECT tenancy.set_tenant('uc-victim')$$);
@@ -809,8 +814,10 @@ DROP STATISTICS uc.orders_stats;
 --     application runs them in every request without naming them: an
 --     aggregate or an operator there outmatches pg_catalog's. Each call runs
 --     as a security-restricted operation: it cannot choose another tenant,
---     change a role (its own password included), or leave temporary objects
---     or settings behind.
+--     change a role (its own password included), make anything that would
+--     outlive the call as the caller (a function of the application's the
+--     author could call later), or leave temporary objects or settings
+--     behind.
 SET ROLE tenancy_admin;
 CALL tenancy.add_migration('uc-0036-shadows', $m$
     CREATE FUNCTION uc_count_step(bigint, integer) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -819,9 +826,11 @@ CALL tenancy.add_migration('uc-0036-shadows', $m$
             BEGIN PERFORM tenancy.set_tenant('uc-victim');
             EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'set_tenant: refused'; END;
             BEGIN EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', current_user, 'chosen');
-            EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'ALTER ROLE: refused'; END;
+            EXCEPTION WHEN insufficient_privilege OR feature_not_supported THEN RAISE WARNING 'ALTER ROLE: refused'; END;
             BEGIN CREATE TEMP TABLE uc_planted (x int);
-            EXCEPTION WHEN insufficient_privilege THEN RAISE WARNING 'CREATE TEMP TABLE: refused'; END;
+            EXCEPTION WHEN insufficient_privilege OR feature_not_supported THEN RAISE WARNING 'CREATE TEMP TABLE: refused'; END;
+            BEGIN CREATE FUNCTION public.uc_planted_fn() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+            EXCEPTION WHEN feature_not_supported THEN RAISE WARNING 'CREATE FUNCTION: refused'; END;
             PERFORM pg_catalog.set_config('statement_timeout', '1h', false);
         END IF;
         RETURN $1 + 1;
