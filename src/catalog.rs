@@ -92,6 +92,22 @@ fn catalog_changed<'a>(
     Ok(None)
 }
 
+/// Whether a registered tenant has the schema of this name (false where the
+/// extension is not installed: no tenant can).
+pub fn is_registered_schema(schema: &str) -> bool {
+    if relations::relid(c"tenancy", c"tenants").is_none() {
+        return false;
+    }
+    as_owner(|| {
+        query::optional_one::<bool>(
+            "SELECT EXISTS (SELECT FROM tenancy.tenants WHERE schema_name = $1)",
+            &[schema.into()],
+        )
+    })
+    .or_raise("reading tenancy.tenants")
+    .unwrap_or(false)
+}
+
 /// Mark the row of `table` whose `column` is `key` retired (once), as the
 /// catalog owner; false when there is no such row.
 pub fn retire(table: &str, column: &str, key: &str) -> bool {

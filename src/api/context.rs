@@ -324,19 +324,18 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
-    if security::in_user_code() || security::trigger_depth() > 0 || hooks::running_attached_code() {
+    if security::in_user_code() || security::trigger_depth() > 0 || hooks::running_on_relations() {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             PermissionDenied(
-                "the tenant context cannot change inside a trigger, inside a statement that \
-                 writes or reads a view or a table under row-level security, or inside code that \
-                 tenancy runs for another role"
+                "the tenant context can change only in a statement that reads and writes no \
+                 relation, outside triggers and code that tenancy runs for another role"
                     .into(),
-                "Triggers, column defaults, constraints, rules, views and policies are their \
-                 owners' code running in the caller's session, and a migration runs in the \
-                 context of the tenant it migrates: none of them may choose another tenant. Call \
-                 set_tenant in a statement of its own (SELECT tenancy.set_tenant(…)), or one that \
-                 reads only tables without row-level security."
+                "What the owners of relations attach to them (triggers, column defaults, \
+                 constraints, rules, views, policies, the operators of their columns' types) runs \
+                 in the caller's session, and a migration runs in the context of the tenant it \
+                 migrates: none of them may choose a tenant. Call set_tenant in a statement of its \
+                 own (SELECT tenancy.set_tenant($1)); look the tenant up in a statement before it."
                     .into(),
             ),
         );

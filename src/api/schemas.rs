@@ -402,9 +402,14 @@ pub(crate) fn on_superuser_statement(relations: &[pg_sys::Oid], session_only: bo
         return;
     }
     // (SET search_path and RESET, the ways out, resolve no name.) A schema
-    // that only looks like one, or does not exist, resolves nothing either.
+    // that does not exist resolves nothing; one that only looks like a
+    // tenant's is a schema like any other (no migration author's code).
     if !session_only && gucs::with_search_path(tenant_schema::mentions_tenant_schema) {
-        if let Some(schema) = gucs::schema_on_search_path(tenant_schema::is_tenant_schema_name) {
+        let registered = |name: &[u8]| {
+            tenant_schema::is_tenant_schema_name(name)
+                && std::str::from_utf8(name).is_ok_and(catalog::is_registered_schema)
+        };
+        if let Some(schema) = gucs::schema_on_search_path(registered) {
             superuser_refused_statement(format!("tenant schema {schema} is on search_path"));
         }
     }

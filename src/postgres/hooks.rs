@@ -124,24 +124,34 @@ impl Statement {
     }
 }
 
-/// Whether a statement running now, the client's own or one nested in it,
-/// runs code that the owners of what it names attached to it: it writes
-/// (column defaults, constraints, rules and triggers run for a write), or it
-/// reads a view or a table whose row-level security applies (their queries
-/// and policies).
-pub fn running_attached_code() -> bool {
+/// Whether the client's statement writes (its rules' actions run as
+/// statements of their own, which may not), or a statement running now — the
+/// client's own or one nested in it — writes or reads any relation: what the
+/// owners of those relations attached to them (column defaults, constraints,
+/// rules, triggers, views, policies, the operators of their columns' types)
+/// runs in the caller's session as part of it.
+pub fn running_on_relations() -> bool {
+    use pg_sys::CommandTag::*;
+    // SAFETY: the portal PostgreSQL runs the client's statement in, or NULL.
+    let writes = unsafe {
+        !pg_sys::ActivePortal.is_null()
+            && matches!(
+                (*pg_sys::ActivePortal).commandTag,
+                CMDTAG_INSERT | CMDTAG_UPDATE | CMDTAG_DELETE | CMDTAG_MERGE
+            )
+    };
     let running =
         RUNNING.with(|running| running.try_borrow().map(|r| r.clone()).unwrap_or_default());
-    running
-        .into_iter()
-        .any(|query| Statement(query as *const pg_sys::QueryDesc).runs_attached_code())
+    writes
+        || running
+            .into_iter()
+            .any(|query| Statement(query as *const pg_sys::QueryDesc).on_relations())
 }
 
 impl Statement {
-    fn runs_attached_code(&self) -> bool {
+    fn on_relations(&self) -> bool {
         // SAFETY: a statement on the running stack, whose plan outlives its
-        // run; range table entries by their kind; check_enable_rls is a
-        // catalog lookup that does not raise with noError.
+        // run; range table entries by their kind.
         unsafe {
             let plan = &*(*self.0).plannedstmt;
             plan.commandType != pg_sys::CmdType::CMD_SELECT
@@ -149,15 +159,10 @@ impl Statement {
                 || cells(plan.rtable)
                     .iter()
                     .map(|cell| &*cell.ptr_value.cast::<pg_sys::RangeTblEntry>())
-                    .filter(|entry| {
+                    .any(|entry| {
                         (entry.rtekind == pg_sys::RTEKind::RTE_RELATION
                             || entry.rtekind == pg_sys::RTEKind::RTE_SUBQUERY)
                             && entry.relid != pg_sys::InvalidOid
-                    })
-                    .any(|entry| {
-                        entry.relkind as u8 == pg_sys::RELKIND_VIEW
-                            || pg_sys::check_enable_rls(entry.relid, pg_sys::InvalidOid, true)
-                                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
                     })
         }
     }

@@ -772,18 +772,30 @@ SELECT tenancy.reset_tenant();
 RESET ROLE;
 REVOKE INSERT ON ALL TABLES IN SCHEMA :"planted_schema" FROM tenancy_app;
 SELECT tenancy.retire_migration('uc-0035-switching-trigger');
--- ... nor a column default, a constraint, a rule, a view or a policy: the
--- owner's code, run in the caller's statement. The context changes only in
--- a statement that writes nothing and reads no view and no table under
--- row-level security (a lookup in a plain table is fine).
+-- ... nor a column default, a constraint, a rule, a view, a policy or an
+-- operator of a column's type: the owner's code, run in the caller's
+-- statement. The context changes only in a statement that reads and writes
+-- no relation (a lookup goes in a statement before it).
 SET ROLE tenancy_owner;
 CREATE TABLE uc.switching (tenant_id uuid NOT NULL,
     note text DEFAULT (tenancy.set_tenant('uc-victim'))::text);
 CREATE VIEW uc.switching_view AS SELECT tenancy.set_tenant('uc-victim') AS switched;
 CREATE TABLE uc.domains (host text, tenant text);
 INSERT INTO uc.domains VALUES ('victim.example', 'uc-victim');
-GRANT SELECT, INSERT ON uc.switching TO tenancy_app;
-GRANT SELECT ON uc.switching_view, uc.domains TO tenancy_app;
+CREATE TABLE uc.noted (note text);
+CREATE RULE uc_switches AS ON INSERT TO uc.noted DO ALSO SELECT tenancy.set_tenant('uc-victim');
+CREATE DOMAIN uc.host AS text;
+CREATE FUNCTION uc.host_eq(uc.host, uc.host) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM tenancy.set_tenant('uc-victim');
+    RETURN $1::text = $2::text;
+END $$;
+CREATE OPERATOR uc.= (FUNCTION = uc.host_eq, LEFTARG = uc.host, RIGHTARG = uc.host);
+CREATE TABLE uc.hosts (host uc.host, tenant text);
+INSERT INTO uc.hosts VALUES ('victim.example', 'uc-victim');
+GRANT SELECT, INSERT ON uc.switching, uc.noted TO tenancy_app;
+GRANT SELECT ON uc.switching_view, uc.domains, uc.hosts TO tenancy_app;
+GRANT USAGE ON SCHEMA uc TO tenancy_app;
 RESET ROLE;
 SET ROLE tenancy_app;
 SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
@@ -791,13 +803,22 @@ SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
 INSERT INTO uc.switching (tenant_id) VALUES (tenancy.current_tenant());
 SELECT * FROM uc.switching_view;
 WITH s AS (SELECT tenancy.set_tenant('uc-victim')) SELECT count(*) FROM uc.orders, s;
+INSERT INTO uc.noted VALUES ('a rule switches');
+SET search_path = uc, public;
+SELECT tenant FROM uc.hosts WHERE host OPERATOR(uc.=) 'victim.example'::uc.host;
+RESET search_path;
+SELECT tenancy.set_tenant(tenant) IS NOT NULL AS by_domain FROM uc.domains WHERE host = 'victim.example';
 \set VERBOSITY default
 SELECT tenancy.current_tenant_identifier() AS still_planted;
-SELECT tenancy.set_tenant(tenant) IS NOT NULL AS by_domain FROM uc.domains WHERE host = 'victim.example';
+SELECT tenant AS looked_up FROM uc.domains WHERE host = 'victim.example' \gset
+SELECT tenancy.set_tenant(:'looked_up') IS NOT NULL AS by_domain;
 SELECT tenancy.current_tenant_identifier();
 SELECT tenancy.reset_tenant();
 RESET ROLE;
-DROP TABLE uc.switching, uc.domains;
+DROP TABLE uc.switching, uc.domains, uc.noted, uc.hosts;
+DROP OPERATOR uc.= (uc.host, uc.host);
+DROP FUNCTION uc.host_eq(uc.host, uc.host);
+DROP DOMAIN uc.host;
 DROP VIEW uc.switching_view;
 
 -- verify() warns about a protected table whose statistics, index predicates
@@ -915,8 +936,9 @@ DROP SCHEMA uc_moving CASCADE;
 --     reached (restricted, a call would keep every right a restricted
 --     operation leaves a superuser, COPY … TO PROGRAM among them). Reading a
 --     tenant schema's sequence (pg_dump does) runs no code and is allowed; a
---     schema on search_path that only looks like a tenant's, and does not
---     exist, resolves nothing and refuses nothing.
+--     schema on search_path refuses a superuser's statement only if it is a
+--     registered tenant's (one that only looks like one, or does not exist,
+--     holds no migration author's code).
 SET ROLE tenancy_admin;
 CALL tenancy.add_migration('uc-0042-callable', $m$
     CREATE FUNCTION uc_answer() RETURNS integer LANGUAGE plpgsql AS $$ BEGIN RETURN 42; END $$;
@@ -929,6 +951,14 @@ SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'uc_counted' AND :"plan
 SELECT last_value, is_called FROM :"planted_schema".uc_counted_id_seq;
 SET search_path = tenant_00000000000000000000000000000065, public;
 SELECT count(*) AS path_resolves_nothing FROM pg_catalog.pg_namespace WHERE false;
+CREATE SCHEMA tenant_00000000000000000000000000000065;
+SELECT count(*) AS no_tenant_has_it FROM pg_catalog.pg_namespace WHERE false;
+RESET search_path;
+DROP SCHEMA tenant_00000000000000000000000000000065;
+SET search_path = :"planted_schema", public;
+\set VERBOSITY sqlstate
+SELECT count(*) AS a_tenants FROM pg_catalog.pg_namespace WHERE false;
+\set VERBOSITY default
 RESET search_path;
 SELECT tenancy.retire_migration('uc-0042-callable');
 
