@@ -9,6 +9,9 @@ CREATE FUNCTION tenancy.auto_protect() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
+    tbls regclass[];
+    cols name[];
+    usable boolean[];
 BEGIN
     -- Nothing to do for a table without a tenant_id column that inherits
     -- from nothing and that nothing inherits from: answered from PostgreSQL's
@@ -29,7 +32,10 @@ BEGIN
         RETURN;
     END IF;
     IF tenancy.auto_protect_enabled() THEN
-        FOR t IN
+        -- Read whole, not through a cursor: protecting runs the table owner's
+        -- code, and no cursor may be open then (it could fetch it).
+        SELECT array_agg(q.tbl), array_agg(q.col), array_agg(q.usable) INTO tbls, cols, usable
+          FROM (
             WITH cmd AS (
                 SELECT objid, command_tag FROM pg_event_trigger_ddl_commands()
                  WHERE object_type = 'table'
@@ -66,13 +72,13 @@ BEGIN
                                     CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
               ) col
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
-             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
-        LOOP
-            IF t.usable THEN
-                PERFORM tenancy.auto_protect_table(t.tbl, t.col);
+             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)) q;
+        FOR i IN 1 .. coalesce(cardinality(tbls), 0) LOOP
+            IF usable[i] THEN
+                PERFORM tenancy.auto_protect_table(tbls[i], cols[i]);
             ELSE
-                RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', t.tbl, t.col
-                    USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
+                RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', tbls[i], cols[i]
+                    USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', tbls[i]);
             END IF;
         END LOOP;
     END IF;

@@ -29,7 +29,8 @@ $$;
 CREATE PROCEDURE tenancy.migrate()
 LANGUAGE plpgsql AS $$
 DECLARE
-    t pg_catalog.record;
+    pending pg_catalog.text[];
+    tenant pg_catalog.text;
     done pg_catalog.int4 := 0;
     failed pg_catalog.text[] := '{}';
     total pg_catalog.int4;
@@ -37,20 +38,24 @@ DECLARE
     first_error pg_catalog.text;
 BEGIN
     PERFORM tenancy.check_autocommit('migrate');
-    SELECT pg_catalog.count(*) INTO total FROM tenancy.pending_migrations();
-    FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
+    -- The list, not a cursor over it: a migration runs as another role, and
+    -- no cursor may be open then (it could fetch it).
+    SELECT COALESCE(pg_catalog.array_agg(p.identifier), '{}') INTO pending
+      FROM tenancy.pending_migrations() p;
+    total := pg_catalog.cardinality(pending);
+    FOREACH tenant IN ARRAY pending LOOP
         BEGIN
-            PERFORM tenancy.migrate_tenant(t.identifier);
+            PERFORM tenancy.migrate_tenant(tenant);
             done := done OPERATOR(pg_catalog.+) 1;
-            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier,
+            RAISE NOTICE 'tenancy: migrated % (%/%)', tenant,
                 done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total;
         EXCEPTION WHEN OTHERS THEN
-            failed := pg_catalog.array_append(failed, t.identifier);
+            failed := pg_catalog.array_append(failed, tenant);
             IF first_state IS NULL THEN
                 first_state := SQLSTATE;
-                first_error := pg_catalog.format('%s: %s', t.identifier, SQLERRM);
+                first_error := pg_catalog.format('%s: %s', tenant, SQLERRM);
             END IF;
-            RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
+            RAISE WARNING 'tenancy: migrating % failed (%/%): %', tenant,
                 done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total, SQLERRM
                 USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
         END;

@@ -94,6 +94,9 @@ CREATE OR REPLACE FUNCTION tenancy.auto_protect()
 AS $function$
 DECLARE
     t record;
+    tbls regclass[];
+    cols name[];
+    usable boolean[];
 BEGIN
     -- Nothing to do for a table without a tenant_id column that inherits
     -- from nothing and that nothing inherits from: answered from PostgreSQL's
@@ -114,7 +117,10 @@ BEGIN
         RETURN;
     END IF;
     IF tenancy.auto_protect_enabled() THEN
-        FOR t IN
+        -- Read whole, not through a cursor: protecting runs the table owner's
+        -- code, and no cursor may be open then (it could fetch it).
+        SELECT array_agg(q.tbl), array_agg(q.col), array_agg(q.usable) INTO tbls, cols, usable
+          FROM (
             WITH cmd AS (
                 SELECT objid, command_tag FROM pg_event_trigger_ddl_commands()
                  WHERE object_type = 'table'
@@ -151,13 +157,13 @@ BEGIN
                                     CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
               ) col
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
-             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
-        LOOP
-            IF t.usable THEN
-                PERFORM tenancy.auto_protect_table(t.tbl, t.col);
+             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)) q;
+        FOR i IN 1 .. coalesce(cardinality(tbls), 0) LOOP
+            IF usable[i] THEN
+                PERFORM tenancy.auto_protect_table(tbls[i], cols[i]);
             ELSE
-                RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', t.tbl, t.col
-                    USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', t.tbl);
+                RAISE WARNING 'table % has a column "%" but was not protected: it is not a plain uuid NOT NULL column', tbls[i], cols[i]
+                    USING HINT = format('Fix the column, then run SELECT tenancy.protect(%L);', tbls[i]);
             END IF;
         END LOOP;
     END IF;
@@ -211,7 +217,8 @@ CREATE OR REPLACE PROCEDURE tenancy.migrate()
  LANGUAGE plpgsql
 AS $procedure$
 DECLARE
-    t pg_catalog.record;
+    pending pg_catalog.text[];
+    tenant pg_catalog.text;
     done pg_catalog.int4 := 0;
     failed pg_catalog.text[] := '{}';
     total pg_catalog.int4;
@@ -219,20 +226,24 @@ DECLARE
     first_error pg_catalog.text;
 BEGIN
     PERFORM tenancy.check_autocommit('migrate');
-    SELECT pg_catalog.count(*) INTO total FROM tenancy.pending_migrations();
-    FOR t IN SELECT p.identifier FROM tenancy.pending_migrations() p LOOP
+    -- The list, not a cursor over it: a migration runs as another role, and
+    -- no cursor may be open then (it could fetch it).
+    SELECT COALESCE(pg_catalog.array_agg(p.identifier), '{}') INTO pending
+      FROM tenancy.pending_migrations() p;
+    total := pg_catalog.cardinality(pending);
+    FOREACH tenant IN ARRAY pending LOOP
         BEGIN
-            PERFORM tenancy.migrate_tenant(t.identifier);
+            PERFORM tenancy.migrate_tenant(tenant);
             done := done OPERATOR(pg_catalog.+) 1;
-            RAISE NOTICE 'tenancy: migrated % (%/%)', t.identifier,
+            RAISE NOTICE 'tenancy: migrated % (%/%)', tenant,
                 done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total;
         EXCEPTION WHEN OTHERS THEN
-            failed := pg_catalog.array_append(failed, t.identifier);
+            failed := pg_catalog.array_append(failed, tenant);
             IF first_state IS NULL THEN
                 first_state := SQLSTATE;
-                first_error := pg_catalog.format('%s: %s', t.identifier, SQLERRM);
+                first_error := pg_catalog.format('%s: %s', tenant, SQLERRM);
             END IF;
-            RAISE WARNING 'tenancy: migrating % failed (%/%): %', t.identifier,
+            RAISE WARNING 'tenancy: migrating % failed (%/%): %', tenant,
                 done OPERATOR(pg_catalog.+) pg_catalog.cardinality(failed), total, SQLERRM
                 USING HINT = 'The schema is unchanged; fix the cause and CALL tenancy.migrate() again.';
         END;

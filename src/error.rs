@@ -33,6 +33,8 @@ pub enum TenancyError {
     /// tenancy.require_token is on and the role may not pick a tenant by name.
     TokenRequired(String),
     OpenCursors,
+    /// Code another role wrote would run while the caller has cursors open.
+    CursorsOpenForUserCode,
     /// A Citus worker got a tenancy.context that does not verify: the reason.
     InvalidContext(String),
     /// A session-scoped context where Citus runs protected tables on workers.
@@ -93,7 +95,7 @@ impl TenancyError {
             InTransactionBlock(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             InvalidToken(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            OpenCursors => ERRCODE_INVALID_CURSOR_STATE,
+            OpenCursors | CursorsOpenForUserCode => ERRCODE_INVALID_CURSOR_STATE,
             CursorOutlivesContext => ERRCODE_INVALID_CURSOR_DEFINITION,
             SessionScopeOnCitus => ERRCODE_FEATURE_NOT_SUPPORTED,
             InvalidContext(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
@@ -227,6 +229,14 @@ impl TenancyError {
                 "cannot change the tenant context while cursors are open".into(),
                 "Close the session's cursors (CLOSE ALL) first: a cursor keeps returning \
                  the rows of the tenant it was opened for."
+                    .into(),
+            ),
+            CursorsOpenForUserCode => (
+                "cannot run another role's code (a migration, a table owner's triggers) while \
+                 cursors are open"
+                    .into(),
+                "That code could fetch the session's cursors (pg_cursors names them) and read \
+                 what they return with the caller's rights: close them (CLOSE ALL) first."
                     .into(),
             ),
             InvalidContext(reason) => (

@@ -420,13 +420,15 @@ fn refuse_foreign_triggers() {
 }
 
 /// Whether the event trigger protects new tables (`tenancy.auto_protect`).
-/// Off with row_security = off, which pg_dump and pg_restore set: restored
-/// tables keep exactly the protection they were dumped with. (The refusal of
-/// an unprotected parent does not depend on it: any session can turn
-/// row_security off.)
+/// Off while this session has turned row_security off, as pg_dump and
+/// pg_restore do: restored tables keep exactly the protection they were
+/// dumped with. Not when row_security is off by a default another role set
+/// (ALTER DATABASE … SET row_security = off would switch auto-protect off
+/// for every session). (The refusal of an unprotected parent does not depend
+/// on it: any session can turn row_security off.)
 #[pg_extern(volatile, parallel_safe)]
 fn auto_protect_enabled() -> bool {
     crate::postgres::gucs::auto_protect()
-        && crate::postgres::gucs::row_security()
+        && !crate::postgres::gucs::row_security_off_in_session()
         && ddl_checks_enabled()
 }

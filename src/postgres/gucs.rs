@@ -301,6 +301,20 @@ pub fn row_security() -> bool {
     unsafe { pg_sys::row_security }
 }
 
+/// Whether row_security is off because this session turned it off (SET, as
+/// pg_dump and pg_restore do), not by a default that another role chose for
+/// it (ALTER DATABASE or ALTER ROLE … SET, the configuration file): RESET
+/// would turn it on again.
+pub fn row_security_off_in_session() -> bool {
+    // SAFETY: reads a setting; the reset value is a string the GUC machinery
+    // keeps (never NULL for a known setting).
+    !row_security()
+        && unsafe {
+            let reset = pg_sys::GetConfigOptionResetString(c"row_security".as_ptr());
+            !reset.is_null() && CStr::from_ptr(reset).to_bytes() == b"on"
+        }
+}
+
 /// Look at `search_path` in place, through the variable PostgreSQL keeps it
 /// in (no lookup of the setting by name: this runs on every set_tenant).
 pub fn with_search_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {

@@ -260,6 +260,11 @@ impl UserCode<'static> {
 /// it does steers what the extension, or the caller's session, does next.
 /// If it raises, the (sub)transaction abort restores the same.
 pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
+    // An open cursor of the caller's (pg_cursors names it) could be fetched
+    // by the code, with what it reads as the caller.
+    if has_open_cursors() {
+        crate::error::TenancyError::CursorsOpenForUserCode.raise();
+    }
     let flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION;
     let saved = switch_user(code.role, flags);
     // SAFETY: a nest level closed below, or by the (sub)transaction abort.

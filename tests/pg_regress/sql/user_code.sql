@@ -962,6 +962,40 @@ SELECT count(*) AS a_tenants FROM pg_catalog.pg_namespace WHERE false;
 RESET search_path;
 SELECT tenancy.retire_migration('uc-0042-callable');
 
+-- 67. Code another role wrote (a migration, a table owner's triggers) does
+--     not run while the caller has a cursor open: it could find it in
+--     pg_cursors and fetch it, with the caller's rights.
+BEGIN;
+DECLARE uc_secrets CURSOR FOR SELECT kid FROM tenancy.signing_keys;
+\set VERBOSITY sqlstate
+SELECT (tenancy.register_tenant('uc-cursor', 'Cursor', '{}', 'schema')).identifier;
+\set VERBOSITY default
+ROLLBACK;
+SELECT count(*) AS registered FROM tenancy.tenants WHERE identifier = 'uc-cursor';
+
+-- 68. Auto-protect stands aside while a session has turned row_security off
+--     itself (pg_dump, pg_restore), not when a default that another role set
+--     (ALTER DATABASE … SET) turns it off for every session.
+DO $$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I SET row_security = off', current_database()); END $$;
+\c
+SET client_min_messages = warning;
+SHOW row_security;
+SET ROLE tenancy_owner;
+CREATE TABLE uc.defaulted_off (tenant_id uuid NOT NULL, x int);
+RESET ROLE;
+DO $$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I RESET row_security', current_database()); END $$;
+\c
+SET client_min_messages = warning;
+SET row_security = off;
+SET ROLE tenancy_owner;
+CREATE TABLE uc.restored (tenant_id uuid NOT NULL, x int);
+RESET ROLE;
+RESET row_security;
+SELECT relname, relrowsecurity AND relforcerowsecurity AS protected FROM pg_class
+ WHERE oid IN ('uc.defaulted_off'::regclass, 'uc.restored'::regclass) ORDER BY relname;
+SELECT tenancy.unprotect('uc.defaulted_off');
+DROP TABLE uc.defaulted_off, uc.restored;
+
 -- verify() reads table names as names, not as patterns (a SECURITY DEFINER
 -- function is compared with every protected table's name).
 CREATE TABLE uc."we(ird" (tenant_id uuid NOT NULL);
