@@ -495,9 +495,9 @@ fn superuser_refused(what: &str, relid: pg_sys::Oid) -> ! {
         ),
         format!(
             "Its triggers are the migration author's code, which would run with superuser \
-             rights. Act as the schema's owner instead (SET ROLE {}), in the tenant's context \
-             (tenancy.set_tenant()), in a transaction of its own; to load data, pg_restore \
-             --disable-triggers.",
+             rights. Work there as a role without superuser rights that is granted {}, logged \
+             in on its own (not SET ROLE in a superuser's session), in the tenant's context \
+             (tenancy.set_tenant()); to load data, pg_restore --disable-triggers.",
             spi::quote_identifier(security::role_name(relations::owner(relid)))
         ),
     )
