@@ -76,10 +76,8 @@ fn record_migration(name: Option<&str>, sql: Option<&str>) {
                 ))
             });
         });
-        for (previous, script) in pending(None) {
-            run_script(owner, scratch, None, &previous, &script);
-        }
-        run_script(owner, scratch, None, name, sql);
+        run_scripts(owner, scratch, None, &pending(None));
+        run_scripts(owner, scratch, None, &[(name.to_owned(), sql.to_owned())]);
         security::quietly(|| query::run(&format!("DROP SCHEMA {scratch} CASCADE")));
         Spi::run_with_args(
             "INSERT INTO tenancy.migrations (name, ordinal, sql) \
@@ -235,26 +233,55 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
 const OIDS: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
 
-/// Run a migration script as the migration owner in a security-restricted
-/// operation, with the schema first on search_path (pg_catalog is implicit,
-/// pg_temp last; shared objects must be schema-qualified) and, in a tenant's
-/// schema, the tenant as the context (so seed rows pass its pinned policy).
-/// Then refuse a script that created, changed or dropped anything outside
-/// that schema (the migration owner owns every tenant schema: a script must
-/// not reach the others), or that created what would run with the owner's
-/// rights or let other tenants in. Returns the relations of the schema that
-/// the script created or changed, or whose triggers, policies or rules it
-/// did: the ones to pin to the tenant again.
+/// Run migration scripts in order, each as the migration owner in a
+/// security-restricted operation, with the schema first on search_path
+/// (pg_catalog is implicit, pg_temp last; shared objects must be
+/// schema-qualified) and, in a tenant's schema, the tenant as the context (so
+/// seed rows pass its pinned policy). Refuse a script that created, changed
+/// or dropped anything outside that schema (the migration owner owns every
+/// tenant schema: a script must not reach the others), at once; then,
+/// checked once for all of them (a schema tenant replays the whole history),
+/// what they left that would run with the owner's rights or let other
+/// tenants in. Returns the relations of the schema that the scripts created
+/// or changed, or whose triggers, policies or rules they did: the ones to pin
+/// to the tenant again.
 ///
-/// Only what the script changed is looked at, never the whole catalog: the
+/// Only what the scripts changed is looked at, never the whole catalog: the
 /// cost of a migration in one schema does not grow with the number of schemas.
-pub(crate) fn run_script(
+pub(crate) fn run_scripts(
+    owner: pg_sys::Oid,
+    schema: &str,
+    tenant: Option<Uuid>,
+    scripts: &[(String, String)],
+) -> Vec<pg_sys::Oid> {
+    let mut changes = Vec::new();
+    for (name, script) in scripts {
+        changes.extend(run_one(owner, schema, tenant, name, script));
+    }
+    if !changes.is_empty() {
+        let names = match scripts {
+            [(name, _)] => format!("migration {name} creates"),
+            _ => format!(
+                "migrations {} create",
+                scripts
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        refuse_forbidden(&changes, relations::schema(schema), &names);
+    }
+    touched_by(&changes)
+}
+
+fn run_one(
     owner: pg_sys::Oid,
     schema: &str,
     tenant: Option<Uuid>,
     name: &str,
     script: &str,
-) -> Vec<pg_sys::Oid> {
+) -> Vec<objects::Change> {
     let path = format!("{}, pg_temp", spi::quote_identifier(schema));
     let code = security::UserCode {
         search_path: &path,
@@ -304,6 +331,13 @@ pub(crate) fn run_script(
         )
         .raise();
     }
+    changes
+}
+
+/// Refuse what the migrations `names` made or changed in the schema `own`
+/// that a tenant schema must not hold: one query over all of them (the end
+/// state is what other tenants' requests meet).
+fn refuse_forbidden(changes: &[objects::Change], own: Option<pg_sys::Oid>, names: &str) {
     let of = |class: pg_sys::Oid, kinds: &[Kind]| -> Vec<pg_sys::Oid> {
         changes
             .iter()
@@ -347,7 +381,7 @@ pub(crate) fn run_script(
     };
     if let Some(first) = forbidden {
         ForbiddenObject(
-            format!("migration {name} creates what a tenant schema must not hold: {first}"),
+            format!("{names} what a tenant schema must not hold: {first}"),
             "In a tenant schema, SECURITY DEFINER functions (also as triggers) and materialized \
              views would run or store with the migration owner's rights for every caller, and a \
              sequence default needs a sequence privilege that would let other tenants read and \
@@ -360,6 +394,11 @@ pub(crate) fn run_script(
         )
         .raise();
     }
+}
+
+/// The relations of the schema that the changes created or changed, or
+/// whose triggers, policies or rules they did: the ones to pin again.
+fn touched_by(changes: &[objects::Change]) -> Vec<pg_sys::Oid> {
     let mut touched: Vec<pg_sys::Oid> = changes
         .iter()
         .flat_map(|c| {

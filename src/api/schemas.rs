@@ -123,15 +123,8 @@ fn apply_pending(id: Uuid, schema: &str, repair: bool) -> Vec<String> {
     let owner = roles::migration_owner();
     let tenant = to_sql(id);
     let pending = migrations::pending(Some(tenant));
-    let mut touched = Vec::new();
-    for (name, script) in &pending {
-        touched.extend(migrations::run_script(
-            owner,
-            schema,
-            Some(id),
-            name,
-            script,
-        ));
+    let touched = migrations::run_scripts(owner, schema, Some(id), &pending);
+    for (name, _) in &pending {
         Spi::run_with_args(
             "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
             &[tenant.into(), name.as_str().into()],
