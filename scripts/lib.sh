@@ -96,6 +96,10 @@ apt_install() { # apt_install PACKAGE…: those of them not installed yet
 }
 
 ensure_tools() {
+    if ! command -v cargo >/dev/null; then
+        log "cargo not found: install Rust first (https://rustup.rs: rustup installs cargo for your user), then run this again"
+        exit 1
+    fi
     apt_install postgresql-15 postgresql-server-dev-15 clang libclang-dev sudo "$@"
     if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.0" ]; then
         log "installing cargo-pgrx 0.18.0 (once; about 5 minutes on 2 cores)"

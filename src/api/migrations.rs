@@ -152,7 +152,7 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 /// wrote, or that only some roles may run, or that acts beyond its result:
 /// another role's, one PUBLIC may not execute, a volatile one other than a
 /// random id or the time (set_config, pg_notify, tenancy.set_tenant_jwt, …),
-/// or one of PostgreSQL's that run SQL given as text (tenancy.forbidden_calls).
+/// or one of PostgreSQL's that run SQL given as text (tenancy.calls_forbidden).
 /// And procedures: a CALL could commit in the middle of the caller's work. PostgreSQL evaluates these as whoever uses the table,
 /// and an immutable one already while planning a query on it: a superuser's
 /// SELECT would run the migration author's code, and a policy's would run as
@@ -184,8 +184,8 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                     AND t.tgname <= 'tenancy_schema_guard' COLLATE \"C\" LIMIT 1), \
                 (SELECT format('trigger %I on view %s runs instead of its writes, before any guard', \
                                t.tgname, t.tgrelid::regclass) \
-                   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-                  WHERE t.oid = ANY ($3) AND c.relkind = 'v' LIMIT 1), \
+                   FROM pg_trigger t WHERE t.oid = ANY ($3) \
+                    AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.tgrelid) = 'v' LIMIT 1), \
                 (SELECT format('trigger %I on %s fires in replication (ENABLE %s)', t.tgname, \
                                t.tgrelid::regclass, CASE t.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END) \
                    FROM pg_trigger t WHERE t.oid = ANY ($3) AND t.tgenabled IN ('A', 'R') LIMIT 1), \
@@ -228,7 +228,7 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                                pg_describe_object(o.classid, o.objid, 0)) \
                    FROM made o \
                   WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) \
-                    AND tenancy.expressions_of(o.classid, o.objid) ~ (SELECT tenancy.forbidden_calls()) \
+                    AND tenancy.calls_forbidden(tenancy.expressions_of(o.classid, o.objid)) \
                   LIMIT 1))";
 const OIDS: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
