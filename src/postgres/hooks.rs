@@ -140,12 +140,15 @@ pub fn running_on_relations() -> bool {
                 CMDTAG_INSERT | CMDTAG_UPDATE | CMDTAG_DELETE | CMDTAG_MERGE
             )
     };
-    let running =
-        RUNNING.with(|running| running.try_borrow().map(|r| r.clone()).unwrap_or_default());
+    // (Read in place: nothing below runs a statement.)
     writes
-        || running
-            .into_iter()
-            .any(|query| Statement(query as *const pg_sys::QueryDesc).on_relations())
+        || RUNNING.with(|running| {
+            running.try_borrow().is_ok_and(|running| {
+                running
+                    .iter()
+                    .any(|&query| Statement(query as *const pg_sys::QueryDesc).on_relations())
+            })
+        })
 }
 
 impl Statement {
