@@ -29,6 +29,14 @@ trap 'stop_cluster "$PORT"' EXIT
 psql -X -q -c "CREATE ROLE bench_app LOGIN" -c "CREATE ROLE bench_migrator NOLOGIN" -c "CREATE DATABASE bench" -d postgres
 log "loading the benchmark data set (bench/setup.sql)"
 psql -X -q -d bench -f "$ROOT/bench/setup.sql"
+# Registration against its physical limit: the same rows into a table with
+# the same constraints and indexes; a schema tenant's 10-migration history
+# against the same DDL by hand.
+psql -X -q -d bench -c "CREATE TABLE bench.tenants_like (LIKE tenancy.tenants INCLUDING ALL)" \
+    -c "SELECT tenancy.set_migration_owner('bench_migrator')" >/dev/null
+for i in $(seq -w 1 10); do
+    psql -X -q -d bench -c "CALL tenancy.add_migration('i$i', 'CREATE TABLE t$i (id bigint PRIMARY KEY, body text); CREATE INDEX ON t$i (body)')" 2>/dev/null
+done
 # The tenants' ids, for the baselines' explicit WHERE tenant_id.
 mapfile -t IDS < <(psql -X -At -d bench -c "SELECT id FROM tenancy.tenants WHERE identifier ~ '^t-[0-9]+$'
     AND substr(identifier, 3)::int <= 1000 ORDER BY substr(identifier, 3)::int")
@@ -42,8 +50,11 @@ rm -rf "$WORK" && server_dir "$WORK"
 # statements WORKLOAD N: the SQL of N statements of a workload, one per line,
 # after what puts the session in place (the application role, a tenant).
 statements() {
-    local workload=$1 n=$2 i k id
-    echo "SET ROLE bench_app;"
+    local workload=$1 n=$2 i k id t
+    case $workload in
+    register_* | by_hand_*) ;;
+    *) echo "SET ROLE bench_app;" ;;
+    esac
     case $workload in
     point_rls* | range_rls | insert_rls*) echo "SELECT tenancy.set_tenant('t-1');" ;;
     esac
@@ -74,6 +85,16 @@ statements() {
         point_rls_prepared) echo "EXECUTE q($id);" ;;
         insert_plain_prepared) echo "EXECUTE q('${IDS[0]}');" ;;
         insert_rls_prepared) echo "EXECUTE q;" ;;
+        # (as the superuser who administers; names unique per run)
+        register_shared) echo "SELECT tenancy.register_tenant('r$n-$i', 'Registered $i');" ;;
+        by_hand_shared) echo "INSERT INTO bench.tenants_like (identifier, name) VALUES ('r$n-$i', 'Registered $i');" ;;
+        register_schema) echo "SELECT tenancy.register_tenant('s$n-$i', 'Schema $i', '{}', 'schema');" ;;
+        by_hand_schema)
+            printf "DO \$\$ BEGIN CREATE SCHEMA h%s_%s;" "$n" "$i"
+            for t in $(seq -w 1 10); do
+                printf " CREATE TABLE h%s_%s.t%s (id bigint PRIMARY KEY, body text); CREATE INDEX ON h%s_%s.t%s (body);" "$n" "$i" "$t" "$n" "$i" "$t"
+            done
+            echo " END \$\$;" ;;
         esac
     done
 }
@@ -92,19 +113,23 @@ instructions() {
     sed -nE 's/^==[0-9]+== Collected : ([0-9]+)$/\1/p' "$file.log"
 }
 
-# per_statement WORKLOAD: instructions of one more statement.
+# per_statement WORKLOAD [N1 N2]: instructions of one more statement.
 declare -A PER
 per_statement() {
-    local a b
-    a=$(instructions "$1" "$N1") b=$(instructions "$1" "$N2")
-    PER[$1]=$(((b - a) / (N2 - N1)))
+    local a b n1=${2:-$N1} n2=${3:-$N2}
+    a=$(instructions "$1" "$n1") b=$(instructions "$1" "$n2")
+    PER[$1]=$(((b - a) / (n2 - n1)))
     log "$1: ${PER[$1]} instructions per statement"
 }
 
 for workload in set_config set_tenant switch_plain switch_rls point_plain point_rls \
     range_plain range_rls insert_plain insert_rls point_plain_prepared point_rls_prepared \
-    insert_plain_prepared insert_rls_prepared; do
+    insert_plain_prepared insert_rls_prepared register_shared by_hand_shared; do
     per_statement "$workload"
+done
+# A schema tenant costs a thousand statements: fewer of them.
+for workload in register_schema by_hand_schema; do
+    per_statement "$workload" 10 30
 done
 
 pair() { # pair LABEL PRODUCT BASELINE TARGET
@@ -121,6 +146,9 @@ pair() { # pair LABEL PRODUCT BASELINE TARGET
     pair "insert: protected vs plain + tenant_id" insert_rls insert_plain 1.03
     pair "point, prepared: protected vs plain + WHERE tenant_id" point_rls_prepared point_plain_prepared 1.03
     pair "insert, prepared: protected vs plain + tenant_id" insert_rls_prepared insert_plain_prepared 1.03
+    # (the targets of registration are ratios of throughput, ≥ 0.5: ≤ 2 here)
+    pair "register a shared tenant vs a plain INSERT of its row" register_shared by_hand_shared 2
+    pair "register a schema tenant (10 migrations) vs the same DDL by hand" register_schema by_hand_schema 2
 } >"$OUT/instructions.tsv"
 publish_table "$OUT/instructions.tsv" "$OUT/instructions.md"
 log "table: $OUT/instructions.md; callgrind profiles: $WORK/*.out (callgrind_annotate)"

@@ -80,7 +80,7 @@ DECLARE
         'tenancy.refuse_foreign_triggers()',
         -- Read by verify() as its caller (they read the system catalogs only).
         'tenancy.expressions_of(oid, oid)',
-        'tenancy.forbidden_calls()',
+        'tenancy.calls_forbidden(text)',
         'tenancy.volatile_but_harmless(oid)',
         -- Trigger functions (they cannot be called directly): a table's owner
         -- and the migration owner create the guard triggers that use them.

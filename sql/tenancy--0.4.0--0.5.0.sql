@@ -297,6 +297,26 @@ CREATE OR REPLACE FUNCTION tenancy.set_tenant_token(token text, is_local boolean
  LANGUAGE c
 AS '$libdir/tenancy', $function$set_tenant_token_wrapper$function$;
 
+CREATE OR REPLACE FUNCTION tenancy.calls_forbidden(expressions text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+SELECT EXISTS (
+    SELECT FROM regexp_matches(expressions, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+) ', 'g') call
+      JOIN pg_proc p ON p.oid = call[1]::oid
+     WHERE p.pronamespace = 'pg_catalog'::regnamespace
+       AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
+            OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
+            OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+                             'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
+                             'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+                             'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
+                             'database_to_xml_and_xmlschema')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2)))
+$function$;
+
 CREATE OR REPLACE FUNCTION tenancy.expressions_of(classid oid, objid oid)
  RETURNS text
  LANGUAGE sql
@@ -313,25 +333,6 @@ SELECT CASE classid
     WHEN 'pg_rewrite'::regclass THEN (SELECT concat(r.ev_qual, r.ev_action) FROM pg_rewrite r WHERE r.oid = objid)
     WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxexprs::text FROM pg_statistic_ext s WHERE s.oid = objid)
 END
-$function$;
-
-CREATE OR REPLACE FUNCTION tenancy.forbidden_calls()
- RETURNS text
- LANGUAGE sql
- STABLE
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || string_agg(p.oid::text, '|') || ') '
-  FROM pg_proc p
- WHERE p.pronamespace = 'pg_catalog'::regnamespace
-   AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
-        OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
-        OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
-                         'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
-                         'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
-                         'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
-                         'database_to_xml_and_xmlschema')
-        OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
 $function$;
 
 CREATE OR REPLACE FUNCTION tenancy.verify()
@@ -605,7 +606,7 @@ SELECT 'error', p.oid::regprocedure::text,
  WHERE p.prokind = 'p'
 UNION ALL
 -- ... or one of PostgreSQL's that run SQL given as text, or that PUBLIC may not
--- execute (tenancy.forbidden_calls).
+-- execute (tenancy.calls_forbidden).
 SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
        format('in the schema of tenant %s, it calls a function that runs SQL given as text or that only some roles may run, for whoever queries the table', ts.identifier),
        'Drop it (a migration may not make it)'
@@ -630,7 +631,7 @@ SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
         SELECT 'pg_statistic_ext'::regclass, s.oid, s.stxnamespace, s.stxexprs::text
           FROM pg_statistic_ext s WHERE s.stxexprs IS NOT NULL) AS x(classid, objid, nspid, expressions)
   JOIN tenant_schemas ts ON ts.nspid = x.nspid
- WHERE x.expressions ~ (SELECT tenancy.forbidden_calls())
+ WHERE tenancy.calls_forbidden(x.expressions)
 UNION ALL
 -- What PostgreSQL evaluates for whoever queries a protected table (index
 -- expressions and predicates, statistics, constraints, defaults) that calls a

@@ -31,28 +31,30 @@ SELECT EXISTS (SELECT FROM pg_proc p WHERE p.oid = f
                        OR p.oid = 'tenancy.uuid_v7()'::regprocedure))
 $$;
 
--- A pattern that matches the node tree of a call (a function, an operator, an
--- aggregate or a window function) to one of PostgreSQL's own functions that
--- runs code no superuser wrote, or that a superuser may use and others may
--- not: those that run SQL given as text or read a relation by name (its views
--- included), those PUBLIC may not execute (pg_read_binary_file, lo_export, …)
--- and the volatile ones with an effect (volatile_but_harmless). In an
--- expression that PostgreSQL evaluates for whoever uses a table, the
--- application's request, or a superuser's query or restore, would run them.
--- (PostgreSQL records no dependency on its own functions: the trees are read.)
-CREATE FUNCTION tenancy.forbidden_calls() RETURNS text
+-- Whether the text of node trees (expressions_of) calls one of PostgreSQL's
+-- own functions that runs code no superuser wrote, or that a superuser may
+-- use and others may not: those that run SQL given as text or read a
+-- relation by name (its views included), those PUBLIC may not execute
+-- (pg_read_binary_file, lo_export, …) and the volatile ones with an effect
+-- (volatile_but_harmless). In an expression that PostgreSQL evaluates for
+-- whoever uses a table, the application's request, or a superuser's query or
+-- restore, would run them. (PostgreSQL records no dependency on its own
+-- functions: the trees are read. Only the functions a tree calls are looked
+-- at, not every built-in.)
+CREATE FUNCTION tenancy.calls_forbidden(expressions text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-SELECT ':(funcid|opfuncid|aggfnoid|winfnoid) (' || string_agg(p.oid::text, '|') || ') '
-  FROM pg_proc p
- WHERE p.pronamespace = 'pg_catalog'::regnamespace
-   AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
-        OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
-        OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
-                         'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
-                         'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
-                         'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
-                         'database_to_xml_and_xmlschema')
-        OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+SELECT EXISTS (
+    SELECT FROM regexp_matches(expressions, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+) ', 'g') call
+      JOIN pg_proc p ON p.oid = call[1]::oid
+     WHERE p.pronamespace = 'pg_catalog'::regnamespace
+       AND (NOT has_function_privilege('public', p.oid, 'EXECUTE')
+            OR (p.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(p.oid))
+            OR p.proname IN ('ts_stat', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+                             'cursor_to_xml', 'cursor_to_xmlschema', 'table_to_xml', 'table_to_xmlschema',
+                             'table_to_xml_and_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
+                             'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema',
+                             'database_to_xml_and_xmlschema')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2)))
 $$;
 
 -- verify(): one row per isolation problem found in the database, with how to fix it.
@@ -326,7 +328,7 @@ SELECT 'error', p.oid::regprocedure::text,
  WHERE p.prokind = 'p'
 UNION ALL
 -- ... or one of PostgreSQL's that run SQL given as text, or that PUBLIC may not
--- execute (tenancy.forbidden_calls).
+-- execute (tenancy.calls_forbidden).
 SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
        format('in the schema of tenant %s, it calls a function that runs SQL given as text or that only some roles may run, for whoever queries the table', ts.identifier),
        'Drop it (a migration may not make it)'
@@ -351,7 +353,7 @@ SELECT 'error', pg_describe_object(x.classid, x.objid, 0),
         SELECT 'pg_statistic_ext'::regclass, s.oid, s.stxnamespace, s.stxexprs::text
           FROM pg_statistic_ext s WHERE s.stxexprs IS NOT NULL) AS x(classid, objid, nspid, expressions)
   JOIN tenant_schemas ts ON ts.nspid = x.nspid
- WHERE x.expressions ~ (SELECT tenancy.forbidden_calls())
+ WHERE tenancy.calls_forbidden(x.expressions)
 UNION ALL
 -- What PostgreSQL evaluates for whoever queries a protected table (index
 -- expressions and predicates, statistics, constraints, defaults) that calls a
