@@ -324,18 +324,21 @@ pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
 /// they neither reach this request nor block it.
 fn change_context(tenant: Option<&Tenant>, local: bool) {
     let id = tenant.map(|t| t.id);
-    if security::in_user_code() || security::trigger_depth() > 0 || hooks::running_on_relations() {
+    if security::in_user_code() || security::trigger_depth() > 0 || hooks::running_others_code() {
         refuse(
             &id.map(|id| id.to_string()).unwrap_or_default(),
             PermissionDenied(
-                "the tenant context can change only in a statement that reads and writes no \
-                 relation, outside triggers and code that tenancy runs for another role"
+                "the tenant context can change only in a client's SELECT (or CALL, or DO) that \
+                 reads and writes no relation, outside triggers and code that tenancy runs for \
+                 another role"
                     .into(),
                 "What the owners of relations attach to them (triggers, column defaults, \
                  constraints, rules, views, policies, the operators of their columns' types) runs \
                  in the caller's session, and a migration runs in the context of the tenant it \
-                 migrates: none of them may choose a tenant. Call set_tenant in a statement of its \
-                 own (SELECT tenancy.set_tenant($1)); look the tenant up in a statement before it."
+                 migrates, and PostgreSQL runs some of them while it plans a statement or binds \
+                 its parameters: none of them may choose a tenant. Call set_tenant in a statement \
+                 of its own (SELECT tenancy.set_tenant($1), as a query or a prepared \
+                 statement); look the tenant up before it."
                     .into(),
             ),
         );

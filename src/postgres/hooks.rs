@@ -124,24 +124,29 @@ impl Statement {
     }
 }
 
-/// Whether the client's statement writes (its rules' actions run as
-/// statements of their own, which may not), or a statement running now — the
-/// client's own or one nested in it — writes or reads any relation: what the
-/// owners of those relations attached to them (column defaults, constraints,
-/// rules, triggers, views, policies, the operators of their columns' types)
-/// runs in the caller's session as part of it.
-pub fn running_on_relations() -> bool {
+/// Whether code that the owners of relations attached to them may be what
+/// runs now: outside a client's SELECT (or CALL, or DO, of the client's own
+/// code) being executed — while a statement is parsed, planned (an operator's
+/// selectivity estimate, an immutable function folded), its parameters bound
+/// (a domain's CHECK), or while the client's statement writes (its rules'
+/// actions run as statements of their own), copies or executes a prepared
+/// statement (planned inside it) — or while a statement running now, the
+/// client's own or one nested in it, writes or reads any relation (column
+/// defaults, constraints, rules, triggers, views, policies, the operators of
+/// their columns' types run in the caller's session as part of it).
+pub fn running_others_code() -> bool {
     use pg_sys::CommandTag::*;
-    // SAFETY: the portal PostgreSQL runs the client's statement in, or NULL.
-    let writes = unsafe {
+    // SAFETY: the portal PostgreSQL runs the client's statement in, or NULL
+    // (parsing, planning and binding happen before it runs).
+    let client_select = unsafe {
         !pg_sys::ActivePortal.is_null()
             && matches!(
                 (*pg_sys::ActivePortal).commandTag,
-                CMDTAG_INSERT | CMDTAG_UPDATE | CMDTAG_DELETE | CMDTAG_MERGE
+                CMDTAG_SELECT | CMDTAG_CALL | CMDTAG_DO
             )
     };
     // (Read in place: nothing below runs a statement.)
-    writes
+    !client_select
         || RUNNING.with(|running| {
             running.try_borrow().is_ok_and(|running| {
                 running

@@ -793,6 +793,14 @@ END $$;
 CREATE OPERATOR uc.= (FUNCTION = uc.host_eq, LEFTARG = uc.host, RIGHTARG = uc.host);
 CREATE TABLE uc.hosts (host uc.host, tenant text);
 INSERT INTO uc.hosts VALUES ('victim.example', 'uc-victim');
+-- (an immutable function is folded while the statement is planned)
+CREATE FUNCTION uc.folded() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM tenancy.set_tenant('uc-victim');
+    RETURN true;
+END $$;
+CREATE VIEW uc.folding AS SELECT host FROM uc.domains WHERE uc.folded();
+GRANT SELECT ON uc.folding TO tenancy_app;
 GRANT SELECT, INSERT ON uc.switching, uc.noted TO tenancy_app;
 GRANT SELECT ON uc.switching_view, uc.domains, uc.hosts TO tenancy_app;
 GRANT USAGE ON SCHEMA uc TO tenancy_app;
@@ -808,13 +816,20 @@ SET search_path = uc, public;
 SELECT tenant FROM uc.hosts WHERE host OPERATOR(uc.=) 'victim.example'::uc.host;
 RESET search_path;
 SELECT tenancy.set_tenant(tenant) IS NOT NULL AS by_domain FROM uc.domains WHERE host = 'victim.example';
+SELECT * FROM uc.folding;
 \set VERBOSITY default
+-- (a prepared set_tenant of the client's own runs; what EXECUTE plans does not)
+PREPARE uc_switch(text) AS SELECT tenancy.set_tenant($1) IS NOT NULL AS switched;
+EXECUTE uc_switch('uc-planted');
+DEALLOCATE uc_switch;
 SELECT tenancy.current_tenant_identifier() AS still_planted;
 SELECT tenant AS looked_up FROM uc.domains WHERE host = 'victim.example' \gset
 SELECT tenancy.set_tenant(:'looked_up') IS NOT NULL AS by_domain;
 SELECT tenancy.current_tenant_identifier();
 SELECT tenancy.reset_tenant();
 RESET ROLE;
+DROP VIEW uc.folding;
+DROP FUNCTION uc.folded();
 DROP TABLE uc.switching, uc.domains, uc.noted, uc.hosts;
 DROP OPERATOR uc.= (uc.host, uc.host);
 DROP FUNCTION uc.host_eq(uc.host, uc.host);
