@@ -46,11 +46,12 @@ pub(crate) fn on_hold_cursor(_name: &str) {
     }
 }
 
-/// Run `f`, which issues one `DELETE FROM table` of the destroyed tenant's
-/// rows as the table's owner: that statement, and only it, runs in the
-/// tenant's context (its row-level security policy needs one). The triggers,
-/// rules and functions it reaches run their own statements with no context
-/// at all, so the owner's code cannot read the tenant's other rows.
+/// Run `f`, which issues one statement on `table` as the table's owner — the
+/// `DELETE` of the destroyed tenant's rows, or the `SELECT` that checks none
+/// is left: that statement, and only it, runs in the tenant's context (its
+/// row-level security policy needs one). The triggers, rules and functions it
+/// reaches run their own statements with no context at all, so the owner's
+/// code cannot read the tenant's other rows.
 pub(crate) fn deleting_rows<R>(tenant: Rc<Tenant>, table: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     struct Stop;
     impl Drop for Stop {
@@ -86,7 +87,7 @@ pub(crate) fn on_role_change(role: Option<pg_sys::Oid>) {
 }
 
 /// Before the executor starts a statement: recognises `deleting_rows`'s
-/// DELETE. It runs in the tenant's context: if the table's policies or rules
+/// statement. It runs in the tenant's context: if the table's policies or rules
 /// make it read another relation (a sub-select in the owner's own policy),
 /// that relation's rows of the tenant would be read by the owner's code, so
 /// it is refused.
@@ -95,7 +96,7 @@ pub(crate) fn on_executor_start(statement: &hooks::Statement) {
         let d = deleting.as_mut()?;
         if d.statement.is_some()
             || hooks::running_depth() != d.depth
-            || statement.deletes_from() != Some(d.table)
+            || (statement.deletes_from() != Some(d.table) && !statement.selects_from(d.table))
         {
             return None;
         }

@@ -12,7 +12,7 @@ use crate::postgres::jsonb::Jsonb;
 use crate::postgres::query;
 use crate::postgres::security::{self, UserCode};
 use crate::tenant::{
-    from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status,
+    from_sql, to_sql, validate_identifier, validate_metadata, validate_name, Status, Tenant,
 };
 use crate::tenant_schema;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -20,6 +20,7 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
+use std::rc::Rc;
 use uuid::Uuid;
 
 type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
@@ -392,7 +393,7 @@ fn destroy_rows(id: Uuid) -> i64 {
     for _ in 0..PASSES {
         let deleted = pass();
         if deleted == 0 {
-            refuse_rows_left(&tables, id);
+            refuse_rows_left(&tables, &tenant);
             return total;
         }
         total += deleted;
@@ -409,21 +410,25 @@ fn destroy_rows(id: Uuid) -> i64 {
 }
 
 /// After the passes: none of the tenant's rows may be left behind (a BEFORE
-/// DELETE trigger that returns NULL skips the row it was given). Read as the
-/// catalog's owner, which row-level security does not filter and which runs
-/// no code of the table's owner for a plain read of a table.
+/// DELETE trigger that returns NULL skips the row it was given). Read like
+/// the DELETE, as the table's owner in a security-restricted operation with
+/// the tenant's context for that statement alone: a superuser's read would
+/// plan the query with the owner's index expressions and predicates, and run
+/// what they call with superuser rights.
 fn refuse_rows_left(
     tables: &[(pg_sys::Oid, String, String, pg_sys::Oid, Option<String>)],
-    id: Uuid,
+    tenant: &Rc<Tenant>,
 ) {
-    for (_, table, column, _, _) in tables {
-        let left = query::optional_one::<bool>(
-            &format!(
-                "SELECT EXISTS (SELECT FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1)",
-                spi::quote_identifier(column)
-            ),
-            &[to_sql(id).into()],
-        )
+    for (relid, table, column, owner, _) in tables {
+        let query = format!(
+            "SELECT EXISTS (SELECT FROM {table} WHERE {} OPERATOR(pg_catalog.=) $1)",
+            spi::quote_identifier(column)
+        );
+        let left = security::run_user_code(UserCode::of(*owner), || {
+            context::deleting_rows(tenant.clone(), *relid, || {
+                query::optional_one::<bool>(&query, &[to_sql(tenant.id).into()])
+            })
+        })
         .or_raise(&format!(
             "checking that no row of the tenant is left in {table}"
         ));

@@ -108,6 +108,16 @@ impl Statement {
         }
     }
 
+    /// Whether it is a plain SELECT that reads `relid` (it writes nothing).
+    pub fn selects_from(&self, relid: pg_sys::Oid) -> bool {
+        // SAFETY: as in `relations`.
+        let select = unsafe {
+            let plan = &*(*self.0).plannedstmt;
+            plan.commandType == pg_sys::CmdType::CMD_SELECT && !plan.hasModifyingCTE
+        };
+        select && self.relation_oids().contains(&relid)
+    }
+
     /// The relation a DELETE deletes from (its first result relation).
     pub fn deletes_from(&self) -> Option<pg_sys::Oid> {
         // SAFETY: as in `relations`.
