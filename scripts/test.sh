@@ -11,7 +11,7 @@
 # client layers. tests/README.md maps the layers.
 set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
-LAYERS=(unit regress isolation upgrade client drivers examples hostile postgres pg_upgrade citus package)
+LAYERS=(unit regress isolation upgrade client usage drivers examples hostile postgres pg_upgrade citus package)
 for chosen in "$@"; do
     [[ " ${LAYERS[*]} " == *" $chosen "* ]] ||
         { echo "scripts/test.sh: no layer \"$chosen\" (layers: ${LAYERS[*]})" >&2; exit 2; }
@@ -91,6 +91,10 @@ if wants client; then
     client_tests "$PORT" "$POOLER_PORT" "$OUT/client.log"
     tally cargo "$OUT/client.log" "client tests"
 fi
+
+# Usage and limits: statements counted in shared memory, so on a cluster of
+# its own with tenancy preloaded.
+! wants usage || layer "usage and limits" "$ROOT/tests/usage/run.sh" "$OUT"
 
 # 4. Other drivers: Python (psycopg 3, in a venv) and Node (pg), same cluster.
 if wants drivers || wants examples; then

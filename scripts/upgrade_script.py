@@ -44,7 +44,13 @@ SELECT coalesce(json_agg(json_build_object(
     'name', c.oid::regclass::text, 'definition', pg_get_viewdef(c.oid, true),
     'columns', (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
                   FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0),
-    'options', c.reloptions::text, 'comment', obj_description(c.oid, 'pg_class'))), '[]')
+    'options', c.reloptions::text, 'comment', obj_description(c.oid, 'pg_class'),
+    'acl', c.relacl::text,
+    'grants', (SELECT coalesce(json_agg(json_build_array(
+                   CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END,
+                   a.privilege_type, a.is_grantable) ORDER BY 1), '[]')
+                 FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+                WHERE a.grantee <> c.relowner))), '[]')
   FROM members m JOIN pg_class c ON c.oid = m.objid
  WHERE m.classid = 'pg_class'::regclass AND c.relkind = 'v'""",
     "triggers": MEMBERS + """
@@ -152,6 +158,13 @@ def main():
             after.append(f"{verb} {name}{options} AS\n{view['definition'].rstrip(';')};")
         if (previous or {}).get("comment") != view["comment"]:
             after.append(f"COMMENT ON VIEW {name} IS {quote_literal(view['comment'])};")
+        was = previous.get("grants", []) if previous else []
+        for grantee, privilege, _ in was:
+            if [grantee, privilege, False] not in view["grants"]:
+                after.append(f"REVOKE {privilege} ON {name} FROM {grantee};")
+        for grantee, privilege, _ in view["grants"]:
+            if [grantee, privilege, False] not in was:
+                after.append(f"GRANT {privilege} ON {name} TO {grantee};")
     drops += [f"DROP VIEW {name};" for name in old_views if name not in new_views]
 
     # Routines: a new identity is created, a changed one replaced (dropped

@@ -72,6 +72,10 @@ DECLARE
         'tenancy.config(text)',
         'tenancy.config()',
         'tenancy.cache_stats()',
+        -- Usage: each row is filtered by who asks (api/usage.rs).
+        'tenancy.tenant_stats_entries()',
+        'tenancy.tenant_stats_information()',
+        'tenancy.tenant_activity_entries()',
         'tenancy.current_tenant_info()',
         'tenancy.audit(text, jsonb)',
         'tenancy.event_is_current(text)',

@@ -297,6 +297,29 @@ CREATE OR REPLACE FUNCTION tenancy.set_tenant_token(token text, is_local boolean
  LANGUAGE c
 AS '$libdir/tenancy', $function$set_tenant_token_wrapper$function$;
 
+CREATE OR REPLACE FUNCTION tenancy.tenant_activity_entries()
+ RETURNS TABLE(pid integer, tenant_id uuid, identifier text, scope text)
+ LANGUAGE c
+ PARALLEL RESTRICTED STRICT
+AS '$libdir/tenancy', $function$tenant_activity_entries_wrapper$function$;
+
+CREATE OR REPLACE FUNCTION tenancy.tenant_stats_entries()
+ RETURNS TABLE(tenant_id uuid, identifier text, calls bigint, failed bigint, total_time double precision, max_time double precision, rows bigint, shared_blks_hit bigint, shared_blks_read bigint, shared_blks_dirtied bigint, shared_blks_written bigint, temp_blks_written bigint, wal_bytes bigint, first_statement timestamp with time zone, last_statement timestamp with time zone)
+ LANGUAGE c
+ PARALLEL RESTRICTED STRICT
+AS '$libdir/tenancy', $function$tenant_stats_entries_wrapper$function$;
+
+CREATE OR REPLACE FUNCTION tenancy.tenant_stats_information()
+ RETURNS TABLE(stats_max bigint, entries bigint, dealloc bigint, stats_reset timestamp with time zone, shared_memory_bytes bigint)
+ LANGUAGE c
+ PARALLEL RESTRICTED STRICT
+AS '$libdir/tenancy', $function$tenant_stats_information_wrapper$function$;
+
+CREATE OR REPLACE FUNCTION tenancy.tenant_stats_reset(identifier text DEFAULT NULL::text)
+ RETURNS void
+ LANGUAGE c
+AS '$libdir/tenancy', $function$tenant_stats_reset_wrapper$function$;
+
 CREATE OR REPLACE FUNCTION tenancy.calls_forbidden(expressions text)
  RETURNS boolean
  LANGUAGE sql
@@ -777,6 +800,60 @@ CREATE VIEW tenancy.signing_key_info AS
 
 COMMENT ON VIEW tenancy.signing_key_info IS 'The signing keys without their secrets, for administrators.';
 
+CREATE VIEW tenancy.tenant_stats AS
+ SELECT tenant_stats_entries.identifier,
+    tenant_stats_entries.tenant_id,
+    tenant_stats_entries.calls,
+    tenant_stats_entries.failed,
+    tenant_stats_entries.total_time,
+        CASE
+            WHEN tenant_stats_entries.calls > 0 THEN tenant_stats_entries.total_time / tenant_stats_entries.calls::double precision
+            ELSE NULL::double precision
+        END AS mean_time,
+    tenant_stats_entries.max_time,
+    tenant_stats_entries.rows,
+    tenant_stats_entries.shared_blks_hit,
+    tenant_stats_entries.shared_blks_read,
+    tenant_stats_entries.shared_blks_dirtied,
+    tenant_stats_entries.shared_blks_written,
+    tenant_stats_entries.temp_blks_written,
+    tenant_stats_entries.wal_bytes,
+    tenant_stats_entries.first_statement,
+    tenant_stats_entries.last_statement
+   FROM tenancy.tenant_stats_entries() tenant_stats_entries(tenant_id, identifier, calls, failed, total_time, max_time, rows, shared_blks_hit, shared_blks_read, shared_blks_dirtied, shared_blks_written, temp_blks_written, wal_bytes, first_statement, last_statement);
+
+COMMENT ON VIEW tenancy.tenant_stats IS 'Statements per tenant since the last reset (times in milliseconds); tenant_id NULL: statements without a tenant.';
+
+GRANT SELECT ON tenancy.tenant_stats TO PUBLIC;
+
+CREATE VIEW tenancy.tenant_stats_info AS
+ SELECT tenant_stats_information.stats_max,
+    tenant_stats_information.entries,
+    tenant_stats_information.dealloc,
+    tenant_stats_information.stats_reset,
+    tenant_stats_information.shared_memory_bytes
+   FROM tenancy.tenant_stats_information() tenant_stats_information(stats_max, entries, dealloc, stats_reset, shared_memory_bytes);
+
+GRANT SELECT ON tenancy.tenant_stats_info TO PUBLIC;
+
+CREATE VIEW tenancy.tenant_activity AS
+ SELECT e.pid,
+    e.identifier,
+    e.tenant_id,
+    e.scope,
+    a.usename,
+    a.application_name,
+    a.state,
+    a.query_start,
+    a.wait_event_type,
+    a.wait_event
+   FROM tenancy.tenant_activity_entries() e(pid, tenant_id, identifier, scope)
+     JOIN pg_stat_activity a ON a.pid = e.pid;
+
+COMMENT ON VIEW tenancy.tenant_activity IS 'The backends working in a tenant context now.';
+
+GRANT SELECT ON tenancy.tenant_activity TO PUBLIC;
+
 -- Privileges and comments.
 REVOKE EXECUTE ON FUNCTION tenancy.add_signing_key(text,bytea,boolean) FROM PUBLIC;
 
@@ -785,3 +862,5 @@ REVOKE EXECUTE ON FUNCTION tenancy.check_autocommit(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.ddl_checks_enabled() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION tenancy.guard_triggers() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats_reset(text) FROM PUBLIC;

@@ -64,6 +64,16 @@ fn relations() -> Relations {
     rels
 }
 
+/// Whether the extension is installed in this database.
+pub fn installed() -> bool {
+    RELATIONS.get().is_some() || relations::relid(c"tenancy", c"tenants").is_some()
+}
+
+/// The tenants table: who may read it administers tenancy (see grant_admin).
+pub fn tenants_relation() -> pg_sys::Oid {
+    relations().tenants
+}
+
 pub fn is_catalog_relation(relid: pg_sys::Oid) -> bool {
     RELATIONS.get().is_some_and(|r| {
         [

@@ -63,6 +63,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
+    api::usage::init();
     postgres::security::init();
     postgres::objects::init();
     postgres::functions::init(

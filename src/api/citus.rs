@@ -81,6 +81,18 @@ pub(crate) fn carry(tenant: Option<&Tenant>) {
 }
 
 /// On a worker: the tenant of a verified carrier, or None without one.
+/// The id of the coordinator's tenant if its carrier has been verified
+/// already (by a statement that needed it); never raises.
+pub(crate) fn verified_carried_id() -> Option<uuid::Uuid> {
+    gucs::with_context_setting(|text| {
+        VERIFIED.with_borrow(|v| {
+            v.as_ref()
+                .filter(|(carrier, _)| carrier == text)
+                .map(|(_, tenant)| tenant.id)
+        })
+    })?
+}
+
 pub(crate) fn carried_tenant() -> Option<Rc<Tenant>> {
     let cached = gucs::with_context_setting(|text| {
         VERIFIED.with_borrow(|v| {

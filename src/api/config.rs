@@ -2,7 +2,7 @@
 //! values). Reads in a tenant context come from a backend-local cache that is
 //! emptied with the tenant cache whenever a configuration table changes.
 
-use crate::api::{audit, context};
+use crate::api::{audit, context, limits};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
@@ -46,6 +46,7 @@ pub fn invalidate() {
 #[pg_extern(stable, parallel_safe, name = "config", requires = ["catalog"])]
 fn config_value(key: Option<&str>) -> Option<JsonB> {
     let key = required(key, "key");
+    invalidation::catch_up();
     if let Some(tenant) = context::current() {
         if let Some(value) = overrides(tenant.id).get(key) {
             return Some(JsonB(value.clone()));
@@ -54,10 +55,19 @@ fn config_value(key: Option<&str>) -> Option<JsonB> {
     defaults().get(key).cloned().map(JsonB)
 }
 
+/// The effective value of `key` for tenant `id`.
+pub(crate) fn effective(id: Uuid, key: &str) -> Option<Value> {
+    overrides(id)
+        .get(key)
+        .cloned()
+        .or_else(|| defaults().get(key).cloned())
+}
+
 /// All effective values for the current tenant: the defaults merged with its
 /// overrides (the tenant wins).
 #[pg_extern(stable, parallel_safe, name = "config", requires = ["catalog"])]
 fn config_document() -> JsonB {
+    invalidation::catch_up();
     let mut document = (*defaults()).clone();
     if let Some(tenant) = context::current() {
         document.extend(
@@ -73,6 +83,7 @@ fn config_document() -> JsonB {
 fn set_config_default(key: Option<&str>, value: Option<Jsonb>) {
     let key = valid_key(required(key, "key"));
     let Jsonb(value) = required(value, "value");
+    limits::check(key, &value);
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let previous = change(
@@ -118,6 +129,7 @@ fn set_tenant_config(identifier: Option<&str>, key: Option<&str>, value: Option<
     let identifier = required(identifier, "identifier");
     let key = valid_key(required(key, "key"));
     let Jsonb(value) = required(value, "value");
+    limits::check(key, &value);
     let role = security::current_role_name();
     catalog::as_owner(|| {
         let id = configurable_tenant(identifier);

@@ -5,7 +5,7 @@
 //! last call, a comparison of 36 bytes; after a change, a UUID parse and a
 //! cache lookup.
 
-use crate::api::{audit, citus};
+use crate::api::{audit, citus, limits, usage};
 use crate::cache;
 use crate::catalog;
 use crate::error::OrRaise;
@@ -129,8 +129,15 @@ pub(crate) fn on_executor_start(statement: &hooks::Statement) {
     }
 }
 
+/// Whether the context was set for this transaction (and ends with it).
+pub(crate) fn transaction_scoped() -> bool {
+    LOCAL_CONTEXT.get()
+}
+
 pub(crate) fn on_transaction_end(_committed: bool) {
     LOCAL_CONTEXT.set(false);
+    usage::on_transaction_end();
+    limits::on_transaction_end();
     audit::on_transaction_end();
     citus::on_transaction_end();
 }
@@ -362,7 +369,9 @@ fn change_context(tenant: Option<&Tenant>, local: bool) {
     if local {
         LOCAL_CONTEXT.set(true);
     }
+    usage::context_scope(local);
     gucs::set_tenant_id(id, local);
+    limits::on_context(tenant, local);
     if on_citus && local {
         citus::carry(tenant);
     }

@@ -161,12 +161,12 @@ pub(crate) fn keys() -> (Keys, Option<String>) {
                     )?
                     .map(|row| {
                         Ok((
-                            row.get(1)?.unwrap(),
-                            row.get(2)?.unwrap(),
-                            row.get(3)?.unwrap(),
+                            query::required(&row, 1)?,
+                            query::required(&row, 2)?,
+                            query::required(&row, 3)?,
                         ))
                     })
-                    .collect::<Result<Vec<(String, Vec<u8>, bool)>, pgrx::spi::Error>>()
+                    .collect::<Result<Vec<(String, Vec<u8>, bool)>, query::ReadError>>()
             })
         })
     });

@@ -7,11 +7,13 @@ pub mod context;
 pub mod distribute;
 pub mod keys;
 pub mod lifecycle;
+pub mod limits;
 pub mod migrations;
 pub mod policies;
 pub mod roles;
 pub mod schemas;
 pub mod tokens;
+pub mod usage;
 
 /// Each input rule is checked twice: in Rust, so that a caller gets a
 /// message and a hint, and as a CHECK constraint of the catalog, so that no

@@ -222,6 +222,7 @@ const ADMIN_ROUTINES: &[&str] = &[
     "tenancy.retire_signing_key(text)",
     "tenancy.issue_token(text, interval)",
     "tenancy.purge_audit_log(interval)",
+    "tenancy.tenant_stats_reset(text)",
 ];
 const ADMIN_TABLES: &[&str] = &[
     "tenancy.tenants",

@@ -21,15 +21,36 @@ static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static JWT_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static TOKEN_MAX_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 static AUDIT_RATE: GucSetting<i32> = GucSetting::<i32>::new(100);
+static TRACK_USAGE: GucSetting<bool> = GucSetting::<bool>::new(true);
+static STATS_MAX: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 /// On a Citus worker: the coordinator's tenant context, signed for one
 /// distributed transaction (see api/citus.rs). Anyone may set it: it opens
 /// nothing unless it verifies.
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Told the context's new value (None: no tenant).
+type TenantChange = fn(Option<uuid::Uuid>);
+
 thread_local! {
     /// The tenancy.* settings a client gave as connection options without the
     /// right to set them, found when the library loaded (see `shadowed_by_client`).
     static FROM_CLIENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Told every value the context takes, also when PostgreSQL restores one
+    /// at a transaction's or a function's end.
+    static ON_TENANT_CHANGE: std::cell::Cell<Option<TenantChange>> = const { std::cell::Cell::new(None) };
+}
+
+pub fn track_usage() -> bool {
+    TRACK_USAGE.get()
+}
+
+pub fn stats_max() -> usize {
+    STATS_MAX.get().max(1) as usize
+}
+
+/// Call `f` with every value the context takes from now on.
+pub fn on_tenant_change(f: fn(Option<uuid::Uuid>)) {
+    ON_TENANT_CHANGE.set(Some(f));
 }
 
 pub fn cache_size() -> usize {
@@ -144,7 +165,7 @@ pub fn init() {
             GucContext::Suset,
             GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
             Some(check_tenant),
-            None,
+            Some(assign_tenant),
             None,
         );
     }
@@ -236,6 +257,27 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_bool_guc(
+        c"tenancy.track_usage",
+        c"Count each statement's use in tenancy.tenant_stats, under its tenant.",
+        c"Needs tenancy in shared_preload_libraries.",
+        &TRACK_USAGE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // A server-start setting can only be defined while the server starts.
+    if super::shared::preloading() {
+        GucRegistry::define_int_guc(
+            c"tenancy.stats_max",
+            c"Number of tenants tenancy.tenant_stats keeps; the least-used are evicted beyond it.",
+            c"Shared memory, taken at server start.",
+            &STATS_MAX,
+            100,
+            i32::MAX / 1024,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_string_guc(
         CONTEXT_GUC,
         c"The coordinator's tenant context on a Citus worker, signed for one distributed transaction.",
@@ -265,6 +307,15 @@ unsafe extern "C-unwind" fn check_tenant(
         CStr::from_ptr(*newval).to_bytes()
     };
     value.is_empty() || uuid::Uuid::try_parse_ascii(value).is_ok()
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_tenant(newval: *const c_char, _extra: *mut c_void) {
+    if let Some(f) = ON_TENANT_CHANGE.get() {
+        // SAFETY: the value being assigned, checked by check_tenant: '' or a UUID.
+        let value = (!newval.is_null()).then(|| unsafe { CStr::from_ptr(newval) }.to_bytes());
+        f(value.and_then(|v| uuid::Uuid::try_parse_ascii(v).ok()));
+    }
 }
 
 /// The tenant id held by the context, without copying the string.

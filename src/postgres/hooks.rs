@@ -203,6 +203,8 @@ thread_local! {
     static PREVIOUS_START: Cell<pg_sys::ExecutorStart_hook_type> = const { Cell::new(None) };
     static PREVIOUS_RUN: Cell<pg_sys::ExecutorRun_hook_type> = const { Cell::new(None) };
     static PREVIOUS_FINISH: Cell<pg_sys::ExecutorFinish_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_END: Cell<pg_sys::ExecutorEnd_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_EMIT_LOG: Cell<pg_sys::emit_log_hook_type> = const { Cell::new(None) };
     static PREVIOUS_ANALYZE: Cell<pg_sys::post_parse_analyze_hook_type> = const { Cell::new(None) };
     static BEFORE_UTILITY: Cell<Option<fn(&Utility)>> = const { Cell::new(None) };
     static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
@@ -212,10 +214,14 @@ thread_local! {
     static ON_TRANSACTION_END: Cell<Option<fn(bool)>> = const { Cell::new(None) };
     /// The statements in ExecutorRun or ExecutorFinish, innermost last.
     static RUNNING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-    /// How many were running when each open subtransaction began: an error
-    /// leaves the executor without passing our frames (no guard there), and
-    /// the subtransaction's abort takes the stack back.
-    static SUBTRANSACTIONS: RefCell<Vec<(pg_sys::SubTransactionId, usize)>> = const { RefCell::new(Vec::new()) };
+    /// How many utility statements are running (one inside another: a
+    /// function called by CALL runs them).
+    static UTILITIES: Cell<usize> = const { Cell::new(0) };
+    /// How many statements and utility statements were running when each
+    /// open subtransaction began: an error leaves the executor without
+    /// passing our frames (no guard there), and the subtransaction's abort
+    /// takes both back.
+    static SUBTRANSACTIONS: RefCell<Vec<(pg_sys::SubTransactionId, usize, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registered callbacks: `after_analyze(relations)` once a statement is
@@ -256,6 +262,10 @@ pub fn init(callbacks: Callbacks) {
         pg_sys::ExecutorRun_hook = Some(executor_run);
         PREVIOUS_FINISH.set(pg_sys::ExecutorFinish_hook);
         pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREVIOUS_END.set(pg_sys::ExecutorEnd_hook);
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        PREVIOUS_EMIT_LOG.set(pg_sys::emit_log_hook);
+        pg_sys::emit_log_hook = Some(emit_log);
         PREVIOUS_ANALYZE.set(pg_sys::post_parse_analyze_hook);
         pg_sys::post_parse_analyze_hook = Some(post_parse_analyze);
         pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
@@ -294,8 +304,13 @@ unsafe extern "C-unwind" fn process_utility(
     // SAFETY: PostgreSQL passes a valid planned utility statement; the
     // arguments go on as received, to the next hook or PostgreSQL itself.
     unsafe {
+        let top_level = top_level();
+        if top_level {
+            measure_start(UTILITY, may_wait(pstmt));
+        }
         before_utility(pstmt);
         let run = PREVIOUS_UTILITY.get().unwrap_or(standard_process_utility);
+        UTILITIES.set(UTILITIES.get() + 1);
         run(
             pstmt,
             query_string,
@@ -306,7 +321,56 @@ unsafe extern "C-unwind" fn process_utility(
             dest,
             qc,
         );
+        UTILITIES.set(UTILITIES.get().saturating_sub(1));
+        if top_level {
+            measure_end(UTILITY, qc.as_ref().map_or(0, |qc| qc.nprocessed));
+        }
     }
+}
+
+/// The id `measure` knows a utility statement by (a query descriptor's is
+/// its address).
+const UTILITY: usize = 0;
+
+/// Whether a statement starting now is the client's own: no other statement
+/// or utility statement is running (nor being measured, as an open portal).
+fn top_level() -> bool {
+    UTILITIES.get() == 0 && running_depth() == 0
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn measure_start(id: usize, admits: bool) {
+    super::measure::start(id, admits);
+}
+
+/// Whether a utility statement does work that a cap on concurrent
+/// statements may hold back: not transaction control, SET, SHOW, and the
+/// like, which a session needs to finish what it holds.
+///
+/// # Safety
+/// A valid planned utility statement.
+unsafe fn may_wait(pstmt: *mut pg_sys::PlannedStmt) -> bool {
+    use pg_sys::NodeTag::*;
+    // SAFETY: as the caller promises.
+    let tag = unsafe { (*(*pstmt).utilityStmt).type_ };
+    !matches!(
+        tag,
+        T_TransactionStmt
+            | T_VariableSetStmt
+            | T_VariableShowStmt
+            | T_DiscardStmt
+            | T_DeallocateStmt
+            | T_PrepareStmt
+            | T_ClosePortalStmt
+            | T_ListenStmt
+            | T_UnlistenStmt
+            | T_LoadStmt
+    )
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn measure_end(id: usize, rows: u64) {
+    super::measure::end(id, rows);
 }
 
 #[pg_guard]
@@ -525,6 +589,8 @@ unsafe extern "C-unwind" {
     );
     #[link_name = "standard_ExecutorFinish"]
     fn standard_executor_finish(query: *mut pg_sys::QueryDesc);
+    #[link_name = "standard_ExecutorEnd"]
+    fn standard_executor_end(query: *mut pg_sys::QueryDesc);
 }
 
 /// Not guarded, like `process_utility`.
@@ -532,9 +598,29 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // SAFETY: PostgreSQL passes a valid query descriptor, passed on as received.
     unsafe {
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
+            if top_level() {
+                measure_start(query as usize, true);
+            }
             before_executor(query);
         }
         PREVIOUS_START.get().unwrap_or(standard_executor_start)(query, eflags);
+    }
+}
+
+/// Not guarded, like `process_utility`.
+unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: the query descriptor PostgreSQL passes, whose state lives
+    // until the next hook (or PostgreSQL) ends it.
+    unsafe {
+        let measured = super::measure::is_open(query as usize);
+        let rows = match (*query).estate.as_ref() {
+            Some(estate) if measured => estate.es_processed,
+            _ => 0,
+        };
+        PREVIOUS_END.get().unwrap_or(standard_executor_end)(query);
+        if measured {
+            measure_end(query as usize, rows);
+        }
     }
 }
 
@@ -729,6 +815,24 @@ unsafe extern "C-unwind" fn executor_finish(query: *mut pg_sys::QueryDesc) {
     });
 }
 
+/// Not guarded: it runs while PostgreSQL reports any message, also at
+/// times when nothing may be raised; it only notes that an error reached
+/// the client, and looks at nothing else.
+unsafe extern "C-unwind" fn emit_log(error: *mut pg_sys::ErrorData) {
+    // SAFETY: the message being reported, passed on as received.
+    unsafe {
+        if error
+            .as_ref()
+            .is_some_and(|e| e.elevel == pg_sys::PGERROR as i32)
+        {
+            super::measure::error_reported();
+        }
+        if let Some(next) = PREVIOUS_EMIT_LOG.get() {
+            next(error);
+        }
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn transaction_event(
     event: pg_sys::XactEvent::Type,
@@ -742,6 +846,20 @@ unsafe extern "C-unwind" fn transaction_event(
     };
     truncate_running(0);
     SUBTRANSACTIONS.with_borrow_mut(Vec::clear);
+    // An error that ends the transaction leaves the utility statements it
+    // passed through without their frames' end, and fails the client's
+    // statement; a procedure's own ROLLBACK (its CALL, or DO, still runs in
+    // its active portal) does neither.
+    // SAFETY: the portal PostgreSQL runs a statement in, or NULL.
+    let by_procedure = unsafe {
+        pg_sys::ActivePortal
+            .as_ref()
+            .is_some_and(|portal| portal.status == pg_sys::PortalStatus::PORTAL_ACTIVE)
+    };
+    if !committed && !by_procedure {
+        UTILITIES.set(0);
+        super::measure::abort(None);
+    }
     if let Some(callback) = ON_TRANSACTION_END.get() {
         callback(committed);
     }
@@ -758,15 +876,19 @@ unsafe extern "C-unwind" fn subtransaction_event(
     match event {
         SUBXACT_EVENT_START_SUB => {
             let depth = RUNNING.with_borrow(Vec::len);
-            SUBTRANSACTIONS.with_borrow_mut(|s| s.push((subtransaction, depth)));
+            SUBTRANSACTIONS.with_borrow_mut(|s| s.push((subtransaction, depth, UTILITIES.get())));
         }
         SUBXACT_EVENT_COMMIT_SUB | SUBXACT_EVENT_ABORT_SUB => {
             let started = SUBTRANSACTIONS.with_borrow_mut(|s| {
-                let at = s.iter().rposition(|(id, _)| *id == subtransaction)?;
+                let at = s.iter().rposition(|(id, ..)| *id == subtransaction)?;
                 s.drain(at..).next()
             });
-            if let (SUBXACT_EVENT_ABORT_SUB, Some((_, depth))) = (event, started) {
-                truncate_running(depth);
+            if event == SUBXACT_EVENT_ABORT_SUB {
+                if let Some((_, depth, utilities)) = started {
+                    truncate_running(depth);
+                    UTILITIES.set(utilities);
+                }
+                super::measure::abort(Some(subtransaction));
             }
         }
         _ => {}

@@ -35,6 +35,14 @@ pub fn epoch() -> u64 {
     EPOCH.get()
 }
 
+/// Process the invalidations other backends committed since this one last
+/// did (it does at transaction start and when it takes a lock): a read
+/// inside a transaction that opens no relation follows them too.
+pub fn catch_up() {
+    // SAFETY: what PostgreSQL does at every lock acquisition.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+}
+
 /// Queue an invalidation of `relid` for every backend, sent at commit.
 pub fn invalidate(relid: pg_sys::Oid) {
     // SAFETY: queues a message for commit.

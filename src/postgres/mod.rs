@@ -6,10 +6,13 @@ pub mod gucs;
 pub mod hooks;
 pub mod invalidation;
 pub mod jsonb;
+pub mod measure;
 pub mod objects;
 pub mod query;
 pub mod relations;
+pub mod resources;
 pub mod security;
+pub mod shared;
 pub mod system;
 
 /// What a feature tells the boundary about an object: which relations'

@@ -121,6 +121,29 @@ pub fn is_superuser() -> bool {
     unsafe { pg_sys::superuser() }
 }
 
+/// Whether the current role may read the relation (a superuser may).
+pub fn may_read(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a privilege check against the catalogs.
+    unsafe {
+        pg_sys::pg_class_aclcheck(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as _)
+            == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// Whether the current role has the privileges of `role` (is it, or a member
+/// that inherits them, or a superuser).
+pub fn has_privileges_of(role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup.
+    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), role) }
+}
+
+/// In a transaction that failed and waits for its ROLLBACK: nothing may be
+/// looked up.
+pub fn in_failed_transaction() -> bool {
+    // SAFETY: reads the transaction state.
+    unsafe { pg_sys::IsAbortedTransactionBlockState() }
+}
+
 /// True inside BEGIN … COMMIT (explicit or implicit multi-statement block).
 pub fn in_transaction_block() -> bool {
     // SAFETY: reads the transaction state.

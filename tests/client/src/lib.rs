@@ -40,6 +40,11 @@ pub fn connect(user: &str, dbname: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
 }
 
+/// Connect, or the error (a server that is restarting refuses).
+pub fn connect_result(user: &str, dbname: &str) -> Result<Client, postgres::Error> {
+    config(user, dbname).connect(NoTls)
+}
+
 /// Connect with startup options (what PGOPTIONS / `-c` send).
 pub fn connect_with_options(
     user: &str,

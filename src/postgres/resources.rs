@@ -1,0 +1,138 @@
+//! PostgreSQL's resource settings that a tenant's limits cap, the statement
+//! timer, and waiting for a place under a cap.
+
+use pgrx::pg_sys;
+use std::ffi::{CStr, CString};
+
+/// A setting a limit caps, in its base unit (ms or kB).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Setting {
+    StatementTimeout,
+    WorkMem,
+    TempFileLimit,
+}
+
+pub const SETTINGS: [Setting; 3] = [
+    Setting::StatementTimeout,
+    Setting::WorkMem,
+    Setting::TempFileLimit,
+];
+
+impl Setting {
+    pub fn name(self) -> &'static CStr {
+        match self {
+            Setting::StatementTimeout => c"statement_timeout",
+            Setting::WorkMem => c"work_mem",
+            Setting::TempFileLimit => c"temp_file_limit",
+        }
+    }
+
+    /// The smallest value a limit may have (PostgreSQL's own minimum for
+    /// work_mem; a timeout or a file limit of 0 would mean "none").
+    pub fn minimum(self) -> i32 {
+        match self {
+            Setting::WorkMem => 64,
+            _ => 1,
+        }
+    }
+
+    /// The value in effect now.
+    pub fn current(self) -> i32 {
+        // SAFETY: this backend's setting variables.
+        unsafe {
+            match self {
+                Setting::StatementTimeout => pg_sys::StatementTimeout,
+                Setting::WorkMem => pg_sys::work_mem,
+                Setting::TempFileLimit => pg_sys::temp_file_limit,
+            }
+        }
+    }
+
+    /// Whether `value` is above `limit`: larger, or none at all (0 for the
+    /// timeout, -1 for the file limit).
+    pub fn exceeds(self, value: i32, limit: i32) -> bool {
+        match self {
+            Setting::StatementTimeout => value == 0 || value > limit,
+            Setting::TempFileLimit => value < 0 || value > limit,
+            Setting::WorkMem => value > limit,
+        }
+    }
+
+    /// Set it for the session or (`local`) the transaction.
+    pub fn set(self, value: i32, local: bool) {
+        let text = CString::new(value.to_string()).unwrap_or_default();
+        let action = if local {
+            pg_sys::GucAction::GUC_ACTION_LOCAL
+        } else {
+            pg_sys::GucAction::GUC_ACTION_SET
+        };
+        // SAFETY: valid C strings; temp_file_limit is PGC_SUSET, which the
+        // extension sets for the role it caps. Errors are raised.
+        unsafe {
+            pg_sys::set_config_option(
+                self.name().as_ptr(),
+                text.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                action,
+                true,
+                pg_sys::PGERROR as i32,
+                false,
+            );
+        }
+    }
+}
+
+/// A value with PostgreSQL's units ("200ms", "5s", "64MB"; a bare number is
+/// in the base unit), in ms (`time`) or kB.
+pub fn parse(text: &str, time: bool) -> Result<i32, String> {
+    let flags = if time {
+        pg_sys::GUC_UNIT_MS
+    } else {
+        pg_sys::GUC_UNIT_KB
+    } as i32;
+    let value = CString::new(text).map_err(|_| "it contains a NUL byte".to_string())?;
+    let mut result = 0;
+    let mut hint: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: parse_int reads the string and writes the two out-parameters.
+    let parsed = unsafe { pg_sys::parse_int(value.as_ptr(), &mut result, flags, &mut hint) };
+    if parsed {
+        Ok(result)
+    } else if hint.is_null() {
+        Err("it is not a number with a unit".into())
+    } else {
+        // SAFETY: a static message of PostgreSQL's.
+        Err(unsafe { CStr::from_ptr(hint) }
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn enable_timeout_after(id: u32, delay_ms: i32);
+}
+
+/// Cancel the running statement after `ms` (57014), as statement_timeout
+/// does; for a statement whose timer PostgreSQL set from a higher value.
+pub fn cancel_statement_after(ms: i32) {
+    // STATEMENT_TIMEOUT, the fourth of PostgreSQL's TimeoutId (15 to 18).
+    const STATEMENT_TIMEOUT: u32 = 3;
+    // SAFETY: re-arms PostgreSQL's own statement timer.
+    unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
+}
+
+/// Sleep up to 10 ms (seen as the wait event "Extension"), then raise if the
+/// statement was cancelled or the backend terminated meanwhile.
+pub fn wait_briefly() {
+    // SAFETY: waits on this backend's latch, as extensions do.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            10,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pgrx::check_for_interrupts!();
+}
