@@ -333,9 +333,11 @@ unsafe extern "C-unwind" fn process_utility(
 const UTILITY: usize = 0;
 
 /// Whether a statement starting now is the client's own: no other statement
-/// or utility statement is running (nor being measured, as an open portal).
+/// or utility statement is running, and this is not a parallel worker
+/// running its leader's (whose use the leader counts).
 fn top_level() -> bool {
-    UTILITIES.get() == 0 && running_depth() == 0
+    // SAFETY: reads this process's worker number (-1 outside parallel workers).
+    UTILITIES.get() == 0 && running_depth() == 0 && unsafe { pg_sys::ParallelWorkerNumber } < 0
 }
 
 #[pg_guard]

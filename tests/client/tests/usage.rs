@@ -141,6 +141,42 @@ fn statements_are_counted_under_their_tenant() {
 
 #[test]
 #[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
+fn a_parallel_query_counts_once_and_runs_under_limits() {
+    let mut admin = setup();
+    admin
+        .batch_execute(
+            "INSERT INTO items SELECT g, (SELECT id FROM tenancy.tenants WHERE identifier = 'usage-a')
+               FROM generate_series(1, 50000) g;
+             ANALYZE items;",
+        )
+        .unwrap();
+    set_limit(&mut admin, "usage-a", "limits.statement_timeout", "\"30s\"");
+    set_limit(&mut admin, "usage-a", "limits.max_concurrent_statements", "1");
+    let mut a = app_in("usage-a");
+    a.batch_execute(
+        "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+         SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;",
+    )
+    .unwrap();
+    admin.batch_execute("SELECT tenancy.tenant_stats_reset()").unwrap();
+    let plan: Vec<String> = a
+        .query("EXPLAIN (COSTS OFF) SELECT count(*) FROM items", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(plan.iter().any(|line| line.contains("Gather")), "{plan:?}");
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM items", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 50000);
+    // The EXPLAIN and the query: the workers' part is their leader's.
+    assert_eq!(counts(&mut admin, "usage-a").map(|c| c.0), Some(2));
+}
+
+#[test]
+#[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
 fn the_application_sees_its_tenant_and_its_own_backends() {
     let mut admin = setup();
     admin
