@@ -74,6 +74,8 @@ CREATE TABLE tenancy.tenant_config (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, key)
 );
+-- Whether any tenant has limits (api/limits.rs asks once per catalog change).
+CREATE INDEX tenant_config_limits ON tenancy.tenant_config (key) WHERE key LIKE 'limits.%';
 
 -- Identifiers that a destroy freed, and when: a JWT that names a tenant by
 -- identifier opens the tenant registered under it later only if it was issued

@@ -69,6 +69,9 @@ $$;
 -- writing transaction rebuild that table's relcache entry and row type.)
 CREATE TABLE tenancy.catalog_changes ();
 
+-- Whether any tenant has limits (api/limits.rs asks once per catalog change).
+CREATE INDEX tenant_config_limits ON tenancy.tenant_config (key) WHERE key LIKE 'limits.%';
+
 -- Routines, new and changed.
 CREATE OR REPLACE PROCEDURE tenancy.add_migration(IN name text, IN sql text)
  LANGUAGE plpgsql

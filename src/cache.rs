@@ -201,6 +201,7 @@ mod tests {
             schema: None,
             created_at: 0,
             identifier_reused: false,
+            limits: None,
         })
     }
 

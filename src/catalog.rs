@@ -170,7 +170,9 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
     }
     let columns = "SELECT t.id, t.identifier, t.status, t.schema_name::text, \
                    (extract(epoch FROM t.created_at) * 1000000)::int8, \
-                   f.identifier IS NOT NULL \
+                   f.identifier IS NOT NULL, \
+                   (SELECT jsonb_object_agg(c.key, c.value)::text FROM tenancy.tenant_config c \
+                     WHERE c.tenant_id = t.id AND starts_with(c.key, 'limits.')) \
                    FROM tenancy.tenants t LEFT JOIN tenancy.freed_identifiers f USING (identifier)";
     let prepare = |filter: &str, arg: PgBuiltInOids| {
         client
@@ -208,6 +210,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
                     schema: row.get(4)?,
                     created_at: query::required(&row, 5)?,
                     identifier_reused: query::required(&row, 6)?,
+                    limits: row.get(7)?,
                 }))
             })
         })

@@ -18,6 +18,10 @@ pub struct Tenant {
     /// A destroy freed its identifier before it was registered: a credential
     /// naming it by identifier must be younger than it to the microsecond.
     pub identifier_reused: bool,
+    /// Its own `limits.*` configuration (a JSON object's text), None when it
+    /// has none: read with the tenant, so that entering a context needs no
+    /// statement more to know its limits (see api/limits.rs).
+    pub limits: Option<String>,
 }
 
 impl Tenant {

@@ -52,3 +52,6 @@ $$;
 -- invalidation of tenancy.tenants itself made every later statement of the
 -- writing transaction rebuild that table's relcache entry and row type.)
 CREATE TABLE tenancy.catalog_changes ();
+
+-- Whether any tenant has limits (api/limits.rs asks once per catalog change).
+CREATE INDEX tenant_config_limits ON tenancy.tenant_config (key) WHERE key LIKE 'limits.%';

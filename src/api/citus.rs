@@ -151,6 +151,7 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
         schema: None,
         created_at: 0,
         identifier_reused: false,
+        limits: None,
     })
 }
 

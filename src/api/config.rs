@@ -55,12 +55,37 @@ fn config_value(key: Option<&str>) -> Option<JsonB> {
     defaults().get(key).cloned().map(JsonB)
 }
 
-/// The effective value of `key` for tenant `id`.
-pub(crate) fn effective(id: Uuid, key: &str) -> Option<Value> {
-    overrides(id)
-        .get(key)
-        .cloned()
-        .or_else(|| defaults().get(key).cloned())
+/// Whether any of `keys` has a default or a tenant's value.
+pub(crate) fn configured_anywhere(keys: &[&str]) -> bool {
+    if keys.iter().any(|key| defaults().contains_key(*key)) {
+        return true;
+    }
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let (found, _) = query::on_latest_snapshot(|| {
+        catalog::as_owner(|| {
+            // (The partial index tenant_config_limits answers it.) Read-only:
+            // on the snapshot pushed above.
+            Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT EXISTS (SELECT FROM tenancy.tenant_config \
+                          WHERE key LIKE 'limits.%' AND key = ANY ($1))",
+                        Some(1),
+                        &[keys.into()],
+                    )?
+                    .first()
+                    .get_one::<bool>()
+            })
+        })
+    });
+    found
+        .or_raise("reading tenancy.tenant_config")
+        .unwrap_or(false)
+}
+
+/// The application default of `key`.
+pub(crate) fn default_value(key: &str) -> Option<Value> {
+    defaults().get(key).cloned()
 }
 
 /// All effective values for the current tenant: the defaults merged with its

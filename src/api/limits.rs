@@ -16,16 +16,24 @@
 use crate::api::{config, context};
 use crate::error::TenancyError::*;
 use crate::postgres::resources::{self, Setting, SETTINGS};
-use crate::postgres::{gucs, invalidation, security, shared};
+use crate::postgres::{gucs, invalidation, security, shared, BackendCell};
 use crate::tenant::Tenant;
-use serde_json::Value;
-use std::cell::{Cell, RefCell};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const CAP: &str = "limits.max_concurrent_statements";
 const QUEUE_TIMEOUT: &str = "limits.queue_timeout";
+/// The keys that make limits (queue_timeout alone makes none).
+const LIMIT_KEYS: [&str; 4] = [
+    "limits.statement_timeout",
+    "limits.work_mem",
+    "limits.temp_file_limit",
+    CAP,
+];
 const DEFAULT_QUEUE_TIMEOUT_MS: i32 = 1000;
 
 #[derive(Default, PartialEq)]
@@ -40,16 +48,82 @@ impl Limits {
     fn none(&self) -> bool {
         self.settings.iter().all(Option::is_none) && self.cap.is_none()
     }
+
+    /// Whether a setting is above its cap now.
+    fn exceeded(&self) -> bool {
+        SETTINGS
+            .iter()
+            .zip(self.settings)
+            .any(|(setting, limit)| limit.is_some_and(|l| setting.exceeds(setting.current(), l)))
+    }
 }
 
+/// The session's values before a session-scoped context capped them (read
+/// at every set_tenant: see `BackendCell`).
+static SESSION_BEFORE: BackendCell<Option<[i32; 3]>> = BackendCell::new(None);
+/// The values when this transaction's first transaction-scoped context
+/// capped them (PostgreSQL restores them itself at its end).
+static TRANSACTION_BEFORE: BackendCell<Option<[i32; 3]>> = BackendCell::new(None);
+
+/// Whether any tenant has limits (a default, or a tenant's own), and the
+/// epoch it was read at: without any, nothing below runs per statement
+/// (read on every statement: see `BackendCell`).
+static ANYWHERE: BackendCell<Option<(u64, bool)>> = BackendCell::new(None);
+
+/// The current tenant's limits, by the context setting's text (a UUID's 36
+/// characters) and the epoch they were read at.
+struct Current {
+    setting: [u8; 36],
+    epoch: u64,
+    id: Uuid,
+    limits: Rc<Limits>,
+}
+
+/// Hashes a tenant id by its last 8 bytes, random in every UUID version the
+/// extension makes (v7's first bytes are a timestamp): no SipHash per
+/// `set_tenant`.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().rev().take(8) {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+}
+
+type ById = HashMap<Uuid, Rc<Limits>, std::hash::BuildHasherDefault<IdHasher>>;
+
 thread_local! {
-    /// The last tenant's limits, while the catalog has not changed.
-    static MEMO: RefCell<Option<(Uuid, u64, Rc<Limits>)>> = const { RefCell::new(None) };
-    /// The session's values before a session-scoped context capped them.
-    static SESSION_BEFORE: Cell<Option<[i32; 3]>> = const { Cell::new(None) };
-    /// The values when this transaction's first transaction-scoped context
-    /// capped them (PostgreSQL restores them itself at its end).
-    static TRANSACTION_BEFORE: Cell<Option<[i32; 3]>> = const { Cell::new(None) };
+    /// Each tenant's limits, while the catalog has not changed (the epoch
+    /// they were read at).
+    static BY_TENANT: RefCell<(u64, ById)> = RefCell::new((0, ById::default()));
+    /// The current tenant's, by the text of the context setting: every
+    /// statement asks, and comparing it costs less than parsing it.
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Whether any tenant has limits; None when that is not known since the
+/// last invalidation and `known` forbids reading the catalog (before a
+/// utility statement: then what was known before, if anything).
+fn anywhere(known: bool) -> Option<bool> {
+    let epoch = invalidation::epoch();
+    match ANYWHERE.get() {
+        Some((at, any)) if at == epoch || known => Some(any),
+        _ if known => None,
+        _ => {
+            let any = crate::catalog::installed() && config::configured_anywhere(&LIMIT_KEYS);
+            // (Kept only if no invalidation overtook the read.)
+            if invalidation::epoch() == epoch {
+                ANYWHERE.set(Some((epoch, any)));
+            }
+            Some(any)
+        }
+    }
 }
 
 fn setting_key(setting: Setting) -> &'static str {
@@ -113,21 +187,25 @@ pub(crate) fn check(key: &str, value: &Value) {
     }
 }
 
-fn limits_of(id: Uuid) -> Rc<Limits> {
+fn limits_of(tenant: &Tenant) -> Rc<Limits> {
     let epoch = invalidation::epoch();
-    if let Some(limits) = MEMO.with_borrow(|m| {
-        m.as_ref()
-            .filter(|(memo, at, _)| *memo == id && *at == epoch)
-            .map(|(_, _, limits)| limits.clone())
+    if let Some(limits) = BY_TENANT.with_borrow(|(at, map)| {
+        (*at == epoch)
+            .then(|| map.get(&tenant.id).cloned())
+            .flatten()
     }) {
         return limits;
     }
-    // (A superuser may set the context where the extension is not installed.)
-    let installed = crate::catalog::installed();
+    // The tenant's own, read with it; else the application's default.
+    let own: Map<String, Value> = tenant
+        .limits
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
     let value = |key: &str| {
-        installed
-            .then(|| config::effective(id, key))
-            .flatten()
+        own.get(key)
+            .cloned()
+            .or_else(|| config::default_value(key))
             .and_then(|v| parse(key, &v).ok())
     };
     let limits = Rc::new(Limits {
@@ -135,14 +213,94 @@ fn limits_of(id: Uuid) -> Rc<Limits> {
         cap: value(CAP).and_then(|n| u32::try_from(n).ok()),
         queue_timeout_ms: value(QUEUE_TIMEOUT).unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
     });
-    MEMO.set(Some((id, epoch, limits.clone())));
+    BY_TENANT.with_borrow_mut(|(at, map)| {
+        if *at != epoch || map.len() >= gucs::cache_size() {
+            map.clear();
+            *at = epoch;
+        }
+        map.insert(tenant.id, limits.clone());
+    });
     limits
+}
+
+/// The current tenant and its limits (None without a context). `known`:
+/// only what is known without reading the catalog — since the last
+/// invalidation, or (when it was not read since) before it.
+fn current_limits(known: bool) -> Option<(Uuid, Rc<Limits>)> {
+    let found = remembered(known)?;
+    if found.is_some() || known {
+        return found;
+    }
+    let Some(Ok(id)) = gucs::current_tenant_id() else {
+        return None;
+    };
+    // (A superuser may set the context where the extension is not installed.)
+    let tenant = crate::catalog::installed()
+        .then(|| crate::catalog::find_by_id(id))
+        .flatten()?;
+    let limits = limits_of(&tenant);
+    remember_current(id, &limits);
+    Some((id, limits))
+}
+
+/// The current tenant's limits, for the statements to come.
+fn remember_current(id: Uuid, limits: &Rc<Limits>) {
+    let epoch = invalidation::epoch();
+    gucs::with_tenant_setting(|text| {
+        if let Ok(setting) = <[u8; 36]>::try_from(text) {
+            CURRENT.set(Some(Current {
+                setting,
+                epoch,
+                id,
+                limits: limits.clone(),
+            }));
+        }
+    });
+}
+
+/// None without a context; else the remembered limits of the current
+/// tenant, if any (`known`: also from before the last invalidation). Calls
+/// no PostgreSQL function.
+fn remembered(known: bool) -> Option<Option<(Uuid, Rc<Limits>)>> {
+    let epoch = invalidation::epoch();
+    gucs::with_tenant_setting(|text| {
+        CURRENT.with_borrow(|c| {
+            c.as_ref()
+                .filter(|c| c.setting == text && (known || c.epoch == epoch))
+                .map(|c| (c.id, c.limits.clone()))
+        })
+    })
+}
+
+/// Whether `before_statement` may have anything to do (see
+/// `measure::Callbacks`): a context whose limits are unknown, or not none.
+pub(crate) fn may_act(utility: bool) -> bool {
+    // Nothing anywhere (as of the last read): nothing to do.
+    if ANYWHERE
+        .get()
+        .is_some_and(|(at, any)| !any && (utility || at == invalidation::epoch()))
+    {
+        return false;
+    }
+    match remembered(utility) {
+        None => false,
+        Some(None) => !utility,
+        // Something to cap, or a place to take.
+        Some(Some((_, limits))) => limits.cap.is_some() || limits.exceeded(),
+    }
 }
 
 /// The context changed to `tenant` (None: no tenant) with this scope: cap
 /// the settings to its limits, or give back what they were before.
 pub(crate) fn on_context(tenant: Option<&Tenant>, local: bool) {
-    let limits = tenant.map(|t| limits_of(t.id)).unwrap_or_default();
+    let nothing_to_undo = SESSION_BEFORE.get().is_none() && TRANSACTION_BEFORE.get().is_none();
+    if nothing_to_undo && anywhere(false) == Some(false) {
+        return;
+    }
+    let limits = tenant.map(limits_of).unwrap_or_default();
+    if let Some(tenant) = tenant {
+        remember_current(tenant.id, &limits);
+    }
     let capped = limits.settings.iter().any(Option::is_some);
     // What the session had before any cap (of this transaction, first).
     let base = TRANSACTION_BEFORE.get().or(SESSION_BEFORE.get());
@@ -172,15 +330,18 @@ pub(crate) fn on_transaction_end() {
 
 /// Before each client statement: cap what a `SET` raised since, and take
 /// a place under the tenant's cap (`admits`: the statement may wait).
-/// True when it took one.
-pub(crate) fn before_statement(admits: bool) -> bool {
+/// True when it took one. Before a utility statement, with what is known
+/// without reading the catalog (see `measure::Callbacks`).
+pub(crate) fn before_statement(utility: bool, admits: bool) -> bool {
     if security::in_failed_transaction() {
         return false;
     }
-    let Some(Ok(id)) = gucs::current_tenant_id() else {
+    if anywhere(utility) != Some(true) {
+        return false;
+    }
+    let Some((id, limits)) = current_limits(utility) else {
         return false;
     };
-    let limits = limits_of(id);
     if limits.none() {
         return false;
     }

@@ -10,17 +10,15 @@
 use crate::api::citus;
 use crate::catalog;
 use crate::error::TenancyError::*;
-use crate::postgres::{gucs, measure, security, shared};
+use crate::postgres::{gucs, measure, security, shared, BackendCell};
 use crate::tenant::to_sql;
 use pgrx::prelude::*;
-use std::cell::Cell;
 use uuid::Uuid;
 
-thread_local! {
-    /// Whether the context being set (and kept until the transaction ends)
-    /// is transaction-scoped; told by `context` before it sets one.
-    static LOCAL_SCOPE: Cell<bool> = const { Cell::new(false) };
-}
+/// Whether the context being set (and kept until the transaction ends) is
+/// transaction-scoped; told by `context` before it sets one (at every
+/// set_tenant: see `BackendCell`).
+static LOCAL_SCOPE: BackendCell<bool> = BackendCell::new(false);
 
 /// From _PG_init: shared memory when preloading, the statement counting, and
 /// the mirror of the context for `tenant_activity`.
@@ -31,15 +29,19 @@ pub(crate) fn init() {
     measure::init(measure::Callbacks {
         wanted: gucs::track_usage,
         key: statement_tenant,
+        may_act: crate::api::limits::may_act,
         before: crate::api::limits::before_statement,
     });
-    gucs::on_tenant_change(|id| {
-        shared::set_backend(
-            id.map(Uuid::into_bytes),
-            LOCAL_SCOPE.get(),
-            security::session_role(),
-        );
-    });
+    // (Only where there is shared memory to tell.)
+    if shared::preloading() {
+        gucs::on_tenant_change(|id| {
+            shared::set_backend(
+                id.map(Uuid::into_bytes),
+                LOCAL_SCOPE.get(),
+                security::session_role(),
+            );
+        });
+    }
 }
 
 /// The scope of the context set next (see `context::change_context`).

@@ -165,7 +165,9 @@ pub fn init() {
             GucContext::Suset,
             GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
             Some(check_tenant),
-            Some(assign_tenant),
+            // Told only where there is shared memory to tell (see
+            // `on_tenant_change`): elsewhere set_tenant pays nothing for it.
+            super::shared::preloading().then_some(assign_tenant as _),
             None,
         );
     }

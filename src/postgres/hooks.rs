@@ -304,7 +304,7 @@ unsafe extern "C-unwind" fn process_utility(
     // SAFETY: PostgreSQL passes a valid planned utility statement; the
     // arguments go on as received, to the next hook or PostgreSQL itself.
     unsafe {
-        let top_level = top_level();
+        let top_level = super::measure::wanted(true) && top_level();
         if top_level {
             measure_start(UTILITY, may_wait(pstmt));
         }
@@ -328,9 +328,7 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
-/// The id `measure` knows a utility statement by (a query descriptor's is
-/// its address).
-const UTILITY: usize = 0;
+use super::measure::UTILITY;
 
 /// Whether a statement starting now is the client's own: no other statement
 /// or utility statement is running, and this is not a parallel worker
@@ -600,7 +598,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // SAFETY: PostgreSQL passes a valid query descriptor, passed on as received.
     unsafe {
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
-            if top_level() {
+            if super::measure::wanted(false) && top_level() {
                 measure_start(query as usize, true);
             }
             before_executor(query);

@@ -8,10 +8,12 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
+/// Read on every statement (see `BackendCell`).
+static EPOCH: super::BackendCell<u64> = super::BackendCell::new(0);
+
 thread_local! {
     static WATCHED: Cell<Option<super::OidTest>> = const { Cell::new(None) };
     static CALLBACKS: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
-    static EPOCH: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Once per backend, from _PG_init: `watched` tells which relations' changes

@@ -18,11 +18,17 @@ use std::time::Instant;
 /// what runs before one starts (it may raise or wait): `admits` for those
 /// that may be held under a cap (not transaction control or SET), true when
 /// it took a place, given back by `shared::leave` at the statement's end.
+/// Before a `utility` statement it may run no statement: one would take the
+/// transaction's snapshot before a `BEGIN ISOLATION LEVEL`, a `SET
+/// TRANSACTION SNAPSHOT` or a `LOCK`. `may_act(utility)` says, without
+/// calling PostgreSQL (it runs outside any error guard, for every
+/// statement), whether `before` may have anything to do.
 #[derive(Clone, Copy)]
 pub struct Callbacks {
     pub wanted: fn() -> bool,
     pub key: fn() -> Option<Key>,
-    pub before: fn(admits: bool) -> bool,
+    pub may_act: fn(utility: bool) -> bool,
+    pub before: fn(utility: bool, admits: bool) -> bool,
 }
 
 struct Open {
@@ -37,41 +43,74 @@ struct Open {
     key: Option<Key>,
 }
 
-thread_local! {
-    static CALLBACKS: Cell<Option<Callbacks>> = const { Cell::new(None) };
+/// Read on every statement (see `BackendCell`): the callbacks, and how many
+/// statements are open.
+static CALLBACKS: super::BackendCell<Option<Callbacks>> = super::BackendCell::new(None);
+static OPEN_COUNT: super::BackendCell<usize> = super::BackendCell::new(0);
+
+/// The rest of this backend's state, in one thread-local.
+struct State {
     /// Top-level statements started and not yet ended (an extended-protocol
     /// portal may stay open while the client runs others).
-    static OPEN: RefCell<Vec<Open>> = const { RefCell::new(Vec::new()) };
+    open: RefCell<Vec<Open>>,
     /// An error was reported to the client and its (sub)transaction not yet
     /// aborted: a statement failed, maybe before it started (parsing it,
     /// planning it), to be counted if no started one fails with it.
-    static ERROR_REPORTED: Cell<bool> = const { Cell::new(false) };
+    error_reported: Cell<bool>,
     /// A statement is starting: the statements its `before` runs (reading
     /// the catalog) are part of it. An error there ends it: reset at abort.
-    static STARTING: Cell<bool> = const { Cell::new(false) };
+    starting: Cell<bool>,
+}
+
+thread_local! {
+    static STATE: State = const {
+        State {
+            open: RefCell::new(Vec::new()),
+            error_reported: Cell::new(false),
+            starting: Cell::new(false),
+        }
+    };
 }
 
 /// PostgreSQL reported an error to the client (see `hooks`).
 pub fn error_reported() {
-    ERROR_REPORTED.set(true);
+    STATE.with(|s| s.error_reported.set(true));
 }
 
 pub fn init(callbacks: Callbacks) {
     CALLBACKS.set(Some(callbacks));
 }
 
+/// Whether a statement starting now has anything to start here (then
+/// `start`, in an error guard, if it is a top-level one). Calls no
+/// PostgreSQL function; with nothing to measure or apply, reads no
+/// thread-local either.
+pub fn wanted(utility: bool) -> bool {
+    let Some(callbacks) = CALLBACKS.get() else {
+        return false;
+    };
+    let measured = shared::ready() && (callbacks.wanted)();
+    if !measured && !(callbacks.may_act)(utility) {
+        return false;
+    }
+    STATE.with(|s| {
+        // An error before this statement was not its.
+        s.error_reported.set(false);
+        !s.starting.get()
+    })
+}
+
+/// The id of a utility statement (a query descriptor's is its address).
+pub const UTILITY: usize = 0;
+
 /// A top-level statement starts (`id` as in `Open`).
 pub fn start(id: usize, admits: bool) {
     let Some(callbacks) = CALLBACKS.get() else {
         return;
     };
-    if STARTING.get() {
-        return;
-    }
-    ERROR_REPORTED.set(false);
-    STARTING.set(true);
-    let admitted = (callbacks.before)(admits);
-    STARTING.set(false);
+    STATE.with(|s| s.starting.set(true));
+    let admitted = (callbacks.before)(id == UTILITY, admits);
+    STATE.with(|s| s.starting.set(false));
     let measured = shared::ready() && (callbacks.wanted)();
     if !measured && !admitted {
         return;
@@ -94,19 +133,23 @@ pub fn start(id: usize, admits: bool) {
         wal_bytes,
         key: (callbacks.key)(),
     };
-    OPEN.with_borrow_mut(|o| o.push(open));
+    STATE.with(|s| s.open.borrow_mut().push(open));
+    OPEN_COUNT.set(OPEN_COUNT.get() + 1);
 }
 
 /// Whether the top-level statement `id` is being measured.
 pub fn is_open(id: usize) -> bool {
-    OPEN.with_borrow(|o| o.iter().any(|open| open.id == id))
+    OPEN_COUNT.get() > 0 && STATE.with(|s| s.open.borrow().iter().any(|open| open.id == id))
 }
 
 /// The top-level statement `id` ended, having returned or changed `rows`.
 pub fn end(id: usize, rows: u64) {
-    let open = OPEN.with_borrow_mut(|o| {
+    let open = STATE.with(|s| {
+        let mut o = s.open.borrow_mut();
         let at = o.iter().rposition(|open| open.id == id)?;
-        Some(o.remove(at))
+        let open = o.remove(at);
+        OPEN_COUNT.set(o.len());
+        Some(open)
     });
     if let Some(open) = open {
         record(open, rows, false);
@@ -118,17 +161,19 @@ pub fn end(id: usize, rows: u64) {
 /// that a function opens and rolls back inside a statement, as a plpgsql
 /// EXCEPTION block does, began after the statement: it stays open.)
 pub fn abort(from: Option<pg_sys::SubTransactionId>) {
-    STARTING.set(false);
-    let failed: Vec<Open> = OPEN.with_borrow_mut(|o| {
-        let (failed, kept) = std::mem::take(o)
+    let (failed, error_reported, callbacks) = STATE.with(|s| {
+        s.starting.set(false);
+        let mut o = s.open.borrow_mut();
+        let (failed, kept): (Vec<Open>, Vec<Open>) = std::mem::take(&mut *o)
             .into_iter()
             .partition(|open| from.is_none_or(|from| open.subtransaction >= from));
         *o = kept;
-        failed
+        OPEN_COUNT.set(o.len());
+        (failed, s.error_reported.replace(false), CALLBACKS.get())
     });
-    if ERROR_REPORTED.replace(false) && failed.is_empty() {
+    if error_reported && failed.is_empty() {
         // It failed before it started: no time, no rows, its tenant now's.
-        if let Some(callbacks) = CALLBACKS.get().filter(|c| shared::ready() && (c.wanted)()) {
+        if let Some(callbacks) = callbacks.filter(|c| shared::ready() && (c.wanted)()) {
             let key = (callbacks.key)().unwrap_or_default();
             // SAFETY: reads the clock.
             let now = unsafe { pg_sys::GetCurrentTimestamp() };

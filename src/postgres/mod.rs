@@ -15,6 +15,27 @@ pub mod security;
 pub mod shared;
 pub mod system;
 
+/// A value of this backend read on every statement. A backend runs the
+/// extension on one thread (pgrx refuses calls from any other), so a plain
+/// static serves; a `thread_local!` would cost a call (`__tls_get_addr`) at
+/// each access from a shared library. Only `Copy` values: nothing borrowed.
+pub struct BackendCell<T: Copy>(std::cell::Cell<T>);
+
+// SAFETY: only the backend's own thread touches it (see above).
+unsafe impl<T: Copy> Sync for BackendCell<T> {}
+
+impl<T: Copy> BackendCell<T> {
+    pub const fn new(value: T) -> Self {
+        BackendCell(std::cell::Cell::new(value))
+    }
+    pub fn get(&self) -> T {
+        self.0.get()
+    }
+    pub fn set(&self, value: T) {
+        self.0.set(value)
+    }
+}
+
 /// What a feature tells the boundary about an object: which relations'
 /// changes invalidate, which functions run restricted.
 pub type OidTest = fn(pgrx::pg_sys::Oid) -> bool;

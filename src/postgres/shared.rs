@@ -93,8 +93,10 @@ fn slots_offset() -> usize {
     size_of::<Header>().next_multiple_of(align_of::<Slot>())
 }
 
+/// Null until shared memory is set up (read on every statement).
+static HEADER: super::BackendCell<*mut Header> = super::BackendCell::new(null_mut());
+
 thread_local! {
-    static HEADER: Cell<*mut Header> = const { Cell::new(null_mut()) };
     static TABLE: Cell<*mut pg_sys::HTAB> = const { Cell::new(null_mut()) };
     static MAX: Cell<usize> = const { Cell::new(0) };
     static PREVIOUS_REQUEST: Cell<pg_sys::shmem_request_hook_type> = const { Cell::new(None) };

@@ -51,5 +51,21 @@ SELECT tenancy.reset_tenant();
 SHOW statement_timeout;
 SHOW work_mem;
 SHOW temp_file_limit;
+-- Nothing is read before a utility statement (it would take the
+-- transaction's snapshot): after the catalog changed, a transaction in the
+-- tenant's context still chooses its isolation level.
+SELECT tenancy.set_tenant('use-one') IS NOT NULL AS one;
+RESET ROLE;
+SELECT tenancy.set_tenant_config('use-one', 'limits.seats', '26');
+SET ROLE tenancy_app;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SHOW transaction_isolation;
+SHOW statement_timeout;
+COMMIT;
+BEGIN;
+SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+SHOW transaction_isolation;
+COMMIT;
+SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT tenancy.unset_config_default('limits.temp_file_limit');
