@@ -5,11 +5,14 @@ their statements. Usage: usage_chart.py stats.tsv out.svg
 import sys
 from html import escape
 
-rows = []
+rows, untenanted = [], (0, 0.0)
 with open(sys.argv[1]) as f:
     for line in f:
         identifier, calls, total = line.rstrip("\n").split("\t")
-        rows.append((identifier or "(no tenant)", int(calls), float(total)))
+        if identifier:
+            rows.append((identifier, int(calls), float(total)))
+        else:
+            untenanted = (int(calls), float(total))
 rows.sort(key=lambda r: -r[2])
 everything = sum(total for _, _, total in rows) or 1
 shown = rows[:15]
@@ -31,7 +34,8 @@ for i, (name, calls, total) in enumerate(shown):
     out.append(f'<text x="{label_w + total * scale + 6:.1f}" y="{y + 15}">'
                f'{total:,.0f} ms · {100 * total / everything:.1f} % · {calls:,} statements</text>')
 out.append(f'<text x="10" y="{height - 10}" fill="#555">all tenants: {everything:,.0f} ms, '
-           f'{sum(c for _, c, _ in rows):,} statements</text>')
+           f'{sum(c for _, c, _ in rows):,} statements; without a tenant (each request\'s BEGIN and '
+           f'set_tenant): {untenanted[1]:,.0f} ms, {untenanted[0]:,} statements</text>')
 out.append("</svg>")
 with open(sys.argv[2], "w") as f:
     f.write("\n".join(out) + "\n")

@@ -109,7 +109,10 @@ statements() {
         esac
     done
     case $workload in
-    set_tenant_limits) echo "RESET ROLE; DELETE FROM tenancy.tenant_config WHERE key LIKE 'limits.%';" ;;
+    set_tenant_limits)
+        echo "RESET ROLE; DELETE FROM tenancy.tenant_config WHERE key LIKE 'limits.%';"
+        # (so that the next run finds the table as this one did)
+        echo "VACUUM tenancy.tenant_config;" ;;
     esac
 }
 
@@ -179,8 +182,8 @@ pair() { # pair LABEL PRODUCT BASELINE TARGET
 publish_table "$OUT/instructions.tsv" "$OUT/instructions.md"
 # Shared memory of the usage counters (tenancy.stats_max entries and one
 # slot per backend), per 1,000 tenants it can hold.
-echo "SELECT 'usage shared memory: ' || shared_memory_bytes || ' bytes for ' || stats_max || ' tenants, '
-    || round(shared_memory_bytes * 1000.0 / stats_max / 1024) || ' KiB per 1,000' FROM tenancy.tenant_stats_info;" |
+# (One line: a single-user backend ends a statement at a newline.)
+echo "SELECT 'usage shared memory: ' || shared_memory_bytes || ' bytes for ' || stats_max || ' tenants, ' || round(shared_memory_bytes * 1000.0 / stats_max / 1024) || ' KiB per 1,000' FROM tenancy.tenant_stats_info;" |
     as_server "$PG_BIN/postgres" --single -D "$DATA" -c shared_preload_libraries=tenancy bench 2>&1 |
     sed -nE 's/.*"(usage shared memory: [^"]*)".*/\1/p' | tee "$OUT/usage-memory.txt"
 log "table: $OUT/instructions.md; callgrind profiles: $WORK/*.out (callgrind_annotate)"

@@ -46,6 +46,7 @@ for round in $(seq "$ROUNDS"); do
     psql -X -q -d bench -c CHECKPOINT
     if ((round % 2)); then ON+=("$(tps on)") OFF+=("$(tps off)"); else OFF+=("$(tps off)") ON+=("$(tps on)"); fi
 done
+log "rounds: on ${ON[*]}; off ${OFF[*]}"
 ratio=$(paste -d' ' <(printf '%s\n' "${ON[@]}") <(printf '%s\n' "${OFF[@]}") | awk '{ print $1 / $2 }' | sort -g |
     awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -55,8 +56,8 @@ psql -X -At -F $'\t' -d bench -c "SELECT coalesce(identifier, ''), calls, round(
 read -r tenants calls top10 < <(psql -X -At -F ' ' -d bench -c "
     WITH s AS (SELECT * FROM tenancy.tenant_stats WHERE tenant_id IS NOT NULL)
     SELECT count(*), sum(calls),
-           round(100 * (SELECT sum(total_time) FROM (SELECT total_time FROM s ORDER BY total_time DESC LIMIT 10) t)
-                 / sum(total_time), 1)
+           round((100 * (SELECT sum(total_time) FROM (SELECT total_time FROM s ORDER BY total_time DESC LIMIT 10) t)
+                 / sum(total_time))::numeric, 1)
     FROM s")
 memory=$(psql -X -At -d bench -c "SELECT shared_memory_bytes || ' bytes for ' || stats_max || ' tenants' FROM tenancy.tenant_stats_info")
 {
