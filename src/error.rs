@@ -201,8 +201,11 @@ impl TenancyError {
             ),
             NoTransactionBlock => (
                 "a transaction-scoped tenant context requires a transaction block".into(),
-                "Call tenancy.set_tenant(identifier, is_local => true) after BEGIN, or use \
-                 is_local => false for a session-scoped context."
+                "Run it inside the request's transaction: BEGIN, then \
+                 tenancy.set_tenant(identifier, is_local => true), then the request's statements, \
+                 then COMMIT (with a driver, in its transaction block). Outside a transaction the \
+                 context would outlive the statement: on a pooled connection it would reach the \
+                 next request."
                     .into(),
             ),
             InTransactionBlock(procedure) => (
