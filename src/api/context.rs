@@ -371,6 +371,7 @@ fn change_context(tenant: Option<&Tenant>, local: bool) {
     }
     usage::context_scope(local);
     gucs::set_tenant_id(id, local);
+    usage::context_changed();
     limits::on_context(tenant, local);
     if on_citus && local {
         citus::carry(tenant);

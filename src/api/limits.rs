@@ -16,7 +16,7 @@
 use crate::api::{config, context};
 use crate::error::TenancyError::*;
 use crate::postgres::resources::{self, Setting, SETTINGS};
-use crate::postgres::{gucs, invalidation, security, shared, BackendCell};
+use crate::postgres::{gucs, invalidation, measure, security, shared, BackendCell};
 use crate::tenant::Tenant;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -39,7 +39,7 @@ const DEFAULT_QUEUE_TIMEOUT_MS: i32 = 1000;
 #[derive(Default, PartialEq)]
 struct Limits {
     /// A cap for each of SETTINGS, in its base unit.
-    settings: [Option<i32>; 3],
+    settings: [Option<i32>; 4],
     cap: Option<u32>,
     queue_timeout_ms: i32,
 }
@@ -60,10 +60,10 @@ impl Limits {
 
 /// The session's values before a session-scoped context capped them (read
 /// at every set_tenant: see `BackendCell`).
-static SESSION_BEFORE: BackendCell<Option<[i32; 3]>> = BackendCell::new(None);
+static SESSION_BEFORE: BackendCell<Option<[i32; 4]>> = BackendCell::new(None);
 /// The values when this transaction's first transaction-scoped context
 /// capped them (PostgreSQL restores them itself at its end).
-static TRANSACTION_BEFORE: BackendCell<Option<[i32; 3]>> = BackendCell::new(None);
+static TRANSACTION_BEFORE: BackendCell<Option<[i32; 4]>> = BackendCell::new(None);
 
 /// Whether any tenant has limits (a default, or a tenant's own), and the
 /// epoch it was read at: without any, nothing below runs per statement
@@ -126,17 +126,24 @@ fn anywhere(known: bool) -> Option<bool> {
     }
 }
 
-fn setting_key(setting: Setting) -> &'static str {
+/// The key of the limit on `setting`; None for hash_mem_multiplier, which
+/// `limits.work_mem` caps at PostgreSQL's default (2: a hash may use twice
+/// work_mem), so that raising it cannot multiply the limit.
+fn setting_key(setting: Setting) -> Option<&'static str> {
     match setting {
-        Setting::StatementTimeout => "limits.statement_timeout",
-        Setting::WorkMem => "limits.work_mem",
-        Setting::TempFileLimit => "limits.temp_file_limit",
+        Setting::StatementTimeout => Some("limits.statement_timeout"),
+        Setting::WorkMem => Some("limits.work_mem"),
+        Setting::TempFileLimit => Some("limits.temp_file_limit"),
+        Setting::HashMemMultiplier => None,
     }
 }
 
+/// hash_mem_multiplier's cap under a work_mem limit, in thousandths.
+const HASH_MEM_MULTIPLIER: i32 = 2000;
+
 /// A `limits.*` value, or why it is not one.
 fn parse(key: &str, value: &Value) -> Result<i32, String> {
-    let time = key == QUEUE_TIMEOUT || key == setting_key(Setting::StatementTimeout);
+    let time = key == QUEUE_TIMEOUT || Some(key) == setting_key(Setting::StatementTimeout);
     let (number, minimum) = match value {
         Value::Number(n) => (
             n.as_i64()
@@ -150,7 +157,7 @@ fn parse(key: &str, value: &Value) -> Result<i32, String> {
     };
     let minimum = SETTINGS
         .iter()
-        .find(|s| setting_key(**s) == key)
+        .find(|s| setting_key(**s) == Some(key))
         .map_or(if key == CAP { 1 } else { minimum }, |s| s.minimum());
     if number < minimum {
         return Err(format!("it is below {minimum}"));
@@ -162,7 +169,7 @@ fn parse(key: &str, value: &Value) -> Result<i32, String> {
 /// (Other keys under `limits.` are the application's, as they were before.)
 pub(crate) fn check(key: &str, value: &Value) {
     let known =
-        SETTINGS.iter().any(|s| setting_key(*s) == key) || key == CAP || key == QUEUE_TIMEOUT;
+        SETTINGS.iter().any(|s| setting_key(*s) == Some(key)) || key == CAP || key == QUEUE_TIMEOUT;
     if !known {
         return;
     }
@@ -208,8 +215,10 @@ fn limits_of(tenant: &Tenant) -> Rc<Limits> {
             .or_else(|| config::default_value(key))
             .and_then(|v| parse(key, &v).ok())
     };
+    let mut settings = SETTINGS.map(|s| setting_key(s).and_then(value));
+    settings[3] = settings[1].map(|_| HASH_MEM_MULTIPLIER);
     let limits = Rc::new(Limits {
-        settings: SETTINGS.map(|s| value(setting_key(s))),
+        settings,
         cap: value(CAP).and_then(|n| u32::try_from(n).ok()),
         queue_timeout_ms: value(QUEUE_TIMEOUT).unwrap_or(DEFAULT_QUEUE_TIMEOUT_MS),
     });
@@ -283,7 +292,9 @@ pub(crate) fn may_act(utility: bool) -> bool {
         return false;
     }
     match remembered(utility) {
-        None => false,
+        // No context: one entered inside the statement must find its run
+        // recorded (for its cap), where any tenant has limits.
+        None => ANYWHERE.get().is_some_and(|(_, any)| any),
         Some(None) => !utility,
         // Something to cap, or a place to take.
         Some(Some((_, limits))) => limits.cap.is_some() || limits.exceeded(),
@@ -300,6 +311,16 @@ pub(crate) fn on_context(tenant: Option<&Tenant>, local: bool) {
     let limits = tenant.map(limits_of).unwrap_or_default();
     if let Some(tenant) = tenant {
         remember_current(tenant.id, &limits);
+        // Entered inside a statement (a DO block, a SELECT that goes on):
+        // the rest of it runs under the tenant's timeout and cap.
+        if let Some(ms) = limits.settings[0] {
+            resources::cancel_statement_within(ms);
+        }
+        if let (Some(cap), true) = (limits.cap, shared::ready() && measure::running()) {
+            if wait_for_place(tenant.id, cap, limits.queue_timeout_ms) {
+                measure::hold_place();
+            }
+        }
     }
     let capped = limits.settings.iter().any(Option::is_some);
     // What the session had before any cap (of this transaction, first).
@@ -356,17 +377,21 @@ pub(crate) fn before_statement(utility: bool, admits: bool) -> bool {
         }
     }
     match limits.cap {
-        Some(cap) if admits && shared::ready() => {
-            wait_for_place(id, cap, limits.queue_timeout_ms);
-            true
-        }
+        Some(cap) if admits && shared::ready() => wait_for_place(id, cap, limits.queue_timeout_ms),
         _ => false,
     }
 }
 
-fn wait_for_place(id: Uuid, cap: u32, timeout_ms: i32) {
+/// Wait for a place of tenant `id` under its cap; true when one was taken
+/// (to give back), false when this backend holds one already.
+fn wait_for_place(id: Uuid, cap: u32, timeout_ms: i32) -> bool {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
-    while !shared::try_enter(id.into_bytes(), cap) {
+    loop {
+        match shared::try_enter(id.into_bytes(), cap) {
+            shared::Place::Taken => return true,
+            shared::Place::Held => return false,
+            shared::Place::Full => {}
+        }
         if Instant::now() >= deadline {
             let identifier = crate::catalog::find_by_id(id)
                 .map_or_else(|| id.to_string(), |t| t.identifier.clone());

@@ -49,6 +49,12 @@ pub(crate) fn context_scope(local: bool) {
     LOCAL_SCOPE.set(local);
 }
 
+/// The context changed: what the running statement used until now is its
+/// tenant of then's; the rest, the new one's.
+pub(crate) fn context_changed() {
+    measure::key_changed();
+}
+
 pub(crate) fn on_transaction_end() {
     // A transaction-scoped context ends here; what PostgreSQL restores is
     // the session's.

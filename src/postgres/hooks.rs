@@ -205,6 +205,7 @@ thread_local! {
     static PREVIOUS_FINISH: Cell<pg_sys::ExecutorFinish_hook_type> = const { Cell::new(None) };
     static PREVIOUS_END: Cell<pg_sys::ExecutorEnd_hook_type> = const { Cell::new(None) };
     static PREVIOUS_EMIT_LOG: Cell<pg_sys::emit_log_hook_type> = const { Cell::new(None) };
+    static PREVIOUS_PLANNER: Cell<pg_sys::planner_hook_type> = const { Cell::new(None) };
     static PREVIOUS_ANALYZE: Cell<pg_sys::post_parse_analyze_hook_type> = const { Cell::new(None) };
     static BEFORE_UTILITY: Cell<Option<fn(&Utility)>> = const { Cell::new(None) };
     static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
@@ -266,6 +267,8 @@ pub fn init(callbacks: Callbacks) {
         pg_sys::ExecutorEnd_hook = Some(executor_end);
         PREVIOUS_EMIT_LOG.set(pg_sys::emit_log_hook);
         pg_sys::emit_log_hook = Some(emit_log);
+        PREVIOUS_PLANNER.set(pg_sys::planner_hook);
+        pg_sys::planner_hook = Some(planner);
         PREVIOUS_ANALYZE.set(pg_sys::post_parse_analyze_hook);
         pg_sys::post_parse_analyze_hook = Some(post_parse_analyze);
         pg_sys::RegisterXactCallback(Some(transaction_event), std::ptr::null_mut());
@@ -306,7 +309,8 @@ unsafe extern "C-unwind" fn process_utility(
     unsafe {
         let top_level = super::measure::wanted(true) && top_level();
         if top_level {
-            measure_start(UTILITY, may_wait(pstmt));
+            measure_start(UTILITY);
+            measure_run(true, may_wait(pstmt));
         }
         before_utility(pstmt);
         let run = PREVIOUS_UTILITY.get().unwrap_or(standard_process_utility);
@@ -323,6 +327,7 @@ unsafe extern "C-unwind" fn process_utility(
         );
         UTILITIES.set(UTILITIES.get().saturating_sub(1));
         if top_level {
+            super::measure::run_end();
             measure_end(UTILITY, qc.as_ref().map_or(0, |qc| qc.nprocessed));
         }
     }
@@ -339,8 +344,51 @@ fn top_level() -> bool {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn measure_start(id: usize, admits: bool) {
-    super::measure::start(id, admits);
+unsafe extern "C-unwind" fn measure_start(id: usize) {
+    super::measure::start(id);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn measure_run(utility: bool, admits: bool) {
+    super::measure::run(utility, admits);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn measure_planning() {
+    super::measure::planning();
+}
+
+unsafe extern "C-unwind" {
+    #[link_name = "standard_planner"]
+    fn standard_planner(
+        parse: *mut pg_sys::Query,
+        query_string: *const c_char,
+        cursor_options: i32,
+        bound_params: pg_sys::ParamListInfo,
+    ) -> *mut pg_sys::PlannedStmt;
+}
+
+/// Not guarded, like `process_utility`: a client's statement is about to be
+/// planned (what PostgreSQL runs while planning — a folded function — is
+/// part of it).
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const c_char,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the arguments as received, passed on.
+    unsafe {
+        if super::measure::wanted(false) && top_level() {
+            measure_planning();
+        }
+        PREVIOUS_PLANNER.get().unwrap_or(standard_planner)(
+            parse,
+            query_string,
+            cursor_options,
+            bound_params,
+        )
+    }
 }
 
 /// Whether a utility statement does work that a cap on concurrent
@@ -599,7 +647,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     unsafe {
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
             if super::measure::wanted(false) && top_level() {
-                measure_start(query as usize, true);
+                measure_start(query as usize);
             }
             before_executor(query);
         }
@@ -788,10 +836,14 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: the query descriptor PostgreSQL passes.
     unsafe { before_run(query) };
+    let top_level = client_run();
     // SAFETY: the arguments as received.
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count, execute_once)
     });
+    if top_level {
+        super::measure::run_end();
+    }
 }
 
 #[cfg(feature = "pg18")]
@@ -802,17 +854,36 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: the query descriptor PostgreSQL passes.
     unsafe { before_run(query) };
+    let top_level = client_run();
     // SAFETY: the arguments as received.
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count)
     });
+    if top_level {
+        super::measure::run_end();
+    }
 }
 
 unsafe extern "C-unwind" fn executor_finish(query: *mut pg_sys::QueryDesc) {
+    let top_level = client_run();
     // SAFETY: the argument as received.
     running(query, || unsafe {
         PREVIOUS_FINISH.get().unwrap_or(standard_executor_finish)(query)
     });
+    if top_level {
+        super::measure::run_end();
+    }
+}
+
+/// A client's statement runs (its ExecutorRun or ExecutorFinish, where its
+/// triggers fire): `measure::run` if wanted; true when `run_end` is due.
+fn client_run() -> bool {
+    let top_level = super::measure::wanted(false) && top_level();
+    if top_level {
+        // SAFETY: a guarded call.
+        unsafe { measure_run(false, true) };
+    }
+    top_level
 }
 
 /// Not guarded: it runs while PostgreSQL reports any message, also at

@@ -1,12 +1,16 @@
 //! Client statements: top-level ones (that the client sent, not those a
 //! function or trigger runs inside them, which are part of their caller's),
-//! from their start to their end, or to the abort of the (sub)transaction
-//! they ran in, which ends them as failed (see `hooks`, which calls this).
+//! from their planning or start to their end, or to the abort of the
+//! (sub)transaction they ran in, which ends them as failed (see `hooks`,
+//! which calls this).
 //!
-//! Before one starts, the feature applies what must hold while it runs and
-//! may take a place for it under a cap (given back at its end); what it
-//! uses — time, rows, buffers, WAL — is added to the shared table under the
-//! key the feature gives at its start.
+//! Before one is planned and each time it runs (each `ExecutorRun` or
+//! `ExecutorFinish` of it, a utility statement), the feature applies what
+//! must hold while it runs, and may take a place for the run under a cap,
+//! given back when the run returns (or the abort): a portal bound and left
+//! idle holds none. What a statement uses — time, rows, buffers, WAL — is
+//! added to the shared table under the feature's key; when the key changes
+//! while it runs, what it used until then goes to the key of then.
 
 use super::shared::{self, Key, Usage};
 use pgrx::pg_sys;
@@ -15,10 +19,10 @@ use std::time::Instant;
 
 /// Whether statements are measured now, and the key a statement counts under
 /// (None: not known yet; asked again at its end, then the zero key); and
-/// what runs before one starts (it may raise or wait): `admits` for those
-/// that may be held under a cap (not transaction control or SET), true when
-/// it took a place, given back by `shared::leave` at the statement's end.
-/// Before a `utility` statement it may run no statement: one would take the
+/// what runs before one is planned or runs (it may raise or wait): `admits`
+/// for a run that may be held under a cap (not transaction control or SET),
+/// true when it took a place, given back by `shared::leave`. Before a
+/// `utility` statement it may run no statement: one would take the
 /// transaction's snapshot before a `BEGIN ISOLATION LEVEL`, a `SET
 /// TRANSACTION SNAPSHOT` or a `LOCK`. `may_act(utility)` says, without
 /// calling PostgreSQL (it runs outside any error guard, for every
@@ -31,34 +35,64 @@ pub struct Callbacks {
     pub before: fn(utility: bool, admits: bool) -> bool,
 }
 
+/// Where a measured statement's use starts: the clock, the buffer and WAL
+/// counters.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    buffers: pg_sys::BufferUsage,
+    wal_bytes: u64,
+}
+
+impl Mark {
+    fn now() -> Mark {
+        // SAFETY: this backend's counters.
+        let (buffers, wal_bytes) = unsafe { (pg_sys::pgBufferUsage, pg_sys::pgWalUsage.wal_bytes) };
+        Mark {
+            at: Instant::now(),
+            buffers,
+            wal_bytes,
+        }
+    }
+}
+
 struct Open {
     /// The statement's query descriptor, or 0 for a utility statement.
     id: usize,
-    measured: bool,
-    admitted: bool,
     subtransaction: pg_sys::SubTransactionId,
-    started: Instant,
-    buffers: pg_sys::BufferUsage,
-    wal_bytes: u64,
+    since: Mark,
     key: Option<Key>,
 }
 
+/// A run of a top-level statement (`run`: it ends when the run returns) or
+/// a place taken inside one (when the context changed to a capped tenant);
+/// `held`: a place to give back.
+struct Place {
+    run: bool,
+    held: bool,
+    subtransaction: pg_sys::SubTransactionId,
+}
+
 /// Read on every statement (see `BackendCell`): the callbacks, and how many
-/// statements are open.
+/// statements are measured.
 static CALLBACKS: super::BackendCell<Option<Callbacks>> = super::BackendCell::new(None);
 static OPEN_COUNT: super::BackendCell<usize> = super::BackendCell::new(0);
 
 /// The rest of this backend's state, in one thread-local.
 struct State {
-    /// Top-level statements started and not yet ended (an extended-protocol
-    /// portal may stay open while the client runs others).
+    /// Measured top-level statements started and not yet ended (an
+    /// extended-protocol portal may stay open while the client runs others).
     open: RefCell<Vec<Open>>,
+    /// Runs in progress and the places they hold, innermost last.
+    places: RefCell<Vec<Place>>,
+    /// Where the statement being planned started.
+    planning: Cell<Option<Mark>>,
     /// An error was reported to the client and its (sub)transaction not yet
     /// aborted: a statement failed, maybe before it started (parsing it,
     /// planning it), to be counted if no started one fails with it.
     error_reported: Cell<bool>,
-    /// A statement is starting: the statements its `before` runs (reading
-    /// the catalog) are part of it. An error there ends it: reset at abort.
+    /// `before` runs: the statements it runs (reading the catalog) are part
+    /// of the client's. An error there ends it: reset at abort.
     starting: Cell<bool>,
 }
 
@@ -66,6 +100,8 @@ thread_local! {
     static STATE: State = const {
         State {
             open: RefCell::new(Vec::new()),
+            places: RefCell::new(Vec::new()),
+            planning: Cell::new(None),
             error_reported: Cell::new(false),
             starting: Cell::new(false),
         }
@@ -81,60 +117,118 @@ pub fn init(callbacks: Callbacks) {
     CALLBACKS.set(Some(callbacks));
 }
 
-/// Whether a statement starting now has anything to start here (then
-/// `start`, in an error guard, if it is a top-level one). Calls no
-/// PostgreSQL function; with nothing to measure or apply, reads no
-/// thread-local either.
+fn measured(callbacks: &Callbacks) -> bool {
+    shared::ready() && (callbacks.wanted)()
+}
+
+/// Whether a statement being planned, starting or running now has anything
+/// to do here (then `planning`, `start` or `run`, in an error guard, if it
+/// is a top-level one). Calls no PostgreSQL function; with nothing to
+/// measure or apply, reads no thread-local either.
 pub fn wanted(utility: bool) -> bool {
     let Some(callbacks) = CALLBACKS.get() else {
         return false;
     };
-    let measured = shared::ready() && (callbacks.wanted)();
-    if !measured && !(callbacks.may_act)(utility) {
+    if !measured(&callbacks) && !(callbacks.may_act)(utility) {
         return false;
     }
-    STATE.with(|s| {
-        // An error before this statement was not its.
-        s.error_reported.set(false);
-        !s.starting.get()
-    })
+    STATE.with(|s| !s.starting.get())
 }
 
 /// The id of a utility statement (a query descriptor's is its address).
 pub const UTILITY: usize = 0;
 
-/// A top-level statement starts (`id` as in `Open`).
-pub fn start(id: usize, admits: bool) {
+fn before(callbacks: &Callbacks, utility: bool, admits: bool) -> bool {
+    STATE.with(|s| s.starting.set(true));
+    let held = (callbacks.before)(utility, admits);
+    STATE.with(|s| s.starting.set(false));
+    held
+}
+
+/// A top-level statement is about to be planned: what must hold applies
+/// (its time starts here).
+pub fn planning() {
     let Some(callbacks) = CALLBACKS.get() else {
         return;
     };
-    STATE.with(|s| s.starting.set(true));
-    let admitted = (callbacks.before)(id == UTILITY, admits);
-    STATE.with(|s| s.starting.set(false));
-    let measured = shared::ready() && (callbacks.wanted)();
-    if !measured && !admitted {
+    STATE.with(|s| s.error_reported.set(false));
+    before(&callbacks, false, false);
+    if measured(&callbacks) {
+        STATE.with(|s| s.planning.set(Some(Mark::now())));
+    }
+}
+
+/// A top-level statement starts (`id` as in `Open`), measured if wanted.
+pub fn start(id: usize) {
+    let Some(callbacks) = CALLBACKS.get() else {
+        return;
+    };
+    let planned = STATE.with(|s| {
+        s.error_reported.set(false);
+        s.planning.take()
+    });
+    if !measured(&callbacks) {
         return;
     }
-    // SAFETY: this backend's counters and current subtransaction.
-    let (buffers, wal_bytes, subtransaction) = unsafe {
-        (
-            pg_sys::pgBufferUsage,
-            pg_sys::pgWalUsage.wal_bytes,
-            pg_sys::GetCurrentSubTransactionId(),
-        )
-    };
     let open = Open {
         id,
-        measured,
-        admitted,
-        subtransaction,
-        started: Instant::now(),
-        buffers,
-        wal_bytes,
+        // SAFETY: reads the current subtransaction.
+        subtransaction: unsafe { pg_sys::GetCurrentSubTransactionId() },
+        since: planned.unwrap_or_else(Mark::now),
         key: (callbacks.key)(),
     };
     STATE.with(|s| s.open.borrow_mut().push(open));
     OPEN_COUNT.set(OPEN_COUNT.get() + 1);
+}
+
+/// A top-level statement runs (`run_end` when the run returns): what must
+/// hold applies, and a place is taken if the feature's cap says so.
+pub fn run(utility: bool, admits: bool) {
+    let Some(callbacks) = CALLBACKS.get() else {
+        return;
+    };
+    let held = before(&callbacks, utility, admits);
+    push_place(true, held);
+}
+
+/// A place taken while a run is in progress (the context changed to a
+/// capped tenant), given back when the run returns.
+pub fn hold_place() {
+    push_place(false, true);
+}
+
+fn push_place(run: bool, held: bool) {
+    // SAFETY: reads the current subtransaction.
+    let subtransaction = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    STATE.with(|s| {
+        s.places.borrow_mut().push(Place {
+            run,
+            held,
+            subtransaction,
+        })
+    });
+}
+
+/// Whether a run of a top-level statement is in progress (checked and
+/// recorded by `run`).
+pub fn running() -> bool {
+    STATE.with(|s| !s.places.borrow().is_empty())
+}
+
+/// The innermost run returned: its places are given back. Calls no
+/// PostgreSQL function.
+pub fn run_end() {
+    STATE.with(|s| {
+        let mut places = s.places.borrow_mut();
+        while let Some(place) = places.pop() {
+            if place.held {
+                shared::leave();
+            }
+            if place.run {
+                break;
+            }
+        }
+    });
 }
 
 /// Whether the top-level statement `id` is being measured.
@@ -152,84 +246,111 @@ pub fn end(id: usize, rows: u64) {
         Some(open)
     });
     if let Some(open) = open {
-        record(open, rows, false);
+        record(&open, 1, rows, false);
+    }
+}
+
+/// The key changed while statements run: what the innermost one used until
+/// now goes to its key of then (as use, not as a statement), and the rest
+/// to the new key.
+pub fn key_changed() {
+    let Some(callbacks) = CALLBACKS.get() else {
+        return;
+    };
+    if OPEN_COUNT.get() == 0 {
+        return;
+    }
+    let segment = STATE.with(|s| {
+        let mut o = s.open.borrow_mut();
+        let open = o.last_mut()?;
+        let segment = Open {
+            id: open.id,
+            subtransaction: open.subtransaction,
+            since: open.since,
+            key: open.key,
+        };
+        open.since = Mark::now();
+        open.key = (callbacks.key)();
+        Some(segment)
+    });
+    if let Some(segment) = segment {
+        record(&segment, 0, 0, false);
     }
 }
 
 /// The transaction (None) or the subtransaction `from` aborted: the
-/// statements started in it, or in a later one, failed. (A subtransaction
-/// that a function opens and rolls back inside a statement, as a plpgsql
-/// EXCEPTION block does, began after the statement: it stays open.)
+/// statements started in it, or in a later one, failed, and the places
+/// taken there are given back. (A subtransaction that a function opens and
+/// rolls back inside a statement, as a plpgsql EXCEPTION block does, began
+/// after the statement: it stays open.)
 pub fn abort(from: Option<pg_sys::SubTransactionId>) {
-    let (failed, error_reported, callbacks) = STATE.with(|s| {
+    let inside =
+        |subtransaction: pg_sys::SubTransactionId| from.is_none_or(|from| subtransaction >= from);
+    let (failed, error_reported) = STATE.with(|s| {
         s.starting.set(false);
+        s.planning.set(None);
+        let mut places = s.places.borrow_mut();
+        while places.last().is_some_and(|p| inside(p.subtransaction)) {
+            if places.pop().is_some_and(|p| p.held) {
+                shared::leave();
+            }
+        }
         let mut o = s.open.borrow_mut();
         let (failed, kept): (Vec<Open>, Vec<Open>) = std::mem::take(&mut *o)
             .into_iter()
-            .partition(|open| from.is_none_or(|from| open.subtransaction >= from));
+            .partition(|open| inside(open.subtransaction));
         *o = kept;
         OPEN_COUNT.set(o.len());
-        (failed, s.error_reported.replace(false), CALLBACKS.get())
+        (failed, s.error_reported.replace(false))
     });
-    if error_reported && failed.is_empty() {
+    let callbacks = CALLBACKS.get().filter(measured);
+    if let (true, true, Some(callbacks)) = (error_reported, failed.is_empty(), callbacks) {
         // It failed before it started: no time, no rows, its tenant now's.
-        if let Some(callbacks) = callbacks.filter(|c| shared::ready() && (c.wanted)()) {
-            let key = (callbacks.key)().unwrap_or_default();
-            // SAFETY: reads the clock.
-            let now = unsafe { pg_sys::GetCurrentTimestamp() };
-            let mut usage = Usage {
-                first: now,
-                last: now,
-                ..Usage::default()
-            };
-            usage.sums[0] = 1;
-            usage.sums[1] = 1;
-            shared::add(key, &usage);
-        }
+        // SAFETY: reads the clock.
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
+        let mut usage = Usage {
+            first: now,
+            last: now,
+            ..Usage::default()
+        };
+        usage.sums[0] = 1;
+        usage.sums[1] = 1;
+        shared::add((callbacks.key)().unwrap_or_default(), &usage);
     }
     for open in failed {
-        record(open, 0, true);
+        record(&open, 1, 0, true);
     }
 }
 
-fn record(open: Open, rows: u64, failed: bool) {
-    if open.admitted {
-        shared::leave();
-    }
-    if !open.measured {
-        return;
-    }
-    let ns = u64::try_from(open.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+/// Add what `open` used since its mark: `calls` statements (0 for a part
+/// of one), `rows`, failed or not.
+fn record(open: &Open, calls: u64, rows: u64, failed: bool) {
+    let ns = u64::try_from(open.since.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let key = open
         .key
         .or_else(|| CALLBACKS.get().and_then(|c| (c.key)()))
         .unwrap_or_default();
-    // SAFETY: this backend's counters and clock.
-    let (now, buffers, wal_bytes) = unsafe {
-        (
-            pg_sys::GetCurrentTimestamp(),
-            pg_sys::pgBufferUsage,
-            pg_sys::pgWalUsage.wal_bytes,
-        )
-    };
+    let now = Mark::now();
+    // SAFETY: reads the clock.
+    let timestamp = unsafe { pg_sys::GetCurrentTimestamp() };
     let since = |now: i64, then: i64| u64::try_from(now - then).unwrap_or(0);
-    let before = open.buffers;
+    let (after, before) = (now.buffers, open.since.buffers);
     let usage = Usage {
         sums: [
-            1,
+            calls,
             failed as u64,
             ns,
             rows,
-            since(buffers.shared_blks_hit, before.shared_blks_hit),
-            since(buffers.shared_blks_read, before.shared_blks_read),
-            since(buffers.shared_blks_dirtied, before.shared_blks_dirtied),
-            since(buffers.shared_blks_written, before.shared_blks_written),
-            since(buffers.temp_blks_written, before.temp_blks_written),
-            wal_bytes.saturating_sub(open.wal_bytes),
+            since(after.shared_blks_hit, before.shared_blks_hit),
+            since(after.shared_blks_read, before.shared_blks_read),
+            since(after.shared_blks_dirtied, before.shared_blks_dirtied),
+            since(after.shared_blks_written, before.shared_blks_written),
+            since(after.temp_blks_written, before.temp_blks_written),
+            now.wal_bytes.saturating_sub(open.since.wal_bytes),
         ],
-        max_ns: ns,
-        first: now,
-        last: now,
+        max_ns: if calls > 0 { ns } else { 0 },
+        first: timestamp,
+        last: timestamp,
     };
     shared::add(key, &usage);
 }

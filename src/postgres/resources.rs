@@ -4,18 +4,21 @@
 use pgrx::pg_sys;
 use std::ffi::{CStr, CString};
 
-/// A setting a limit caps, in its base unit (ms or kB).
+/// A setting a limit caps, in its base unit (ms or kB; thousandths for
+/// hash_mem_multiplier, which multiplies work_mem for hashes).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Setting {
     StatementTimeout,
     WorkMem,
     TempFileLimit,
+    HashMemMultiplier,
 }
 
-pub const SETTINGS: [Setting; 3] = [
+pub const SETTINGS: [Setting; 4] = [
     Setting::StatementTimeout,
     Setting::WorkMem,
     Setting::TempFileLimit,
+    Setting::HashMemMultiplier,
 ];
 
 impl Setting {
@@ -24,6 +27,7 @@ impl Setting {
             Setting::StatementTimeout => c"statement_timeout",
             Setting::WorkMem => c"work_mem",
             Setting::TempFileLimit => c"temp_file_limit",
+            Setting::HashMemMultiplier => c"hash_mem_multiplier",
         }
     }
 
@@ -44,6 +48,7 @@ impl Setting {
                 Setting::StatementTimeout => pg_sys::StatementTimeout,
                 Setting::WorkMem => pg_sys::work_mem,
                 Setting::TempFileLimit => pg_sys::temp_file_limit,
+                Setting::HashMemMultiplier => (pg_sys::hash_mem_multiplier * 1000.0).round() as i32,
             }
         }
     }
@@ -54,13 +59,17 @@ impl Setting {
         match self {
             Setting::StatementTimeout => value == 0 || value > limit,
             Setting::TempFileLimit => value < 0 || value > limit,
-            Setting::WorkMem => value > limit,
+            Setting::WorkMem | Setting::HashMemMultiplier => value > limit,
         }
     }
 
     /// Set it for the session or (`local`) the transaction.
     pub fn set(self, value: i32, local: bool) {
-        let text = CString::new(value.to_string()).unwrap_or_default();
+        let text = match self {
+            Setting::HashMemMultiplier => format!("{}", f64::from(value) / 1000.0),
+            _ => value.to_string(),
+        };
+        let text = CString::new(text).unwrap_or_default();
         let action = if local {
             pg_sys::GucAction::GUC_ACTION_LOCAL
         } else {
@@ -110,15 +119,32 @@ pub fn parse(text: &str, time: bool) -> Result<i32, String> {
 
 unsafe extern "C-unwind" {
     fn enable_timeout_after(id: u32, delay_ms: i32);
+    fn get_timeout_active(id: u32) -> bool;
+    fn get_timeout_finish_time(id: u32) -> pg_sys::TimestampTz;
 }
+
+/// STATEMENT_TIMEOUT, the fourth of PostgreSQL's TimeoutId (15 to 18).
+const STATEMENT_TIMEOUT: u32 = 3;
 
 /// Cancel the running statement after `ms` (57014), as statement_timeout
 /// does; for a statement whose timer PostgreSQL set from a higher value.
 pub fn cancel_statement_after(ms: i32) {
-    // STATEMENT_TIMEOUT, the fourth of PostgreSQL's TimeoutId (15 to 18).
-    const STATEMENT_TIMEOUT: u32 = 3;
     // SAFETY: re-arms PostgreSQL's own statement timer.
     unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
+}
+
+/// Cancel the running statement within `ms` from now: its timer is set
+/// unless it already ends sooner.
+pub fn cancel_statement_within(ms: i32) {
+    // SAFETY: reads PostgreSQL's timer and clock.
+    let sooner = unsafe {
+        get_timeout_active(STATEMENT_TIMEOUT)
+            && get_timeout_finish_time(STATEMENT_TIMEOUT)
+                <= pg_sys::GetCurrentTimestamp() + i64::from(ms) * 1000
+    };
+    if !sooner {
+        cancel_statement_after(ms);
+    }
 }
 
 /// Sleep up to 10 ms (seen as the wait event "Extension"), then raise if the

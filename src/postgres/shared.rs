@@ -465,12 +465,24 @@ unsafe extern "C-unwind" fn clear_slot(_code: i32, _arg: pg_sys::Datum) {
     }
 }
 
+/// What `try_enter` did.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Place {
+    /// Took one: give it back with `leave`.
+    Taken,
+    /// This backend holds one already (its statement entered the tenant
+    /// again, or runs another's): nothing taken, nothing to give back.
+    Held,
+    /// All are taken: try again later.
+    Full,
+}
+
 /// Take a place for a statement of `key`, whose statements may run `cap`
-/// at once across the backends: false when all are taken (try again
-/// later). A backend already running statements of another key (an open
-/// portal's) takes none and runs.
-pub fn try_enter(key: Key, cap: u32) -> bool {
-    let Some(slot) = own_slot() else { return true };
+/// at once across the backends.
+pub fn try_enter(key: Key, cap: u32) -> Place {
+    let Some(slot) = own_slot() else {
+        return Place::Held;
+    };
     clear_at_exit();
     let words = to_words(key);
     let mine = |s: &Slot| {
@@ -479,25 +491,27 @@ pub fn try_enter(key: Key, cap: u32) -> bool {
             s.running_key[1].load(Relaxed),
         ] == words
     };
-    if slot.running.load(Relaxed) > 0 && !mine(slot) {
-        return true;
+    if slot.running.load(Relaxed) > 0 {
+        return Place::Held;
     }
     locked(pg_sys::LWLockMode::LW_EXCLUSIVE, |_| {
-        let Some(header) = header() else { return true };
+        let Some(header) = header() else {
+            return Place::Held;
+        };
         let taken: u32 = (0..header.slots)
             .filter_map(|index| self::slot(header, index))
             .filter(|s| mine(s))
             .map(|s| s.running.load(Relaxed))
             .sum();
         if taken >= cap {
-            return false;
+            return Place::Full;
         }
         slot.running_key[0].store(words[0], Relaxed);
         slot.running_key[1].store(words[1], Relaxed);
         slot.running.fetch_add(1, Relaxed);
-        true
+        Place::Taken
     })
-    .unwrap_or(true)
+    .unwrap_or(Place::Held)
 }
 
 /// Give back a place taken by `try_enter`.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Citus layer, run by scripts/test.sh: a coordinator and two workers on
 # loopback (ports 27640-27642), the citus extension in database
-# tenancy_citus on each, then tests/citus/sql/*.sql through pg_regress
+# tenancy_citus on each (tenancy preloaded after citus, for usage), then
+# tests/citus/sql/*.sql through pg_regress
 # against the coordinator (the scripts connect to the workers themselves).
 # Needs a Citus build for the PostgreSQL under test (from its packages);
 # without one it says "skipped: Citus not installed". Prints
@@ -20,7 +21,7 @@ if [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
 fi
 trap 'for port in "${PORTS[@]}"; do stop_cluster "$port"; done' EXIT
 for port in "${PORTS[@]}"; do
-    fresh_cluster "$port" "shared_preload_libraries = 'citus'" \
+    fresh_cluster "$port" "shared_preload_libraries = 'citus,tenancy'" \
         "citus.node_conninfo = 'sslmode=disable'" "max_prepared_transactions = 100" \
         "citus.log_remote_commands = off"
     psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres \

@@ -41,6 +41,15 @@ SET statement_timeout = '1h';
 SELECT pg_sleep(0.5);
 \echo :LAST_ERROR_SQLSTATE
 SHOW statement_timeout;
+-- What PostgreSQL does while it plans the statement (a constant folded)
+-- runs capped too.
+SET statement_timeout = 0;
+SELECT length(md5(repeat('abcdefgh', 25000000)));
+\echo :LAST_ERROR_SQLSTATE
+-- A hash may use hash_mem_multiplier × work_mem: capped at 2, PostgreSQL's
+-- default, under a work_mem limit.
+SET hash_mem_multiplier = 1000;
+SHOW hash_mem_multiplier;
 -- Another tenant: its own limits (here the default's only).
 SELECT tenancy.set_tenant('use-two') IS NOT NULL AS two;
 SHOW statement_timeout;
