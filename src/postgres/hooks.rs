@@ -307,9 +307,12 @@ unsafe extern "C-unwind" fn process_utility(
     // SAFETY: PostgreSQL passes a valid planned utility statement; the
     // arguments go on as received, to the next hook or PostgreSQL itself.
     unsafe {
-        let top_level = super::measure::wanted(true) && top_level();
-        if top_level {
+        let measured = super::measure::measuring() && top_level();
+        let acting = super::measure::acting(true) && top_level();
+        if measured {
             measure_start(UTILITY);
+        }
+        if acting {
             measure_run(true, may_wait(pstmt));
         }
         before_utility(pstmt);
@@ -326,8 +329,10 @@ unsafe extern "C-unwind" fn process_utility(
             qc,
         );
         UTILITIES.set(UTILITIES.get().saturating_sub(1));
-        if top_level {
+        if acting {
             super::measure::run_end();
+        }
+        if measured {
             measure_end(UTILITY, qc.as_ref().map_or(0, |qc| qc.nprocessed));
         }
     }
@@ -379,7 +384,10 @@ unsafe extern "C-unwind" fn planner(
 ) -> *mut pg_sys::PlannedStmt {
     // SAFETY: the arguments as received, passed on.
     unsafe {
-        if super::measure::wanted(false) && top_level() {
+        if super::measure::measuring() && top_level() {
+            super::measure::planning_starts();
+        }
+        if super::measure::acting(false) && top_level() {
             measure_planning();
         }
         PREVIOUS_PLANNER.get().unwrap_or(standard_planner)(
@@ -646,7 +654,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // SAFETY: PostgreSQL passes a valid query descriptor, passed on as received.
     unsafe {
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 {
-            if super::measure::wanted(false) && top_level() {
+            if super::measure::measuring() && top_level() {
                 measure_start(query as usize);
             }
             before_executor(query);
@@ -878,12 +886,12 @@ unsafe extern "C-unwind" fn executor_finish(query: *mut pg_sys::QueryDesc) {
 /// A client's statement runs (its ExecutorRun or ExecutorFinish, where its
 /// triggers fire): `measure::run` if wanted; true when `run_end` is due.
 fn client_run() -> bool {
-    let top_level = super::measure::wanted(false) && top_level();
-    if top_level {
+    let acting = super::measure::acting(false) && top_level();
+    if acting {
         // SAFETY: a guarded call.
         unsafe { measure_run(false, true) };
     }
-    top_level
+    acting
 }
 
 /// Not guarded: it runs while PostgreSQL reports any message, also at

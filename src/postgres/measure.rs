@@ -77,6 +77,9 @@ struct Place {
 /// statements are measured.
 static CALLBACKS: super::BackendCell<Option<Callbacks>> = super::BackendCell::new(None);
 static OPEN_COUNT: super::BackendCell<usize> = super::BackendCell::new(0);
+/// `before` runs: the statements it runs (reading the catalog) are part of
+/// the client's. An error there ends it: reset at abort.
+static STARTING: super::BackendCell<bool> = super::BackendCell::new(false);
 
 /// The rest of this backend's state, in one thread-local.
 struct State {
@@ -91,9 +94,6 @@ struct State {
     /// aborted: a statement failed, maybe before it started (parsing it,
     /// planning it), to be counted if no started one fails with it.
     error_reported: Cell<bool>,
-    /// `before` runs: the statements it runs (reading the catalog) are part
-    /// of the client's. An error there ends it: reset at abort.
-    starting: Cell<bool>,
 }
 
 thread_local! {
@@ -103,7 +103,6 @@ thread_local! {
             places: RefCell::new(Vec::new()),
             planning: Cell::new(None),
             error_reported: Cell::new(false),
-            starting: Cell::new(false),
         }
     };
 }
@@ -121,40 +120,42 @@ fn measured(callbacks: &Callbacks) -> bool {
     shared::ready() && (callbacks.wanted)()
 }
 
-/// Whether a statement being planned, starting or running now has anything
-/// to do here (then `planning`, `start` or `run`, in an error guard, if it
-/// is a top-level one). Calls no PostgreSQL function; with nothing to
-/// measure or apply, reads no thread-local either.
-pub fn wanted(utility: bool) -> bool {
-    let Some(callbacks) = CALLBACKS.get() else {
-        return false;
-    };
-    if !measured(&callbacks) && !(callbacks.may_act)(utility) {
-        return false;
-    }
-    STATE.with(|s| !s.starting.get())
+/// Whether statements are measured now (then `start` a top-level one, in an
+/// error guard). Calls no PostgreSQL function and reads no thread-local.
+pub fn measuring() -> bool {
+    !STARTING.get() && CALLBACKS.get().is_some_and(|c| measured(&c))
+}
+
+/// Whether the feature may have something to apply before a statement is
+/// planned or runs (then `planning` or `run`, in an error guard, for a
+/// top-level one). Calls no PostgreSQL function.
+pub fn acting(utility: bool) -> bool {
+    !STARTING.get() && CALLBACKS.get().is_some_and(|c| (c.may_act)(utility))
 }
 
 /// The id of a utility statement (a query descriptor's is its address).
 pub const UTILITY: usize = 0;
 
 fn before(callbacks: &Callbacks, utility: bool, admits: bool) -> bool {
-    STATE.with(|s| s.starting.set(true));
+    STARTING.set(true);
     let held = (callbacks.before)(utility, admits);
-    STATE.with(|s| s.starting.set(false));
+    STARTING.set(false);
     held
 }
 
-/// A top-level statement is about to be planned: what must hold applies
-/// (its time starts here).
+/// A measured top-level statement is about to be planned: its time starts
+/// here. Calls no PostgreSQL function that can fail.
+pub fn planning_starts() {
+    STATE.with(|s| {
+        s.error_reported.set(false);
+        s.planning.set(Some(Mark::now()));
+    });
+}
+
+/// A top-level statement is about to be planned: what must hold applies.
 pub fn planning() {
-    let Some(callbacks) = CALLBACKS.get() else {
-        return;
-    };
-    STATE.with(|s| s.error_reported.set(false));
-    before(&callbacks, false, false);
-    if measured(&callbacks) {
-        STATE.with(|s| s.planning.set(Some(Mark::now())));
+    if let Some(callbacks) = CALLBACKS.get() {
+        before(&callbacks, false, false);
     }
 }
 
@@ -167,9 +168,6 @@ pub fn start(id: usize) {
         s.error_reported.set(false);
         s.planning.take()
     });
-    if !measured(&callbacks) {
-        return;
-    }
     let open = Open {
         id,
         // SAFETY: reads the current subtransaction.
@@ -286,8 +284,8 @@ pub fn key_changed() {
 pub fn abort(from: Option<pg_sys::SubTransactionId>) {
     let inside =
         |subtransaction: pg_sys::SubTransactionId| from.is_none_or(|from| subtransaction >= from);
+    STARTING.set(false);
     let (failed, error_reported) = STATE.with(|s| {
-        s.starting.set(false);
         s.planning.set(None);
         let mut places = s.places.borrow_mut();
         while places.last().is_some_and(|p| inside(p.subtransaction)) {
