@@ -296,8 +296,15 @@ pub(crate) fn may_act(utility: bool) -> bool {
         // recorded (for its cap), where any tenant has limits.
         None => ANYWHERE.get().is_some_and(|(_, any)| any),
         Some(None) => !utility,
-        // Something to cap, or a place to take.
-        Some(Some((_, limits))) => limits.cap.is_some() || limits.exceeded(),
+        // Something to cap, a place to take, or a timer PostgreSQL did not
+        // set (a cursor WITH HOLD runs its query at commit, without one).
+        Some(Some((_, limits))) => {
+            limits.cap.is_some()
+                || limits.exceeded()
+                || (!utility
+                    && limits.settings[0].is_some()
+                    && !resources::statement_timer_active())
+        }
     }
 }
 
@@ -316,7 +323,8 @@ pub(crate) fn on_context(tenant: Option<&Tenant>, local: bool) {
         if let Some(ms) = limits.settings[0] {
             resources::cancel_statement_within(ms);
         }
-        if let (Some(cap), true) = (limits.cap, shared::ready() && measure::running()) {
+        // (It is always inside a statement: a client's SELECT, CALL or DO.)
+        if let (Some(cap), true) = (limits.cap, shared::ready()) {
             if wait_for_place(tenant.id, cap, limits.queue_timeout_ms) {
                 measure::hold_place();
             }
@@ -375,6 +383,9 @@ pub(crate) fn before_statement(utility: bool, admits: bool) -> bool {
                 }
             }
         }
+    }
+    if let (Some(ms), false) = (limits.settings[0], utility) {
+        resources::cancel_statement_within(ms);
     }
     match limits.cap {
         Some(cap) if admits && shared::ready() => wait_for_place(id, cap, limits.queue_timeout_ms),

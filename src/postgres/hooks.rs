@@ -329,7 +329,8 @@ unsafe extern "C-unwind" fn process_utility(
             qc,
         );
         UTILITIES.set(UTILITIES.get().saturating_sub(1));
-        if acting {
+        // (A context entered inside it may have started a run: `lazy`.)
+        if acting || (super::measure::lazy() && top_level()) {
             super::measure::run_end();
         }
         if measured {
@@ -849,7 +850,7 @@ unsafe extern "C-unwind" fn executor_run(
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count, execute_once)
     });
-    if top_level {
+    if top_level || (super::measure::lazy() && self::top_level()) {
         super::measure::run_end();
     }
 }
@@ -867,7 +868,7 @@ unsafe extern "C-unwind" fn executor_run(
     running(query, || unsafe {
         PREVIOUS_RUN.get().unwrap_or(standard_executor_run)(query, direction, count)
     });
-    if top_level {
+    if top_level || (super::measure::lazy() && self::top_level()) {
         super::measure::run_end();
     }
 }
@@ -878,7 +879,7 @@ unsafe extern "C-unwind" fn executor_finish(query: *mut pg_sys::QueryDesc) {
     running(query, || unsafe {
         PREVIOUS_FINISH.get().unwrap_or(standard_executor_finish)(query)
     });
-    if top_level {
+    if top_level || (super::measure::lazy() && self::top_level()) {
         super::measure::run_end();
     }
 }
@@ -938,6 +939,9 @@ unsafe extern "C-unwind" fn transaction_event(
     if !committed && !by_procedure {
         UTILITIES.set(0);
         super::measure::abort(None);
+    }
+    if !by_procedure {
+        super::resources::disarm();
     }
     if let Some(callback) = ON_TRANSACTION_END.get() {
         callback(committed);

@@ -80,6 +80,10 @@ static OPEN_COUNT: super::BackendCell<usize> = super::BackendCell::new(0);
 /// `before` runs: the statements it runs (reading the catalog) are part of
 /// the client's. An error there ends it: reset at abort.
 static STARTING: super::BackendCell<bool> = super::BackendCell::new(false);
+/// A place was taken in a run that no `run` recorded (a context entered
+/// inside a statement that nothing applied to when it began): the hooks end
+/// that run when the statement's top level returns.
+static LAZY: super::BackendCell<bool> = super::BackendCell::new(false);
 
 /// The rest of this backend's state, in one thread-local.
 struct State {
@@ -189,10 +193,21 @@ pub fn run(utility: bool, admits: bool) {
     push_place(true, held);
 }
 
-/// A place taken while a run is in progress (the context changed to a
-/// capped tenant), given back when the run returns.
+/// A place taken inside a statement (the context changed to a capped
+/// tenant), given back when its run returns (a run is recorded for it if
+/// none was).
 pub fn hold_place() {
+    if !STATE.with(|s| s.places.borrow().iter().any(|p| p.run)) {
+        push_place(true, false);
+        LAZY.set(true);
+    }
     push_place(false, true);
+}
+
+/// Whether a run was recorded by `hold_place` (see `LAZY`). Reads no
+/// thread-local.
+pub fn lazy() -> bool {
+    LAZY.get()
 }
 
 fn push_place(run: bool, held: bool) {
@@ -207,12 +222,6 @@ fn push_place(run: bool, held: bool) {
     });
 }
 
-/// Whether a run of a top-level statement is in progress (checked and
-/// recorded by `run`).
-pub fn running() -> bool {
-    STATE.with(|s| !s.places.borrow().is_empty())
-}
-
 /// The innermost run returned: its places are given back. Calls no
 /// PostgreSQL function.
 pub fn run_end() {
@@ -225,6 +234,9 @@ pub fn run_end() {
             if place.run {
                 break;
             }
+        }
+        if places.is_empty() {
+            LAZY.set(false);
         }
     });
 }
@@ -292,6 +304,9 @@ pub fn abort(from: Option<pg_sys::SubTransactionId>) {
             if places.pop().is_some_and(|p| p.held) {
                 shared::leave();
             }
+        }
+        if places.is_empty() {
+            LAZY.set(false);
         }
         let mut o = s.open.borrow_mut();
         let (failed, kept): (Vec<Open>, Vec<Open>) = std::mem::take(&mut *o)

@@ -34,6 +34,9 @@ impl<T: Copy> BackendCell<T> {
     pub fn set(&self, value: T) {
         self.0.set(value)
     }
+    pub fn replace(&self, value: T) -> T {
+        self.0.replace(value)
+    }
 }
 
 /// What a feature tells the boundary about an object: which relations'

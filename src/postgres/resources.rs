@@ -119,6 +119,7 @@ pub fn parse(text: &str, time: bool) -> Result<i32, String> {
 
 unsafe extern "C-unwind" {
     fn enable_timeout_after(id: u32, delay_ms: i32);
+    fn disable_timeout(id: u32, keep_indicator: bool);
     fn get_timeout_active(id: u32) -> bool;
     fn get_timeout_finish_time(id: u32) -> pg_sys::TimestampTz;
 }
@@ -126,11 +127,33 @@ unsafe extern "C-unwind" {
 /// STATEMENT_TIMEOUT, the fourth of PostgreSQL's TimeoutId (15 to 18).
 const STATEMENT_TIMEOUT: u32 = 3;
 
+/// The statement timer was set here (not by PostgreSQL at a statement's
+/// start), and must not outlive the transaction (read by `disarm`).
+static ARMED_HERE: super::BackendCell<bool> = super::BackendCell::new(false);
+
 /// Cancel the running statement after `ms` (57014), as statement_timeout
-/// does; for a statement whose timer PostgreSQL set from a higher value.
+/// does; for a statement whose timer PostgreSQL set from a higher value,
+/// or did not set (a cursor WITH HOLD runs its query at commit, after
+/// PostgreSQL took its timer away).
 pub fn cancel_statement_after(ms: i32) {
     // SAFETY: re-arms PostgreSQL's own statement timer.
     unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
+    ARMED_HERE.set(true);
+}
+
+/// Whether the statement timer runs. Raises nothing.
+pub fn statement_timer_active() -> bool {
+    // SAFETY: reads PostgreSQL's timer table.
+    unsafe { get_timeout_active(STATEMENT_TIMEOUT) }
+}
+
+/// At a transaction's end: a timer set here goes (PostgreSQL would keep a
+/// running one for the next statement, with this one's deadline).
+pub fn disarm() {
+    if ARMED_HERE.replace(false) && statement_timer_active() {
+        // SAFETY: PostgreSQL's own statement timer.
+        unsafe { disable_timeout(STATEMENT_TIMEOUT, false) };
+    }
 }
 
 /// Cancel the running statement within `ms` from now: its timer is set

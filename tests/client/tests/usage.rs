@@ -31,6 +31,9 @@ fn setup() -> Client {
                      RETURN 5;
                  END $$;
              GRANT EXECUTE ON FUNCTION five() TO tenancy_app;
+             CREATE PROCEDURE enter_and_sleep(tenant text) LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM tenancy.set_tenant(tenant); PERFORM pg_sleep(0.1); END $$;
+             GRANT EXECUTE ON PROCEDURE enter_and_sleep(text) TO tenancy_app;
              SELECT tenancy.tenant_stats_reset();",
         )
         .unwrap();
@@ -623,6 +626,15 @@ fn a_tenant_entered_inside_a_statement_brings_its_limits_and_its_usage() {
         .batch_execute("DO $$ BEGIN PERFORM tenancy.set_tenant('usage-b'); PERFORM pg_sleep(0.1); END $$")
         .unwrap_err();
     assert_eq!(sqlstate(&refused), "53400");
+    // (Also as the first statement of a session, before it read anything.)
+    for sql in [
+        "DO $$ BEGIN PERFORM tenancy.set_tenant('usage-b'); PERFORM pg_sleep(0.1); END $$",
+        "CALL enter_and_sleep('usage-b')",
+    ] {
+        let mut fresh = connect(APP, DB);
+        let refused = fresh.batch_execute(sql).unwrap_err();
+        assert_eq!(sqlstate(&refused), "53400", "{sql}");
+    }
     admin
         .batch_execute(
             "SELECT pg_terminate_backend(pid, 10000) FROM tenancy.tenant_activity
@@ -674,6 +686,17 @@ fn a_bound_portal_runs_capped_and_holds_no_place_while_idle() {
     let cancelled = t.query_portal(&portal, 0).unwrap_err();
     assert_eq!(sqlstate(&cancelled), "57014");
     drop(t);
+    // A cursor WITH HOLD runs its query at commit, where PostgreSQL has taken
+    // the statement timer away: the tenant's is set for it.
+    let cancelled = a
+        .batch_execute(
+            "DECLARE held CURSOR WITH HOLD FOR SELECT pg_sleep(0.3) FROM generate_series(1, 3)",
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&cancelled), "57014");
+    // … and does not outlive it: the next statements run as usual.
+    a.batch_execute("SELECT pg_sleep(0.1)").unwrap();
+    a.batch_execute("SELECT 1").unwrap();
     // A portal bound and left idle holds no place under the cap.
     let mut t = a.transaction().unwrap();
     let one = t.prepare("SELECT 1").unwrap();
