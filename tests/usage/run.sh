@@ -10,7 +10,7 @@
 set -Eeuo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 OUT=${1:?usage: run.sh OUTPUT_DIR}/usage
-PORT=${TENANCY_USAGE_PORT:-25440}
+PORT=${TENANCY_USAGE_PORT:-25442}
 rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_cluster "$PORT"' EXIT
 
