@@ -9,15 +9,7 @@
 # Results also go to target/bench/results.md and docs/benchmarks.svg.
 source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_BENCH_PORT:-25434}
-DURATION=5 ROUNDS=5 CLIENTS=4
-while (($#)); do
-    case $1 in
-    --duration) DURATION=$2; shift 2 ;;
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --clients) CLIENTS=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration SECONDS] [--rounds N] [--clients N]" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 OUT="$ROOT/target/bench"
 mkdir -p "$OUT"
 

@@ -70,6 +70,19 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Benchmarks (scripts/bench*.sh): one row per figure, then the table printed
 # and kept as Markdown; the TSV's first row is the header.
+# bench_options "$@": the timed benchmarks' options, into DURATION, ROUNDS and
+# CLIENTS (5 s, 5 rounds, 4 clients unless given).
+bench_options() {
+    DURATION=5 ROUNDS=5 CLIENTS=4
+    while (($#)); do
+        case $1 in
+        --duration) DURATION=$2; shift 2 ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --clients) CLIENTS=$2; shift 2 ;;
+        *) echo "usage: $0 [--duration SECONDS] [--rounds N] [--clients N]" >&2; exit 2 ;;
+        esac
+    done
+}
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
 at_least() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "pass" : "FAIL" }'; }
 at_most() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "pass" : "FAIL" }'; }

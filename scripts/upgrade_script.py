@@ -114,6 +114,14 @@ def quote_literal(text):
     return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
 
 
+def grant_changes(was, now, on):
+    """REVOKE what `was` grants and `now` does not, and GRANT the reverse, on
+    `on` ("FUNCTION tenancy.f(text)", "tenancy.v")."""
+    changes = [f"REVOKE {p} ON {on} FROM {g};" for g, p, _ in was if [g, p, False] not in now]
+    changes += [f"GRANT {p} ON {on} TO {g};" for g, p, _ in now if [g, p, False] not in was]
+    return changes
+
+
 def main():
     old_version, new_version, old_db, new_db, hand_written = sys.argv[1:6]
     old, new = catalog(old_db), catalog(new_db)
@@ -158,13 +166,7 @@ def main():
             after.append(f"{verb} {name}{options} AS\n{view['definition'].rstrip(';')};")
         if (previous or {}).get("comment") != view["comment"]:
             after.append(f"COMMENT ON VIEW {name} IS {quote_literal(view['comment'])};")
-        was = previous.get("grants", []) if previous else []
-        for grantee, privilege, _ in was:
-            if [grantee, privilege, False] not in view["grants"]:
-                after.append(f"REVOKE {privilege} ON {name} FROM {grantee};")
-        for grantee, privilege, _ in view["grants"]:
-            if [grantee, privilege, False] not in was:
-                after.append(f"GRANT {privilege} ON {name} TO {grantee};")
+        after += grant_changes(previous.get("grants", []) if previous else [], view["grants"], name)
     drops += [f"DROP VIEW {name};" for name in old_views if name not in new_views]
 
     # Routines: a new identity is created, a changed one replaced (dropped
@@ -184,12 +186,7 @@ def main():
             creates.append(routine["definition"].strip() + ";")
         was = previous["grants"] if previous else [["PUBLIC", "EXECUTE", False]]
         if previous is None or previous["acl"] != routine["acl"]:
-            for grantee, privilege, _ in was:
-                if [grantee, privilege, False] not in routine["grants"]:
-                    privileges.append(f"REVOKE {privilege} ON {kind} {identity} FROM {grantee};")
-            for grantee, privilege, _ in routine["grants"]:
-                if [grantee, privilege, False] not in was:
-                    privileges.append(f"GRANT {privilege} ON {kind} {identity} TO {grantee};")
+            privileges += grant_changes(was, routine["grants"], f"{kind} {identity}")
         if (previous or {}).get("comment") != routine["comment"]:
             privileges.append(f"COMMENT ON {kind} {identity} IS {quote_literal(routine['comment'])};")
     for identity, routine in old_routines.items():

@@ -76,6 +76,26 @@ pub fn fresh_database(dbname: &str) {
         .unwrap();
 }
 
+/// `kill -9` of a backend, then wait until the postmaster has ended every
+/// other backend, `sentinel`'s too: a connection made before that would be
+/// ended by the restart as well.
+pub fn kill_9(pid: i32, sentinel: &mut Client) {
+    use std::time::{Duration, Instant};
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -9 {pid}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sentinel.simple_query("SELECT 1").is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the postmaster did not restart the backends"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The SQLSTATE of a failed statement.
 pub fn sqlstate(error: &postgres::Error) -> String {
     error

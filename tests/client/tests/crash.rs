@@ -13,25 +13,6 @@ use tenancy_client_tests::*;
 
 const DB: &str = "tenancy_client_crash";
 
-/// `kill -9` of a backend, then wait until the postmaster has ended every
-/// other backend, `sentinel`'s too: a connection made before that would be
-/// ended by the restart as well.
-fn kill_9(pid: i32, sentinel: &mut Client) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -9 {pid}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sentinel.simple_query("SELECT 1").is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the postmaster did not restart the backends"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `pg_ctl restart -m immediate` of the scratch cluster: the postmaster and
 /// every backend stop without a checkpoint, and the new server replays the WAL.
 fn restart_immediately() {

@@ -69,7 +69,10 @@ fn set_limit(admin: &mut Client, tenant: &str, key: &str, value: &str) {
 }
 
 fn pid(client: &mut Client) -> i32 {
-    client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0)
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -155,14 +158,21 @@ fn a_parallel_query_counts_once_and_runs_under_limits() {
         )
         .unwrap();
     set_limit(&mut admin, "usage-a", "limits.statement_timeout", "\"30s\"");
-    set_limit(&mut admin, "usage-a", "limits.max_concurrent_statements", "1");
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.max_concurrent_statements",
+        "1",
+    );
     let mut a = app_in("usage-a");
     a.batch_execute(
         "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
          SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;",
     )
     .unwrap();
-    admin.batch_execute("SELECT tenancy.tenant_stats_reset()").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.tenant_stats_reset()")
+        .unwrap();
     let plan: Vec<String> = a
         .query("EXPLAIN (COSTS OFF) SELECT count(*) FROM items", &[])
         .unwrap()
@@ -211,8 +221,14 @@ fn the_application_sees_its_tenant_and_its_own_backends() {
             .collect()
     };
     // The application: the current tenant's usage only.
-    assert_eq!(identifiers(&mut a, "tenant_stats"), [Some("usage-a".into())]);
-    assert_eq!(identifiers(&mut b, "tenant_stats"), [Some("usage-b".into())]);
+    assert_eq!(
+        identifiers(&mut a, "tenant_stats"),
+        [Some("usage-a".into())]
+    );
+    assert_eq!(
+        identifiers(&mut b, "tenant_stats"),
+        [Some("usage-b".into())]
+    );
     let mut none = connect(APP, DB);
     assert!(identifiers(&mut none, "tenant_stats").is_empty());
     // … and the backends of its own role.
@@ -243,7 +259,9 @@ fn the_application_sees_its_tenant_and_its_own_backends() {
         .batch_execute("SELECT tenancy.tenant_stats_reset('usage-b')")
         .unwrap();
     drop(other);
-    admin.batch_execute("SELECT tenancy.revoke_admin('tenancy_admin')").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.revoke_admin('tenancy_admin')")
+        .unwrap();
 }
 
 #[test]
@@ -333,7 +351,9 @@ fn the_least_used_tenants_are_evicted_beyond_stats_max() {
     assert!(dealloc >= 1, "dealloc: {dealloc}");
     assert_eq!(counts(&mut admin, "usage-a").map(|c| c.0), Some(21));
     // A full reset clears the entries and the evictions.
-    admin.batch_execute("SELECT tenancy.tenant_stats_reset()").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.tenant_stats_reset()")
+        .unwrap();
     let row = admin
         .query_one(
             "SELECT dealloc, stats_reset > now() - interval '1 minute' FROM tenancy.tenant_stats_info",
@@ -367,16 +387,8 @@ fn counters_survive_a_clean_restart_and_not_a_crash() {
     // A crash: the postmaster resets shared memory, and the counters with it.
     let mut victim = app_in("usage-a");
     let victim_pid = pid(&mut victim);
-    let status = std::process::Command::new("kill")
-        .args(["-9", &victim_pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill_9(victim_pid, &mut admin);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while admin.simple_query("SELECT 1").is_ok() {
-        assert!(Instant::now() < deadline, "the postmaster did not restart the backends");
-        thread::sleep(Duration::from_millis(50));
-    }
     let mut admin = loop {
         match connect_result(SUPERUSER, DB) {
             Ok(client) => break client,
@@ -391,7 +403,12 @@ fn counters_survive_a_clean_restart_and_not_a_crash() {
 #[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
 fn a_statement_over_the_statement_timeout_is_cancelled() {
     let mut admin = setup();
-    set_limit(&mut admin, "usage-a", "limits.statement_timeout", "\"200ms\"");
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.statement_timeout",
+        "\"200ms\"",
+    );
     let mut a = app_in("usage-a");
     let mut b = app_in("usage-b");
     let cancelled = a.batch_execute("SELECT pg_sleep(0.6)").unwrap_err();
@@ -459,8 +476,16 @@ fn work_mem_and_temp_file_limit_follow_the_tenant() {
             .find(|line| line.contains("Sort Method"))
             .unwrap_or_default()
     };
-    assert!(sort_method(&mut a).contains("external merge"), "{}", sort_method(&mut a));
-    assert!(sort_method(&mut b).contains("quicksort"), "{}", sort_method(&mut b));
+    assert!(
+        sort_method(&mut a).contains("external merge"),
+        "{}",
+        sort_method(&mut a)
+    );
+    assert!(
+        sort_method(&mut b).contains("quicksort"),
+        "{}",
+        sort_method(&mut b)
+    );
     let big_sort = "SELECT count(*) FROM (SELECT g FROM generate_series(1, 1000000) g \
                     ORDER BY g DESC OFFSET 0) s";
     let refused = a.batch_execute(big_sort).unwrap_err();
@@ -470,7 +495,11 @@ fn work_mem_and_temp_file_limit_follow_the_tenant() {
 
 /// Runs `sql` as the application in `tenant` on a thread of its own, after
 /// the barrier; its SQLSTATE, or "ok".
-fn run_in(tenant: &'static str, sql: &'static str, start: Arc<Barrier>) -> thread::JoinHandle<(i32, String)> {
+fn run_in(
+    tenant: &'static str,
+    sql: &'static str,
+    start: Arc<Barrier>,
+) -> thread::JoinHandle<(i32, String)> {
     let mut client = app_in(tenant);
     let pid = pid(&mut client);
     thread::spawn(move || {
@@ -514,13 +543,20 @@ fn wait_for(admin: &mut Client, tenant: &str, running: i64, waiting: i64) {
 #[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
 fn a_tenant_runs_at_most_its_cap_of_statements_at_once() {
     let mut admin = setup();
-    set_limit(&mut admin, "usage-a", "limits.max_concurrent_statements", "2");
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.max_concurrent_statements",
+        "2",
+    );
     set_limit(&mut admin, "usage-a", "limits.queue_timeout", "\"100ms\"");
     // A statement gives its place back when it ends, and when it fails.
     let mut one = app_in("usage-a");
     for _ in 0..3 {
         one.batch_execute("SELECT 1").unwrap();
-        let failed = one.batch_execute("SELECT 1 / (random() * 0)::int").unwrap_err();
+        let failed = one
+            .batch_execute("SELECT 1 / (random() * 0)::int")
+            .unwrap_err();
         assert_eq!(sqlstate(&failed), "22012");
     }
     drop(one);
@@ -587,7 +623,10 @@ fn a_tenant_runs_at_most_its_cap_of_statements_at_once() {
         .chain(more)
         .map(|t| t.join().unwrap().1)
         .collect();
-    assert!(results.iter().all(|r| r == "terminated" || r == "57P01"), "{results:?}");
+    assert!(
+        results.iter().all(|r| r == "terminated" || r == "57P01"),
+        "{results:?}"
+    );
     // Every place is back: two statements run at once again.
     let start = Arc::new(Barrier::new(3));
     let last: Vec<_> = (0..2)
@@ -603,8 +642,18 @@ fn a_tenant_runs_at_most_its_cap_of_statements_at_once() {
 #[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
 fn a_tenant_entered_inside_a_statement_brings_its_limits_and_its_usage() {
     let mut admin = setup();
-    set_limit(&mut admin, "usage-a", "limits.statement_timeout", "\"200ms\"");
-    set_limit(&mut admin, "usage-b", "limits.max_concurrent_statements", "1");
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.statement_timeout",
+        "\"200ms\"",
+    );
+    set_limit(
+        &mut admin,
+        "usage-b",
+        "limits.max_concurrent_statements",
+        "1",
+    );
     set_limit(&mut admin, "usage-b", "limits.queue_timeout", "\"100ms\"");
     // The rest of the statement runs under the timeout of the tenant it entered.
     let mut app = connect(APP, DB);
@@ -623,7 +672,9 @@ fn a_tenant_entered_inside_a_statement_brings_its_limits_and_its_usage() {
     wait_for(&mut admin, "usage-b", 1, 0);
     app.batch_execute("SELECT tenancy.reset_tenant()").unwrap();
     let refused = app
-        .batch_execute("DO $$ BEGIN PERFORM tenancy.set_tenant('usage-b'); PERFORM pg_sleep(0.1); END $$")
+        .batch_execute(
+            "DO $$ BEGIN PERFORM tenancy.set_tenant('usage-b'); PERFORM pg_sleep(0.1); END $$",
+        )
         .unwrap_err();
     assert_eq!(sqlstate(&refused), "53400");
     // (Also as the first statement of a session, before it read anything.)
@@ -644,7 +695,9 @@ fn a_tenant_entered_inside_a_statement_brings_its_limits_and_its_usage() {
     holder.join().unwrap();
     // What a statement does after it entered a tenant counts as that
     // tenant's: rows written in usage-a from usage-b's context.
-    admin.batch_execute("SELECT tenancy.tenant_stats_reset()").unwrap();
+    admin
+        .batch_execute("SELECT tenancy.tenant_stats_reset()")
+        .unwrap();
     let mut b = app_in("usage-b");
     b.batch_execute(
         "DO $$ BEGIN
@@ -664,15 +717,28 @@ fn a_tenant_entered_inside_a_statement_brings_its_limits_and_its_usage() {
             .get(0)
     };
     let (wal_a, wal_b) = (wal(&mut admin, "usage-a"), wal(&mut admin, "usage-b"));
-    assert!(wal_a > 50_000 && wal_b < wal_a / 10, "usage-a {wal_a}, usage-b {wal_b}");
+    assert!(
+        wal_a > 50_000 && wal_b < wal_a / 10,
+        "usage-a {wal_a}, usage-b {wal_b}"
+    );
 }
 
 #[test]
 #[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
 fn a_bound_portal_runs_capped_and_holds_no_place_while_idle() {
     let mut admin = setup();
-    set_limit(&mut admin, "usage-a", "limits.statement_timeout", "\"200ms\"");
-    set_limit(&mut admin, "usage-a", "limits.max_concurrent_statements", "1");
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.statement_timeout",
+        "\"200ms\"",
+    );
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.max_concurrent_statements",
+        "1",
+    );
     set_limit(&mut admin, "usage-a", "limits.queue_timeout", "\"100ms\"");
     // Settings raised between Bind and Execute: the run is capped again.
     let mut a = app_in("usage-a");
@@ -705,4 +771,3 @@ fn a_bound_portal_runs_capped_and_holds_no_place_while_idle() {
     other.batch_execute("SELECT 1").unwrap();
     t.commit().unwrap();
 }
-
