@@ -233,11 +233,19 @@ fresh_cluster() {
         log "choose another port: TENANCY_DEMO_PORT=… scripts/demo.sh, TENANCY_TEST_PORT=… scripts/test.sh"
         exit 1
     fi
-    if ! as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null; then
-        tail -5 "$dir/server.log" >&2 || true
-        log "PostgreSQL did not start on port $port; its log is $dir/server.log"
-        exit 1
-    fi
+    # A server just stopped on this port may still hold it for a moment
+    # (seen between two layers' clusters): a few tries before giving up.
+    local try
+    for try in 1 2 3 4 5 6; do
+        as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null && break
+        if [ "$try" = 6 ] || ! grep -q 'Address already in use' "$dir/server.log" 2>/dev/null; then
+            tail -5 "$dir/server.log" >&2 || true
+            log "PostgreSQL did not start on port $port; its log is $dir/server.log"
+            exit 1
+        fi
+        log "port $port is still held (try $try): $(ss -ltnp 2>/dev/null | grep ":$port " | tr -s ' ' | cut -d' ' -f6- || true)"
+        sleep 2
+    done
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
 }
 
