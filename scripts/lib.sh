@@ -230,11 +230,13 @@ fresh_cluster() {
     # RUST_BACKTRACE would append backtraces to error details (unstable output).
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         log "port $port on 127.0.0.1 is taken by another server (another user's demo or tests, a second clone?)"
-        log "choose another port: TENANCY_DEMO_PORT=… scripts/demo.sh, TENANCY_TEST_PORT=… scripts/test.sh"
+        log "choose another port (below 32768, outside the kernel's ephemeral ports): TENANCY_DEMO_PORT=… scripts/demo.sh, TENANCY_TEST_PORT=… scripts/test.sh"
         exit 1
     fi
-    # A server just stopped on this port may still hold it for a moment
-    # (seen between two layers' clusters): a few tries before giving up.
+    # The port may be held for a moment: by a server just stopped, or as the
+    # local end of a client's connection when it lies in the kernel's range
+    # of ephemeral ports (32768-60999 by default; the defaults lie below).
+    # A few tries before giving up.
     local try
     for try in 1 2 3 4 5 6; do
         as_server env -u RUST_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null && break
@@ -243,7 +245,7 @@ fresh_cluster() {
             log "PostgreSQL did not start on port $port; its log is $dir/server.log"
             exit 1
         fi
-        log "port $port is still held (try $try): $(ss -ltnp 2>/dev/null | grep ":$port " | tr -s ' ' | cut -d' ' -f6- || true)"
+        log "port $port is still held (try $try): $(ss -tan 2>/dev/null | grep -c ":$port ") socket(s) on it"
         sleep 2
     done
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
