@@ -20,6 +20,13 @@ done
 wants() { [ "${#CHOSEN[@]}" -eq 0 ] || [[ " ${CHOSEN[*]} " == *" $1 "* ]]; }
 CHOSEN=("$@")
 if [ -z "${TENANCY_PG_CONFIG:-}" ]; then
+    # A fresh run of every major writes about 11 GiB under target/ (builds,
+    # PostgreSQL binaries, scratch clusters): say so before a full disk makes
+    # every layer fail with its own message.
+    free_kib=$(df -Pk "$ROOT" | awk 'NR == 2 { print $4 }')
+    if [ ! -d "$ROOT/target/debug/deps" ] && [ "${free_kib:-0}" -lt $((12 * 1024 * 1024)) ]; then
+        log "warning: $((free_kib / 1024 / 1024)) GiB free on the disk of $ROOT; a first run writes about 11 GiB under target/"
+    fi
     total_passed=0 total_failed=0
     for major in "${MAJORS[@]}"; do
         printf '\033[1m==> PostgreSQL %s\033[0m\n' "$major" >&2
