@@ -1,6 +1,7 @@
 //! Which catalog objects a stretch of code creates, alters or drops, and in
 //! which schema they live: PostgreSQL's object access hook (as sepgsql uses
-//! it), recording only while `watch` runs.
+//! it), recording only while `watch` runs. The same hook tells security.rs
+//! which function an expression is about to call.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -122,6 +123,13 @@ unsafe extern "C-unwind" fn object_access(
     sub: i32,
     arg: *mut std::ffi::c_void,
 ) {
+    // Every expression's function passes here: only user code pays more.
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+        && crate::postgres::security::running_user_code()
+    {
+        // SAFETY: guarded; raises, never unwinds into PostgreSQL.
+        unsafe { function_execute(object) };
+    }
     // Never panics here (no guard): a failed borrow counts as not watching.
     if WATCHING.with(|w| w.try_borrow().is_ok_and(|w| w.is_some())) {
         // SAFETY: PostgreSQL passes the argument struct of the access type.
@@ -131,6 +139,11 @@ unsafe extern "C-unwind" fn object_access(
         // SAFETY: the arguments as received.
         unsafe { next(access, class, object, sub, arg) };
     }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn function_execute(function: pg_sys::Oid) {
+    crate::postgres::security::before_function_call(function);
 }
 
 #[pg_guard]

@@ -298,13 +298,80 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     crate::postgres::gucs::save_no_context();
     let portals = portal_contexts();
     let own = OWN_STATEMENTS.replace(0);
-    let result = f();
+    let result = {
+        let _running = RunningUserCode::enter();
+        f()
+    };
     OWN_STATEMENTS.set(own);
     close_portals_opened_since(&portals);
     // SAFETY: discards every setting changed since the nest level began.
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
     restore_user(saved);
     result
+}
+
+thread_local! {
+    /// How deep in `run_user_code` the backend is.
+    static USER_CODE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether `run_user_code` is running (PostgreSQL's own restricted
+/// operations do not count, unlike `in_user_code`).
+pub fn running_user_code() -> bool {
+    USER_CODE.get() > 0
+}
+
+/// Counts a `run_user_code` while it runs (also when it raises: the guard
+/// drops as the error unwinds).
+struct RunningUserCode;
+
+impl RunningUserCode {
+    fn enter() -> Self {
+        USER_CODE.set(USER_CODE.get() + 1);
+        RunningUserCode
+    }
+}
+
+impl Drop for RunningUserCode {
+    fn drop(&mut self) {
+        USER_CODE.set(USER_CODE.get().saturating_sub(1));
+    }
+}
+
+/// The built-in functions that use a large-object descriptor (`lo_open`'s
+/// result): loread, lowrite, lo_close, lo_lseek(64), lo_tell(64),
+/// lo_truncate(64). A descriptor belongs to the session, not to the role that
+/// opened it, and PostgreSQL checks rights only when it is opened.
+const LARGE_OBJECT_DESCRIPTOR_FUNCTIONS: [u32; 9] = [
+    pg_sys::F_LOREAD,
+    pg_sys::F_LOWRITE,
+    pg_sys::F_LO_CLOSE,
+    pg_sys::F_LO_LSEEK,
+    pg_sys::F_LO_LSEEK64,
+    pg_sys::F_LO_TELL,
+    pg_sys::F_LO_TELL64,
+    pg_sys::F_LO_TRUNCATE,
+    pg_sys::F_LO_TRUNCATE64,
+];
+
+/// Called for every function an expression is about to call (the object
+/// access hook's OAT_FUNCTION_EXECUTE). Code that another role wrote,
+/// run by `run_user_code`, may not use large-object descriptors: the
+/// caller's open ones (which no catalog lists, unlike cursors) would let it
+/// read and write large objects with the caller's rights. By OID, so it
+/// reads `lo_get`/`lo_put`, which check the code's own rights.
+pub fn before_function_call(function: pg_sys::Oid) {
+    if running_user_code() && LARGE_OBJECT_DESCRIPTOR_FUNCTIONS.contains(&function.to_u32()) {
+        crate::error::TenancyError::PermissionDenied(
+            "code that tenancy runs for another role (a migration, a table owner's triggers) \
+             cannot use large-object descriptors"
+                .into(),
+            "A descriptor opened by the caller would be read with the caller's rights: use \
+             lo_get(), lo_put() and lo_from_bytea() with the large object's OID instead."
+                .into(),
+        )
+        .raise();
+    }
 }
 
 /// The memory contexts of the session's portals (each portal has one, a

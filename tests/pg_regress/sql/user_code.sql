@@ -1004,6 +1004,24 @@ SELECT (tenancy.register_tenant('uc-cursor', 'Cursor', '{}', 'schema')).identifi
 \set VERBOSITY default
 ROLLBACK;
 SELECT count(*) AS registered FROM tenancy.tenants WHERE identifier = 'uc-cursor';
+-- Nor can it use the caller's large-object descriptors, which no catalog
+-- lists: in that code, the functions that take a descriptor are refused
+-- (the caller's own use is not).
+BEGIN;
+SELECT pg_catalog.lo_from_bytea(0, 'the caller''s secret') AS lo \gset
+SELECT pg_catalog.lo_open(:lo, 262144) AS fd \gset
+SELECT pg_catalog.convert_from(pg_catalog.loread(:fd, 10), 'UTF8') AS read_by_the_caller;
+SET LOCAL ROLE tenancy_admin;
+SELECT tenancy.record_migration('uc-0043-descriptor',
+    'CREATE TABLE uc_stolen AS SELECT pg_catalog.loread(' || :fd || ', 100) AS data');
+ROLLBACK;
+BEGIN;
+SELECT pg_catalog.lo_from_bytea(0, 'x') AS lo \gset
+SELECT pg_catalog.lo_open(:lo, 262144) AS fd \gset
+SET LOCAL ROLE tenancy_admin;
+SELECT tenancy.record_migration('uc-0043-descriptor',
+    'DO $$ BEGIN PERFORM pg_catalog.lo_close(' || :fd || '); END $$');
+ROLLBACK;
 
 -- 68. Auto-protect stands aside while a session has turned row_security off
 --     itself (pg_dump, pg_restore), not when a default that another role set
