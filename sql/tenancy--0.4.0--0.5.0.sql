@@ -216,6 +216,50 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION tenancy.keep_protection()
+ RETURNS event_trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    t record;
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        -- A policy or trigger dropped with its table (or its schema) leaves
+        -- no table behind: only one dropped from a table that stays counts.
+        SELECT format('drop %s %s', d.object_type, d.address_names[3]) AS change, p.relid::regclass AS tbl
+          INTO t
+          FROM pg_event_trigger_dropped_objects() d
+          JOIN tenancy.protected_tables p
+            ON p.relid = to_regclass(quote_ident(d.address_names[1]) || '.' || quote_ident(d.address_names[2]))
+         WHERE d.object_type IN ('policy', 'trigger') AND cardinality(d.address_names) = 3
+           AND d.address_names[3] IN ('tenancy_isolation', 'tenancy_no_truncate')
+         LIMIT 1;
+    ELSE
+        SELECT x.change, p.relid::regclass AS tbl INTO t
+          FROM (SELECT CASE cmd.classid
+                           WHEN 'pg_class'::regclass THEN cmd.objid
+                           WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = cmd.objid)
+                           WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = cmd.objid)
+                       END AS relid,
+                       tenancy.protection_removed_by(cmd.command) AS change
+                  FROM pg_event_trigger_ddl_commands() cmd) x
+          JOIN tenancy.protected_tables p ON p.relid = x.relid
+         WHERE x.change IS NOT NULL
+         LIMIT 1;
+    END IF;
+    IF NOT FOUND OR NOT tenancy.ddl_checks_enabled() THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'cannot %: table % is protected by tenancy', t.change, t.tbl
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = format('Only tenancy.unprotect(%L) removes its protection (every tenant''s rows '
+                            'would be readable otherwise). A schema tool that sees the policy as drift '
+                            'must be told about it: see the README''s "Schema tools".', t.tbl);
+END
+$function$;
+
 CREATE OR REPLACE PROCEDURE tenancy.migrate()
  LANGUAGE plpgsql
 AS $procedure$
@@ -263,6 +307,12 @@ BEGIN
     RAISE NOTICE 'tenancy: % of % schemas migrated', done, total;
 END
 $procedure$;
+
+CREATE OR REPLACE FUNCTION tenancy.protection_removed_by(pg_ddl_command)
+ RETURNS text
+ LANGUAGE c
+ STRICT
+AS '$libdir/tenancy', $function$protection_removed_by_wrapper$function$;
 
 CREATE OR REPLACE FUNCTION tenancy.refuse_foreign_triggers()
  RETURNS void
@@ -793,6 +843,12 @@ $function$;
 CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
+CREATE EVENT TRIGGER tenancy_keep_protection ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER POLICY', 'ALTER TRIGGER')
+    EXECUTE FUNCTION tenancy.keep_protection();
+
+CREATE EVENT TRIGGER tenancy_keep_protection_on_drop ON sql_drop WHEN TAG IN ('DROP POLICY', 'DROP TRIGGER', 'ALTER TABLE')
+    EXECUTE FUNCTION tenancy.keep_protection();
+
 CREATE VIEW tenancy.signing_key_info AS
  SELECT signing_keys.kid,
     'HS256'::text AS algorithm,
@@ -865,5 +921,9 @@ REVOKE EXECUTE ON FUNCTION tenancy.check_autocommit(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.ddl_checks_enabled() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION tenancy.guard_triggers() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION tenancy.keep_protection() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION tenancy.protection_removed_by(pg_ddl_command) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION tenancy.tenant_stats_reset(text) FROM PUBLIC;

@@ -20,6 +20,8 @@ use serde_json::json;
 use std::cell::Cell;
 
 const POLICY: &str = "tenancy_isolation";
+/// The trigger that refuses TRUNCATE on a protected table.
+const TRUNCATE_GUARD: &str = "tenancy_no_truncate";
 
 thread_local! {
     /// Set while protect()/unprotect() run their own DDL, which must not
@@ -111,7 +113,7 @@ fn unprotect(tbl: Option<PgRelation>) {
             as_table_owner(relid, || {
                 query::run(&format!(
                     "DROP POLICY IF EXISTS {POLICY} ON {table}; \
-                     DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}; \
+                     DROP TRIGGER IF EXISTS {TRUNCATE_GUARD} ON {table}; \
                      ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT, \
                      NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"
                 ))
@@ -257,9 +259,9 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
              USING ({using}) WITH CHECK ({check})"
         ),
         format!("REVOKE TRUNCATE ON {table} FROM PUBLIC"),
-        format!("DROP TRIGGER IF EXISTS tenancy_no_truncate ON {table}"),
+        format!("DROP TRIGGER IF EXISTS {TRUNCATE_GUARD} ON {table}"),
         format!(
-            "CREATE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON {table} \
+            "CREATE TRIGGER {TRUNCATE_GUARD} BEFORE TRUNCATE ON {table} \
              FOR EACH STATEMENT EXECUTE FUNCTION tenancy.refuse_truncate()"
         ),
     ]);
@@ -417,6 +419,34 @@ fn refuse_foreign_triggers() {
         )
         .raise();
     }
+}
+
+/// What a DDL command takes away from a table's protection, if anything
+/// (the `tenancy_keep_protection` event trigger asks for each collected
+/// command; the table is the command's): turning row-level security off or
+/// not forced, changing or renaming the isolation policy, disabling or
+/// renaming the TRUNCATE guard. Declared in policies.sql: its argument is a
+/// `pg_ddl_command`, which only a C function takes.
+#[pg_extern(sql = false)]
+fn protection_removed_by(command: pgrx::Internal) -> Option<String> {
+    use crate::postgres::ddl::Change::*;
+    let command = command.unwrap()?;
+    // SAFETY: called by keep_protection() with a collected command's column.
+    let changes = unsafe { crate::postgres::ddl::changes(command) };
+    changes.into_iter().find_map(|change| match change {
+        DisableRowSecurity => Some("disable row-level security".into()),
+        NoForceRowSecurity => Some("stop forcing row-level security".into()),
+        DisableTrigger(None) => Some("disable its triggers".into()),
+        DisableTrigger(Some(name)) if name == TRUNCATE_GUARD => {
+            Some(format!("disable trigger {TRUNCATE_GUARD}"))
+        }
+        AlterPolicy(name) if name == POLICY => Some(format!("alter policy {POLICY}")),
+        RenamePolicy(name) if name == POLICY => Some(format!("rename policy {POLICY}")),
+        RenameTrigger(name) if name == TRUNCATE_GUARD => {
+            Some(format!("rename trigger {TRUNCATE_GUARD}"))
+        }
+        _ => None,
+    })
 }
 
 /// Whether the event trigger protects new tables (`tenancy.auto_protect`).

@@ -466,6 +466,13 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
                 command.to_string_lossy().into_owned(),
             ));
         }
+        // SET CONSTRAINTS would outlive a migration or a destroy's triggers
+        // in the caller's transaction (a restricted call refuses it above).
+        if (*statement).type_ == pg_sys::NodeTag::T_ConstraintsSetStmt
+            && super::security::running_user_code()
+        {
+            super::security::refuse_in_others_code("SET CONSTRAINTS", "");
+        }
         match (*statement).type_ {
             pg_sys::NodeTag::T_DeclareCursorStmt => {
                 let declare = &*statement.cast::<pg_sys::DeclareCursorStmt>();

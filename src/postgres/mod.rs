@@ -1,6 +1,7 @@
 //! The boundary with PostgreSQL internals: the only place with `unsafe`.
 
 pub mod citus;
+pub mod ddl;
 pub mod functions;
 pub mod gucs;
 pub mod hooks;

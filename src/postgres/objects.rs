@@ -125,7 +125,7 @@ unsafe extern "C-unwind" fn object_access(
 ) {
     // Every expression's function passes here: only user code pays more.
     if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
-        && crate::postgres::security::running_user_code()
+        && crate::postgres::security::running_others_code()
     {
         // SAFETY: guarded; raises, never unwinds into PostgreSQL.
         unsafe { function_execute(object) };

@@ -338,40 +338,67 @@ impl Drop for RunningUserCode {
     }
 }
 
-/// The built-in functions that use a large-object descriptor (`lo_open`'s
-/// result): loread, lowrite, lo_close, lo_lseek(64), lo_tell(64),
-/// lo_truncate(64). A descriptor belongs to the session, not to the role that
-/// opened it, and PostgreSQL checks rights only when it is opened.
-const LARGE_OBJECT_DESCRIPTOR_FUNCTIONS: [u32; 9] = [
-    pg_sys::F_LOREAD,
-    pg_sys::F_LOWRITE,
-    pg_sys::F_LO_CLOSE,
-    pg_sys::F_LO_LSEEK,
-    pg_sys::F_LO_LSEEK64,
-    pg_sys::F_LO_TELL,
-    pg_sys::F_LO_TELL64,
-    pg_sys::F_LO_TRUNCATE,
-    pg_sys::F_LO_TRUNCATE64,
+/// Whether code that another role wrote is running: a migration or a table
+/// owner's triggers (`run_user_code`), or a tenant schema's function
+/// (postgres/functions.rs).
+pub fn running_others_code() -> bool {
+    running_user_code() || super::functions::in_restricted_call()
+}
+
+/// Built-in functions that reach the caller's session rather than data, and
+/// that such code may not call (by OID, so no wrapper, operator or aggregate
+/// gets around it):
+/// - those that use a large-object descriptor (`lo_open`'s result): a
+///   descriptor belongs to the session, and PostgreSQL checks rights only
+///   when it is opened, so the caller's open ones would be read and written
+///   with the caller's rights (`lo_get`/`lo_put` check the code's own);
+/// - `current_query()`: the caller's whole message, with any secret written
+///   into another of its statements (pg_stat_activity hides it from a role
+///   that is not the caller's);
+/// - `setseed()`: the session's random() sequence, which would stay
+///   predictable after the code returns.
+const SESSION_FUNCTIONS: [(u32, &str); 11] = [
+    (pg_sys::F_LOREAD, "large-object descriptors"),
+    (pg_sys::F_LOWRITE, "large-object descriptors"),
+    (pg_sys::F_LO_CLOSE, "large-object descriptors"),
+    (pg_sys::F_LO_LSEEK, "large-object descriptors"),
+    (pg_sys::F_LO_LSEEK64, "large-object descriptors"),
+    (pg_sys::F_LO_TELL, "large-object descriptors"),
+    (pg_sys::F_LO_TELL64, "large-object descriptors"),
+    (pg_sys::F_LO_TRUNCATE, "large-object descriptors"),
+    (pg_sys::F_LO_TRUNCATE64, "large-object descriptors"),
+    (pg_sys::F_CURRENT_QUERY, "current_query()"),
+    (pg_sys::F_SETSEED, "setseed()"),
 ];
 
 /// Called for every function an expression is about to call (the object
-/// access hook's OAT_FUNCTION_EXECUTE). Code that another role wrote,
-/// run by `run_user_code`, may not use large-object descriptors: the
-/// caller's open ones (which no catalog lists, unlike cursors) would let it
-/// read and write large objects with the caller's rights. By OID, so it
-/// reads `lo_get`/`lo_put`, which check the code's own rights.
+/// access hook's OAT_FUNCTION_EXECUTE) while another role's code runs.
 pub fn before_function_call(function: pg_sys::Oid) {
-    if running_user_code() && LARGE_OBJECT_DESCRIPTOR_FUNCTIONS.contains(&function.to_u32()) {
-        crate::error::TenancyError::PermissionDenied(
-            "code that tenancy runs for another role (a migration, a table owner's triggers) \
-             cannot use large-object descriptors"
-                .into(),
-            "A descriptor opened by the caller would be read with the caller's rights: use \
-             lo_get(), lo_put() and lo_from_bytea() with the large object's OID instead."
-                .into(),
-        )
-        .raise();
+    if let Some((_, what)) = SESSION_FUNCTIONS
+        .iter()
+        .find(|(oid, _)| *oid == function.to_u32())
+    {
+        let advice = if what.starts_with("large") {
+            " Use lo_get(), lo_put() and lo_from_bytea() with the large object's OID."
+        } else {
+            ""
+        };
+        refuse_in_others_code(what, advice);
     }
+}
+
+/// Refuse what code another role wrote may not use: it would reach the
+/// caller's session (its large objects, its query, its random sequence, its
+/// transaction's constraint checks).
+pub fn refuse_in_others_code(what: &str, advice: &str) -> ! {
+    crate::error::TenancyError::PermissionDenied(
+        format!(
+            "code that tenancy runs for another role (a migration, a table owner's triggers, a \
+             tenant schema's function) cannot use {what}"
+        ),
+        format!("It would reach the session of whoever runs it, with that role's rights.{advice}"),
+    )
+    .raise()
 }
 
 /// The memory contexts of the session's portals (each portal has one, a

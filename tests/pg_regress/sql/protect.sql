@@ -206,6 +206,37 @@ SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'app.notes'::regclass
 SET ROLE tenancy_app;
 SELECT tenancy.unprotect('app.orders');
 RESET ROLE;
+-- Protection is removed by unprotect() alone: what a schema tool runs when
+-- it sees the policy as drift (drizzle-kit push: DISABLE ROW LEVEL SECURITY,
+-- DROP POLICY … CASCADE) is refused, for the owner as for a superuser.
+SET ROLE tenancy_owner;
+\set VERBOSITY terse
+ALTER TABLE app.orders DISABLE ROW LEVEL SECURITY;
+ALTER TABLE app.orders NO FORCE ROW LEVEL SECURITY;
+DROP POLICY tenancy_isolation ON app.orders CASCADE;
+ALTER POLICY tenancy_isolation ON app.orders USING (true);
+ALTER POLICY tenancy_isolation ON app.orders RENAME TO orders_isolation;
+ALTER TABLE app.orders DISABLE TRIGGER tenancy_no_truncate;
+ALTER TABLE app.orders DISABLE TRIGGER USER;
+ALTER TABLE app.orders ENABLE REPLICA TRIGGER tenancy_no_truncate;
+ALTER TRIGGER tenancy_no_truncate ON app.orders RENAME TO orders_guard;
+DROP TRIGGER tenancy_no_truncate ON app.orders;
+ALTER TABLE app.orders DROP COLUMN tenant_id CASCADE;
+RESET ROLE;
+ALTER TABLE app.notes DISABLE ROW LEVEL SECURITY;
+\set VERBOSITY default
+DROP POLICY tenancy_isolation ON app.notes;
+-- (in a partition too)
+SET ROLE tenancy_owner;
+ALTER TABLE app.events_2026 NO FORCE ROW LEVEL SECURITY;
+-- Other changes to a protected table, and to its other policies, go on.
+CREATE POLICY orders_extra ON app.orders AS RESTRICTIVE USING (id > 0);
+ALTER POLICY orders_extra ON app.orders USING (true);
+DROP POLICY orders_extra ON app.orders;
+ALTER TABLE app.orders ADD COLUMN note text, ENABLE ROW LEVEL SECURITY;
+ALTER TABLE app.orders DROP COLUMN note;
+RESET ROLE;
+SELECT count(*) AS problems FROM tenancy.verify() WHERE object IN ('app.notes', 'app.orders');
 -- unprotect() reverses it.
 SELECT tenancy.unprotect('app.notes');
 SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.notes'::regclass;

@@ -1022,6 +1022,24 @@ SET LOCAL ROLE tenancy_admin;
 SELECT tenancy.record_migration('uc-0043-descriptor',
     'DO $$ BEGIN PERFORM pg_catalog.lo_close(' || :fd || '); END $$');
 ROLLBACK;
+-- The same for what else reaches the caller's session rather than data: its
+-- message's text (current_query(), with a secret in another statement of the
+-- same message), its random sequence (setseed()), its transaction's
+-- constraint checks (SET CONSTRAINTS); in a migration, and in a tenant
+-- schema's function that the application calls.
+SET ROLE tenancy_admin;
+-- (one message: the failed migration takes the key's addition along)
+SELECT tenancy.add_signing_key('uc-hidden', 'a secret the migration must not read') IS NULL AS added \; SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SELECT pg_catalog.current_query() AS q');
+SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.setseed(0.5)');
+SELECT tenancy.record_migration('uc-0044-session', 'SET CONSTRAINTS ALL DEFERRED');
+CALL tenancy.add_migration('uc-0045-seeding', $m$
+    CREATE FUNCTION uc_seed() RETURNS integer LANGUAGE sql AS 'SELECT pg_catalog.setseed(0.5); SELECT 1'$m$);
+RESET ROLE;
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
+SELECT uc_seed();
+RESET ROLE;
+SELECT tenancy.retire_migration('uc-0045-seeding');
 
 -- 68. Auto-protect stands aside while a session has turned row_security off
 --     itself (pg_dump, pg_restore), not when a default that another role set
