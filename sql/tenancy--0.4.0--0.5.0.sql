@@ -97,6 +97,7 @@ CREATE OR REPLACE FUNCTION tenancy.auto_protect()
 AS $function$
 DECLARE
     t record;
+    everything boolean;
     tbls regclass[];
     cols name[];
     usable boolean[];
@@ -119,7 +120,12 @@ BEGIN
     IF NOT tenancy.ddl_checks_enabled() THEN
         RETURN;
     END IF;
-    IF tenancy.auto_protect_enabled() THEN
+    -- While the session itself has turned row_security off (a restore),
+    -- auto-protect stands aside, but for the partitions and children of a
+    -- table that is protected already: a restore protects its tables later,
+    -- and nothing else may add an unprotected partition to a protected table.
+    everything := tenancy.auto_protect_enabled();
+    IF everything OR current_setting('tenancy.auto_protect') = 'on' THEN
         -- Read whole, not through a cursor: protecting runs the table owner's
         -- code, and no cursor may be open then (it could fetch it).
         SELECT array_agg(q.tbl), array_agg(q.col), array_agg(q.usable) INTO tbls, cols, usable
@@ -160,7 +166,10 @@ BEGIN
                                     CASE WHEN c.relispartition THEN NULL ELSE 'tenant_id' END) AS name
               ) col
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = col.name AND NOT a.attisdropped
-             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)) q;
+             WHERE c.oid NOT IN (SELECT relid FROM tenancy.protected_tables)
+               AND (everything OR EXISTS (SELECT FROM pg_inherits i
+                                           JOIN tenancy.protected_tables p ON p.relid = i.inhparent
+                                          WHERE i.inhrelid = c.oid))) q;
         FOR i IN 1 .. coalesce(cardinality(tbls), 0) LOOP
             IF usable[i] THEN
                 PERFORM tenancy.auto_protect_table(tbls[i], cols[i]);
@@ -224,20 +233,22 @@ CREATE OR REPLACE FUNCTION tenancy.keep_protection()
 AS $function$
 DECLARE
     t record;
+    tables oid[];
+    changes text[];
 BEGIN
+    -- First what the command took away, from PostgreSQL's catalogs alone
+    -- (most DDL takes nothing away and reads, or locks, nothing of tenancy's).
     IF TG_EVENT = 'sql_drop' THEN
         -- A policy or trigger dropped with its table (or its schema) leaves
         -- no table behind: only one dropped from a table that stays counts.
-        SELECT format('drop %s %s', d.object_type, d.address_names[3]) AS change, p.relid::regclass AS tbl
-          INTO t
+        SELECT array_agg(to_regclass(quote_ident(d.address_names[1]) || '.' || quote_ident(d.address_names[2]))::oid),
+               array_agg(format('drop %s %s', d.object_type, d.address_names[3]))
+          INTO tables, changes
           FROM pg_event_trigger_dropped_objects() d
-          JOIN tenancy.protected_tables p
-            ON p.relid = to_regclass(quote_ident(d.address_names[1]) || '.' || quote_ident(d.address_names[2]))
          WHERE d.object_type IN ('policy', 'trigger') AND cardinality(d.address_names) = 3
-           AND d.address_names[3] IN ('tenancy_isolation', 'tenancy_no_truncate')
-         LIMIT 1;
+           AND d.address_names[3] IN ('tenancy_isolation', 'tenancy_no_truncate');
     ELSE
-        SELECT x.change, p.relid::regclass AS tbl INTO t
+        SELECT array_agg(x.relid), array_agg(x.change) INTO tables, changes
           FROM (SELECT CASE cmd.classid
                            WHEN 'pg_class'::regclass THEN cmd.objid
                            WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = cmd.objid)
@@ -245,11 +256,16 @@ BEGIN
                        END AS relid,
                        tenancy.protection_removed_by(cmd.command) AS change
                   FROM pg_event_trigger_ddl_commands() cmd) x
-          JOIN tenancy.protected_tables p ON p.relid = x.relid
-         WHERE x.change IS NOT NULL
-         LIMIT 1;
+         WHERE x.change IS NOT NULL;
     END IF;
-    IF NOT FOUND OR NOT tenancy.ddl_checks_enabled() THEN
+    IF tables IS NULL OR NOT tenancy.ddl_checks_enabled() THEN
+        RETURN;
+    END IF;
+    SELECT x.change, x.relid::regclass AS tbl INTO t
+      FROM unnest(tables, changes) AS x(relid, change)
+     WHERE x.relid IN (SELECT relid FROM tenancy.protected_tables)
+     LIMIT 1;
+    IF NOT FOUND THEN
         RETURN;
     END IF;
     RAISE EXCEPTION 'cannot %: table % is protected by tenancy', t.change, t.tbl
@@ -843,7 +859,7 @@ $function$;
 CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
-CREATE EVENT TRIGGER tenancy_keep_protection ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER POLICY', 'ALTER TRIGGER')
+CREATE EVENT TRIGGER tenancy_keep_protection ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'ALTER TRIGGER')
     EXECUTE FUNCTION tenancy.keep_protection();
 
 CREATE EVENT TRIGGER tenancy_keep_protection_on_drop ON sql_drop WHEN TAG IN ('DROP POLICY', 'DROP TRIGGER', 'ALTER TABLE')

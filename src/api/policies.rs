@@ -424,7 +424,8 @@ fn refuse_foreign_triggers() {
 /// What a DDL command takes away from a table's protection, if anything
 /// (the `tenancy_keep_protection` event trigger asks for each collected
 /// command; the table is the command's): turning row-level security off or
-/// not forced, changing or renaming the isolation policy, disabling or
+/// not forced, changing or renaming the isolation policy, adding a
+/// permissive one, disabling or
 /// renaming the TRUNCATE guard. Declared in policies.sql: its argument is a
 /// `pg_ddl_command`, which only a C function takes.
 #[pg_extern(sql = false)]
@@ -441,6 +442,10 @@ fn protection_removed_by(command: pgrx::Internal) -> Option<String> {
             Some(format!("disable trigger {TRUNCATE_GUARD}"))
         }
         AlterPolicy(name) if name == POLICY => Some(format!("alter policy {POLICY}")),
+        // ORed with the isolation policy, it would let its rows through. (The
+        // isolation policy itself is created only where there is none: by a
+        // restore, which creates it as it was dumped.)
+        CreatePermissivePolicy(name) if name != POLICY => Some("add a permissive policy".into()),
         RenamePolicy(name) if name == POLICY => Some(format!("rename policy {POLICY}")),
         RenameTrigger(name) if name == TRUNCATE_GUARD => {
             Some(format!("rename trigger {TRUNCATE_GUARD}"))

@@ -1,7 +1,7 @@
 //! What a DDL command did, read from the command PostgreSQL collected for
 //! its `ddl_command_end` event triggers (`pg_event_trigger_ddl_commands()`'s
 //! `command`, of type pg_ddl_command): the parse tree of each ALTER TABLE
-//! subcommand, of an ALTER POLICY or a rename. The catalogs after the
+//! subcommand, of a CREATE or ALTER POLICY or a rename. The catalogs after the
 //! command show only where it ended, not what it changed (a restore enables
 //! row-level security on a table whose policy comes later).
 
@@ -17,6 +17,8 @@ pub enum Change {
     /// every trigger (ALL, USER) when None.
     DisableTrigger(Option<String>),
     AlterPolicy(String),
+    /// A permissive policy (ORed with the others) created, by name.
+    CreatePermissivePolicy(String),
     RenamePolicy(String),
     RenameTrigger(String),
 }
@@ -67,6 +69,13 @@ pub unsafe fn changes(command: pg_sys::Datum) -> Vec<Change> {
                     return changes;
                 }
                 match (*tree).type_ {
+                    pg_sys::NodeTag::T_CreatePolicyStmt => {
+                        let stmt = &*tree.cast::<pg_sys::CreatePolicyStmt>();
+                        if stmt.permissive {
+                            changes
+                                .extend(name(stmt.policy_name).map(Change::CreatePermissivePolicy));
+                        }
+                    }
                     pg_sys::NodeTag::T_AlterPolicyStmt => {
                         let stmt = &*tree.cast::<pg_sys::AlterPolicyStmt>();
                         changes.extend(name(stmt.policy_name).map(Change::AlterPolicy));

@@ -467,11 +467,27 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             ));
         }
         // SET CONSTRAINTS would outlive a migration or a destroy's triggers
-        // in the caller's transaction (a restricted call refuses it above).
-        if (*statement).type_ == pg_sys::NodeTag::T_ConstraintsSetStmt
-            && super::security::running_user_code()
+        // in the caller's transaction, EXECUTE runs the caller's prepared
+        // statements (a restricted call refuses both above), and `SET seed`
+        // seeds the session's random() (discarding the setting does not).
+        if super::security::running_user_code() {
+            match (*statement).type_ {
+                pg_sys::NodeTag::T_ConstraintsSetStmt => {
+                    super::security::refuse_in_others_code("SET CONSTRAINTS", "")
+                }
+                pg_sys::NodeTag::T_ExecuteStmt => {
+                    super::security::refuse_in_others_code("the session's prepared statements", "")
+                }
+                _ => {}
+            }
+        }
+        if (*statement).type_ == pg_sys::NodeTag::T_VariableSetStmt
+            && super::security::running_others_code()
         {
-            super::security::refuse_in_others_code("SET CONSTRAINTS", "");
+            let set = &*statement.cast::<pg_sys::VariableSetStmt>();
+            if !set.name.is_null() && CStr::from_ptr(set.name).to_bytes() == b"seed" {
+                super::security::refuse_in_others_code("SET seed", "");
+            }
         }
         match (*statement).type_ {
             pg_sys::NodeTag::T_DeclareCursorStmt => {

@@ -1,6 +1,7 @@
 //! Who is calling, and running catalog work as the catalog's owner.
 
 use pgrx::pg_sys;
+use pgrx::IntoDatum;
 use std::cell::Cell;
 use std::ffi::CStr;
 
@@ -307,7 +308,24 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     // SAFETY: discards every setting changed since the nest level began.
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
     restore_user(saved);
+    reseed_random();
     result
+}
+
+/// Seed the session's random() afresh, from the strong random source: code
+/// that set `seed` (SET seed, set_config('seed', …)) seeded it, and
+/// discarding the setting does not undo that.
+fn reseed_random() {
+    let mut bytes = [0u8; 8];
+    // SAFETY: fills the buffer; the built-in setseed() takes one float8 in
+    // [-1, 1] and only reseeds the generator.
+    unsafe {
+        if !pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) {
+            return;
+        }
+        let seed = (u64::from_ne_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        pgrx::direct_function_call::<pg_sys::Datum>(pg_sys::setseed, &[seed.into_datum()]);
+    }
 }
 
 thread_local! {
@@ -355,9 +373,13 @@ pub fn running_others_code() -> bool {
 /// - `current_query()`: the caller's whole message, with any secret written
 ///   into another of its statements (pg_stat_activity hides it from a role
 ///   that is not the caller's);
+/// - `pg_prepared_statement()` (the view pg_prepared_statements): the
+///   caller's prepared statements' text, with any secret written into it;
 /// - `setseed()`: the session's random() sequence, which would stay
-///   predictable after the code returns.
-const SESSION_FUNCTIONS: [(u32, &str); 11] = [
+///   predictable after the code returns;
+/// - the advisory unlock functions: they release the caller's session locks
+///   (another tool's mutual exclusion, a deploy lock).
+const SESSION_FUNCTIONS: [(u32, &str); 17] = [
     (pg_sys::F_LOREAD, "large-object descriptors"),
     (pg_sys::F_LOWRITE, "large-object descriptors"),
     (pg_sys::F_LO_CLOSE, "large-object descriptors"),
@@ -368,7 +390,19 @@ const SESSION_FUNCTIONS: [(u32, &str); 11] = [
     (pg_sys::F_LO_TRUNCATE, "large-object descriptors"),
     (pg_sys::F_LO_TRUNCATE64, "large-object descriptors"),
     (pg_sys::F_CURRENT_QUERY, "current_query()"),
+    (
+        pg_sys::F_PG_PREPARED_STATEMENT,
+        "the session's prepared statements",
+    ),
     (pg_sys::F_SETSEED, "setseed()"),
+    (pg_sys::F_PG_ADVISORY_UNLOCK_INT8, "advisory unlocks"),
+    (pg_sys::F_PG_ADVISORY_UNLOCK_INT4_INT4, "advisory unlocks"),
+    (pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT8, "advisory unlocks"),
+    (
+        pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4,
+        "advisory unlocks",
+    ),
+    (pg_sys::F_PG_ADVISORY_UNLOCK_ALL, "advisory unlocks"),
 ];
 
 /// Called for every function an expression is about to call (the object

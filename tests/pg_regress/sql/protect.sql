@@ -169,6 +169,14 @@ RESET tenancy.auto_protect;
 SET ROLE tenancy_owner;
 ALTER TABLE app.events ATTACH PARTITION app.events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 RESET ROLE;
+-- Also while the session has turned row_security off (auto-protect stands
+-- aside then, as for a restore, but not for a protected table's partitions).
+SET ROLE tenancy_owner;
+SET row_security = off;
+CREATE TABLE app.events_2024 PARTITION OF app.events
+    FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+RESET row_security;
+RESET ROLE;
 SELECT relid, tenant_column FROM tenancy.protected_tables WHERE relid::text LIKE 'app.events%' ORDER BY 1;
 SET ROLE tenancy_app;
 SELECT tenancy.set_tenant('red') IS NOT NULL AS red;
@@ -222,6 +230,8 @@ ALTER TABLE app.orders ENABLE REPLICA TRIGGER tenancy_no_truncate;
 ALTER TRIGGER tenancy_no_truncate ON app.orders RENAME TO orders_guard;
 DROP TRIGGER tenancy_no_truncate ON app.orders;
 ALTER TABLE app.orders DROP COLUMN tenant_id CASCADE;
+-- (a permissive policy is ORed with the isolation policy)
+CREATE POLICY orders_for_all ON app.orders USING (true);
 RESET ROLE;
 ALTER TABLE app.notes DISABLE ROW LEVEL SECURITY;
 \set VERBOSITY default

@@ -1032,6 +1032,26 @@ SET ROLE tenancy_admin;
 SELECT tenancy.add_signing_key('uc-hidden', 'a secret the migration must not read') IS NULL AS added \; SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SELECT pg_catalog.current_query() AS q');
 SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.setseed(0.5)');
 SELECT tenancy.record_migration('uc-0044-session', 'SET CONSTRAINTS ALL DEFERRED');
+-- ... its prepared statements (their text, or running them), its advisory
+-- locks (released), its random sequence through the `seed` setting.
+PREPARE uc_secret_statement AS SELECT 'a secret in a prepared statement';
+SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SELECT statement FROM pg_catalog.pg_prepared_statements');
+SELECT tenancy.record_migration('uc-0044-session', 'EXECUTE uc_secret_statement');
+DEALLOCATE uc_secret_statement;
+SELECT pg_catalog.pg_advisory_lock(4242);
+SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_advisory_unlock_all()');
+SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_advisory_unlock(4242)');
+SELECT count(*) AS still_locked FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND pid = pg_catalog.pg_backend_pid();
+SELECT pg_catalog.pg_advisory_unlock(4242);
+SELECT tenancy.record_migration('uc-0044-session', 'SET seed = 0.5');
+-- (set_config('seed', …) is not refused: the session's random() is seeded
+-- afresh when the code returns)
+SELECT pg_catalog.setseed(0.5) IS NULL AS seeded;
+SELECT pg_catalog.random() AS first_after_seed \gset
+SELECT pg_catalog.setseed(0.5) IS NULL AS seeded;
+SELECT tenancy.record_migration('uc-0044-seed', 'SELECT pg_catalog.set_config(''seed'', ''0.5'', false)');
+SELECT pg_catalog.random() <> :first_after_seed AS not_the_seeded_sequence;
+SELECT tenancy.retire_migration('uc-0044-seed');
 CALL tenancy.add_migration('uc-0045-seeding', $m$
     CREATE FUNCTION uc_seed() RETURNS integer LANGUAGE sql AS 'SELECT pg_catalog.setseed(0.5); SELECT 1'$m$);
 RESET ROLE;
