@@ -949,6 +949,9 @@ unsafe extern "C-unwind" fn transaction_event(
     };
     truncate_running(0);
     SUBTRANSACTIONS.with_borrow_mut(Vec::clear);
+    if !committed {
+        super::security::reseed_if_pending();
+    }
     // An error that ends the transaction leaves the utility statements it
     // passed through without their frames' end, and fails the client's
     // statement; a procedure's own ROLLBACK (its CALL, or DO, still runs in
@@ -990,6 +993,7 @@ unsafe extern "C-unwind" fn subtransaction_event(
                 s.drain(at..).next()
             });
             if event == SUBXACT_EVENT_ABORT_SUB {
+                super::security::reseed_if_pending();
                 if let Some((_, depth, utilities)) = started {
                     truncate_running(depth);
                     UTILITIES.set(utilities);

@@ -299,6 +299,8 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     crate::postgres::gucs::save_no_context();
     let portals = portal_contexts();
     let own = OWN_STATEMENTS.replace(0);
+    // (an error on the way reseeds at the (sub)transaction's abort)
+    RESEED_PENDING.set(true);
     let result = {
         let _running = RunningUserCode::enter();
         f()
@@ -312,10 +314,24 @@ pub fn run_user_code<R>(code: UserCode, f: impl FnOnce() -> R) -> R {
     result
 }
 
+thread_local! {
+    /// User code ran, and random() has not been seeded afresh since.
+    static RESEED_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// At a (sub)transaction's abort: user code that raised may have seeded
+/// random() before it did.
+pub fn reseed_if_pending() {
+    if RESEED_PENDING.get() {
+        reseed_random();
+    }
+}
+
 /// Seed the session's random() afresh, from the strong random source: code
 /// that set `seed` (SET seed, set_config('seed', …)) seeded it, and
 /// discarding the setting does not undo that.
 fn reseed_random() {
+    RESEED_PENDING.set(false);
     let mut bytes = [0u8; 8];
     // SAFETY: fills the buffer; the built-in setseed() takes one float8 in
     // [-1, 1] and only reseeds the generator.

@@ -1051,6 +1051,10 @@ SELECT pg_catalog.random() AS first_after_seed \gset
 SELECT pg_catalog.setseed(0.5) IS NULL AS seeded;
 SELECT tenancy.record_migration('uc-0044-seed', 'SELECT pg_catalog.set_config(''seed'', ''0.5'', false)');
 SELECT pg_catalog.random() <> :first_after_seed AS not_the_seeded_sequence;
+-- (also when the code raises after seeding it)
+SELECT pg_catalog.setseed(0.5) IS NULL AS seeded;
+SELECT tenancy.record_migration('uc-0044-seed-fails', 'SELECT pg_catalog.set_config(''seed'', ''0.5'', false); SELECT 1/0');
+SELECT pg_catalog.random() <> :first_after_seed AS not_the_seeded_sequence;
 SELECT tenancy.retire_migration('uc-0044-seed');
 CALL tenancy.add_migration('uc-0045-seeding', $m$
     CREATE FUNCTION uc_seed() RETURNS integer LANGUAGE sql AS 'SELECT pg_catalog.setseed(0.5); SELECT 1'$m$);
