@@ -75,14 +75,19 @@ fn failures(client: &mut Client) -> Vec<String> {
         .query_one("SELECT constraint_of_alter()", &[])
         .unwrap()
         .get(0);
-    seen.push(format!("constraint_name of the EXECUTEd ALTER TABLE: {name:?}"));
+    seen.push(format!(
+        "constraint_name of the EXECUTEd ALTER TABLE: {name:?}"
+    ));
     seen
 }
 
 /// The library defines its settings when it loads.
 fn library_loaded(client: &mut Client) -> bool {
     client
-        .query_one("SELECT current_setting('tenancy.cache_size', true) IS NOT NULL", &[])
+        .query_one(
+            "SELECT current_setting('tenancy.cache_size', true) IS NOT NULL",
+            &[],
+        )
         .unwrap()
         .get(0)
 }
@@ -157,9 +162,23 @@ fn psql_shows_the_same_verbose_errors_with_the_library_loaded() {
         SELECT constraint_of_alter();
     ";
     let run = |load: bool| {
-        let load = if load { "SELECT tenancy.current_tenant() IS NULL AS loaded;\n" } else { "" };
+        let load = if load {
+            "SELECT tenancy.current_tenant() IS NULL AS loaded;\n"
+        } else {
+            ""
+        };
         let output = std::process::Command::new(pg_bin("psql"))
-            .args(["-X", "-h", "127.0.0.1", "-p", &port(), "-U", SUPERUSER, "-d", DB])
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                DB,
+            ])
             .env("PGOPTIONS", "-c lc_messages=C")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -167,7 +186,11 @@ fn psql_shows_the_same_verbose_errors_with_the_library_loaded() {
             .spawn()
             .and_then(|mut child| {
                 use std::io::Write;
-                child.stdin.take().unwrap().write_all(format!("{load}{script}").as_bytes())?;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{load}{script}").as_bytes())?;
                 child.wait_with_output()
             })
             .unwrap();
@@ -176,7 +199,11 @@ fn psql_shows_the_same_verbose_errors_with_the_library_loaded() {
     let without = run(false);
     let with = run(true);
     assert_eq!(without, with);
-    for expected in ["CONSTRAINT NAME:  u_pk", "CONTEXT:  COPY u, line 2", "LINE 1: CREATE TABLE v (y no_such_type)"] {
+    for expected in [
+        "CONSTRAINT NAME:  u_pk",
+        "CONTEXT:  COPY u, line 2",
+        "LINE 1: CREATE TABLE v (y no_such_type)",
+    ] {
         assert!(with.contains(expected), "{expected} not in:\n{with}");
     }
 }
