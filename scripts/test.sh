@@ -135,6 +135,19 @@ if wants examples; then
             "$ROOT/target/py/bin/python" -m pytest 2>&1) | tee "$OUT/$example-$port.log" || true
         tally pytest "$OUT/$example-$port.log" "$example example (port $port)"
     done
+    log "Node example (examples/node)"
+    command -v npm >/dev/null || apt_install nodejs npm
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$node_major" -ge 20 ] ||
+        { log "Node.js 20 or later is needed for Fastify 5 (found $(node -v))"; failed=$((failed + 1)); }
+    [ -d "$ROOT/examples/node/node_modules/drizzle-kit" ] ||
+        (cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --silent)
+    for port in "$PORT" "$POOLER_PORT"; do
+        (cd "$ROOT/examples/node" && TENANCY_TEST_PORT=$PORT TENANCY_EXAMPLE_PORT=$port \
+            node --test --test-reporter=tap 2>&1) | tee "$OUT/node-example-$port.log" |
+            grep -E '^(not )?ok|^# (pass|fail)' || true
+        tally tap "$OUT/node-example-$port.log" "node example (port $port)"
+    done
 fi
 stop_pgbouncer "$POOLER_PORT"
 
