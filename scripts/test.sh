@@ -126,7 +126,7 @@ fi
 # PgBouncer in transaction mode, examples/django directly.
 if wants examples; then
     log "Python examples (examples/)"
-    "$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx, django' 2>/dev/null ||
+    "$ROOT/target/py/bin/python" -c 'import fastapi, sqlalchemy, asyncpg, greenlet, pytest, httpx, django, alembic' 2>/dev/null ||
         "$ROOT/target/py/bin/pip" install --quiet -r "$ROOT/examples/fastapi/requirements.txt" \
             -r "$ROOT/examples/django/requirements.txt"
     for run in "fastapi $PORT" "fastapi $POOLER_PORT" "django $PORT"; do

@@ -117,3 +117,34 @@ def test_a_schema_tenant_with_migrations(client):
     # A failing migration is an error for the caller, not a warning it drops.
     response = client.post("/admin/migrations", json={"name": "0003-bad", "sql": "CREATE TABLE notes (x int)"})
     assert response.status_code == 500 and response.json()["sqlstate"] == "42P07"
+
+
+def include_object(object, name, type_, reflected, compare_to):
+    """Alembic's hook: tenancy's own schema and the tenant schemas (which
+    tenancy's migrations manage) are not the application's to autogenerate."""
+    schema = getattr(object, "schema", None) or ""
+    return not (type_ == "table" and (schema == "tenancy" or schema.startswith("tenant_")))
+
+
+def test_alembic_autogenerate_leaves_protection_alone(client):
+    # Alembic compares tables, columns, indexes and constraints; it does not
+    # reflect policies or row-level security, so nothing it generates touches
+    # them. With include_schemas=True it would see tenancy's catalog and the
+    # tenant schemas as tables to drop: the hook above leaves them out.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    app = importlib.import_module("app")
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{SERVER}/{DB}")
+    with engine.connect() as connection:
+        def diff(**options):
+            context = MigrationContext.configure(connection, opts={"include_schemas": True, **options})
+            return compare_metadata(context, app.Base.metadata)
+        unfiltered = diff()
+        assert any(op[0] == "remove_table" and op[1].schema == "tenancy" for op in unfiltered if isinstance(op, tuple))
+        assert diff(include_object=include_object) == []
+    engine.dispose()
+    with superuser() as admin:
+        row = admin.execute("SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'orders'::regclass").fetchone()
+    assert row == (True,)
