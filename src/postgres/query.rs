@@ -105,6 +105,12 @@ fn keep<R>(
         };
         // A generic plan, planned once: with its parameters folded in, a
         // custom plan would look cheaper and be planned again every time.
+        // Not where Citus is loaded: it plans a statement on its tables with
+        // the parameters' values (a generic plan cannot run there), and
+        // makes PostgreSQL choose custom plans itself.
+        if crate::postgres::citus::loaded() {
+            return f(client, &statement);
+        }
         crate::postgres::security::with_setting(c"plan_cache_mode", "force_generic_plan", || {
             f(client, &statement)
         })

@@ -220,7 +220,27 @@ BEGIN;
 SELECT tenancy.set_tenant_token(:'token', true) IS NOT NULL AS by_token;
 SELECT count(*) AS alpha_by_token FROM orders;
 COMMIT;
+-- Usage: each node counts what it runs under the tenant of the context it
+-- verified, multi-shard statements included, so a tenant's rows summed over
+-- the nodes are its cluster-wide use (the workers add the statements Citus
+-- sent them to the coordinator's count of the client's).
 \c - postgres
+SELECT DISTINCT result AS reset FROM run_command_on_all_nodes('SELECT tenancy.tenant_stats_reset()');
+\c - tenancy_app
+BEGIN;
+SELECT tenancy.set_tenant('beta', true) IS NOT NULL AS as_beta;
+SELECT count(*) AS multi_shard FROM orders;
+SELECT count(*) AS multi_shard_again FROM orders;
+SELECT count(*) AS router FROM orders WHERE tenant_id = tenancy.current_tenant();
+COMMIT;
+\c - postgres
+SELECT n.nodeport, a.result::bigint > 0 AS counted_for_beta
+  FROM run_command_on_all_nodes(
+         $$SELECT coalesce(sum(calls), 0) FROM tenancy.tenant_stats WHERE identifier = 'beta'$$) a
+  JOIN pg_dist_node n USING (nodeid) ORDER BY n.nodeport;
+SELECT sum(result::bigint) AS alpha_calls_anywhere
+  FROM run_command_on_all_nodes(
+         $$SELECT coalesce(sum(calls), 0) FROM tenancy.tenant_stats WHERE identifier = 'alpha'$$);
 DROP TABLE orders, order_items, plans;
 -- The reference tables' placements depend on the extension's functions.
 SET client_min_messages = warning;
