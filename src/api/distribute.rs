@@ -99,8 +99,54 @@ fn distribute_table(
     }
     let column = catalog::as_owner(|| policies::protected_column(relid))
         .unwrap_or_else(|| "tenant_id".into());
+    // Citus creates the shards over connections to the workers as the
+    // table's owner: one that cannot log in fails there, with a connection
+    // error that names neither the table nor what to do.
+    let (table, owner, can_login) = security::pinned(|| {
+        Spi::get_three_with_args::<String, String, bool>(
+            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), \
+                    r.rolname::text, r.rolcanlogin \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner \
+             WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[relid.into()],
+        )
+    })
+    .or_raise("reading the table's owner");
+    let (table, owner) = (table.unwrap_or_default(), owner.unwrap_or_default());
+    if can_login == Some(false) {
+        NotConfigured(
+            format!(
+                "Citus creates the shards of {table} on the workers as its owner, {owner}, \
+                 which cannot log in"
+            ),
+            format!(
+                "Let {owner} log in to every node from the coordinator (ALTER ROLE {owner} \
+                 LOGIN, and a password the coordinator's connections use), or make a role \
+                 that can log in the table's owner."
+            ),
+        )
+        .raise();
+    }
     Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()])
         .or_raise("unprotecting the table");
+    if !reference {
+        // Citus does not let a distribution column's default change once
+        // the table is distributed, but keeps one set before: inserts then
+        // need not name their tenant (the coordinator evaluates the default
+        // to route the row, WITH CHECK still refuses another tenant's).
+        policies::without_auto_protect(|| {
+            security::pinned(|| {
+                Spi::run(&format!(
+                    "ALTER TABLE {table} ALTER COLUMN {} SET DEFAULT tenancy.current_tenant()",
+                    pgrx::spi::quote_identifier(&column)
+                ))
+            })
+        })
+        .or_raise("setting the tenant column's default");
+    }
     let distribute = if reference {
         Spi::run_with_args(
             "SELECT pg_catalog.create_reference_table($1)",

@@ -24,6 +24,12 @@ CREATE TABLE plans (tenant_id uuid NOT NULL, name text);
 SELECT tenancy.distribute_table('orders');
 SELECT tenancy.distribute_table('order_items', colocate_with => 'orders');
 SELECT tenancy.distribute_table('plans', reference => true);
+-- Citus creates the shards as the table's owner: one that cannot log in is
+-- refused first, with what to do.
+CREATE TABLE owned_elsewhere (tenant_id uuid NOT NULL);
+ALTER TABLE owned_elsewhere OWNER TO tenancy_owner;
+SELECT tenancy.distribute_table('owned_elsewhere');
+DROP TABLE owned_elsewhere;
 SELECT p.relid, d.partmethod, c.relrowsecurity, c.relforcerowsecurity
   FROM tenancy.protected_tables p JOIN pg_dist_partition d ON d.logicalrelid = p.relid
   JOIN pg_class c ON c.oid = p.relid ORDER BY 1;
@@ -52,6 +58,9 @@ SELECT count(*) AS colocated_join FROM orders o JOIN order_items i
     ON i.tenant_id = o.tenant_id AND i.order_id = o.id;
 SELECT name FROM plans;
 INSERT INTO orders VALUES (tenancy.current_tenant(), 11, 11);
+-- The distribution column keeps the default it had before: an insert need
+-- not name its tenant.
+INSERT INTO orders (id, amount) VALUES (13, 13);
 UPDATE orders SET amount = 0 WHERE tenant_id = :'beta';
 COMMIT;
 BEGIN;
