@@ -122,6 +122,19 @@ def grant_changes(was, now, on):
     return changes
 
 
+def default_privileges(identity):
+    """Back to PostgreSQL's default privileges (no ACL, as a fresh install
+    leaves a routine executable by PUBLIC), which GRANT cannot express: the
+    catalog row and the extension's initial privileges."""
+    regprocedure = f"{quote_literal(identity)}::pg_catalog.regprocedure"
+    return [
+        f"UPDATE pg_catalog.pg_proc SET proacl = NULL\n WHERE oid OPERATOR(pg_catalog.=) {regprocedure};",
+        "DELETE FROM pg_catalog.pg_init_privs\n"
+        " WHERE classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass\n"
+        f"   AND objoid OPERATOR(pg_catalog.=) {regprocedure};",
+    ]
+
+
 def main():
     old_version, new_version, old_db, new_db, hand_written = sys.argv[1:6]
     old, new = catalog(old_db), catalog(new_db)
@@ -185,7 +198,9 @@ def main():
         if previous is None or previous["definition"] != routine["definition"]:
             creates.append(routine["definition"].strip() + ";")
         was = previous["grants"] if previous else [["PUBLIC", "EXECUTE", False]]
-        if previous is None or previous["acl"] != routine["acl"]:
+        if previous is not None and previous["acl"] is not None and routine["acl"] is None:
+            privileges += default_privileges(identity)
+        elif previous is None or previous["acl"] != routine["acl"]:
             privileges += grant_changes(was, routine["grants"], f"{kind} {identity}")
         if (previous or {}).get("comment") != routine["comment"]:
             privileges.append(f"COMMENT ON {kind} {identity} IS {quote_literal(routine['comment'])};")

@@ -79,6 +79,8 @@ DECLARE
         'tenancy.current_tenant_info()',
         'tenancy.audit(text, jsonb)',
         'tenancy.event_is_current(text)',
+        -- Checks itself: the table's owner, or an administrator (api/distribute.rs).
+        'tenancy.distribute_table(regclass, text, boolean)',
         -- Called by the tenancy_guard_triggers event trigger as whoever runs
         -- CREATE TRIGGER (it only reads what the event reports).
         'tenancy.refuse_foreign_triggers()',

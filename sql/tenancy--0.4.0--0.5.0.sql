@@ -936,6 +936,13 @@ REVOKE EXECUTE ON FUNCTION tenancy.check_autocommit(text) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION tenancy.ddl_checks_enabled() FROM PUBLIC;
 
+UPDATE pg_catalog.pg_proc SET proacl = NULL
+ WHERE oid OPERATOR(pg_catalog.=) 'tenancy.distribute_table(regclass,text,boolean)'::pg_catalog.regprocedure;
+
+DELETE FROM pg_catalog.pg_init_privs
+ WHERE classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND objoid OPERATOR(pg_catalog.=) 'tenancy.distribute_table(regclass,text,boolean)'::pg_catalog.regprocedure;
+
 REVOKE EXECUTE ON FUNCTION tenancy.guard_triggers() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION tenancy.keep_protection() FROM PUBLIC;

@@ -90,6 +90,19 @@ fn distribute_table(
     let relid = crate::error::required(tbl, "tbl").oid();
     let colocate_with = crate::error::required(colocate_with, "colocate_with");
     let reference = crate::error::required(reference, "reference");
+    // Its owner (Citus requires the caller to own the table), or an
+    // administrator who does: the table's protection is lifted and restored
+    // in this one call, never left off.
+    let owner = crate::postgres::relations::owner(relid);
+    if !security::has_privileges_of(owner) && !security::may_read(catalog::tenants_relation()) {
+        PermissionDenied(
+            "only the table's owner or an administrator can distribute it".into(),
+            "Call it as the table's owner (Citus requires the caller to own it), or as a \
+             role given tenancy.grant_admin() that does."
+                .into(),
+        )
+        .raise();
+    }
     if !active() {
         NotConfigured(
             "Citus is not installed in this database".into(),
@@ -130,8 +143,8 @@ fn distribute_table(
         )
         .raise();
     }
-    Spi::run_with_args("SELECT tenancy.unprotect($1)", &[relid.into()])
-        .or_raise("unprotecting the table");
+    let role = security::current_role_name();
+    policies::unprotect_tree(relid, &role);
     if !reference {
         // Citus does not let a distribution column's default change once
         // the table is distributed, but keeps one set before: inserts then
@@ -159,11 +172,7 @@ fn distribute_table(
         )
     };
     distribute.or_raise("distributing the table");
-    Spi::run_with_args(
-        "SELECT tenancy.protect($1, $2)",
-        &[relid.into(), column.as_str().into()],
-    )
-    .or_raise("protecting the distributed table");
+    policies::protect_tree(relid, &column, &role, false);
 }
 
 /// For verify(): shard placements of protected Citus tables whose

@@ -71,7 +71,7 @@ fn auto_protect_table(tbl: PgRelation, tenant_column: &str) {
     protect_tree(relid, tenant_column, &security::outer_role_name(), true);
 }
 
-fn protect_tree(relid: pg_sys::Oid, column: &str, role: &str, auto: bool) {
+pub(crate) fn protect_tree(relid: pg_sys::Oid, column: &str, role: &str, auto: bool) {
     with_ddl(|| {
         for (relid, table) in partition_tree(relid) {
             protect_one(relid, &table, column);
@@ -88,7 +88,11 @@ fn protect_tree(relid: pg_sys::Oid, column: &str, role: &str, auto: bool) {
 #[pg_extern(volatile, parallel_unsafe, requires = ["catalog"])]
 fn unprotect(tbl: Option<PgRelation>) {
     let relid = required(tbl, "tbl").oid();
-    let role = security::current_role_name();
+    unprotect_tree(relid, &security::current_role_name());
+}
+
+/// unprotect() of `relid`'s partition tree, audited as done by `role`.
+pub(crate) fn unprotect_tree(relid: pg_sys::Oid, role: &str) {
     with_ddl(|| {
         let tree = partition_tree(relid);
         let relids: Vec<pg_sys::Oid> = tree.iter().map(|(relid, _)| *relid).collect();
@@ -123,7 +127,7 @@ fn unprotect(tbl: Option<PgRelation>) {
                 &[relid.into()],
             )
             .or_raise("forgetting the unprotected table");
-            audit::record(&role, "unprotect", None, json!({"table": table}));
+            audit::record(role, "unprotect", None, json!({"table": table}));
         }
     })
 }

@@ -206,7 +206,6 @@ const ADMIN_ROUTINES: &[&str] = &[
     "tenancy.verify()",
     "tenancy.library_preloaded()",
     "tenancy.citus_placement_problems()",
-    "tenancy.distribute_table(regclass, text, boolean)",
     "tenancy.add_migration(text, text)",
     "tenancy.migrate()",
     "tenancy.check_autocommit(text)",

@@ -30,6 +30,21 @@ CREATE TABLE owned_elsewhere (tenant_id uuid NOT NULL);
 ALTER TABLE owned_elsewhere OWNER TO tenancy_owner;
 SELECT tenancy.distribute_table('owned_elsewhere');
 DROP TABLE owned_elsewhere;
+-- A table's owner distributes its own table without administering
+-- tenants; another role may not.
+CREATE ROLE citus_table_owner LOGIN;
+GRANT CREATE ON SCHEMA public TO citus_table_owner;
+\c - citus_table_owner
+CREATE TABLE own_items (tenant_id uuid NOT NULL, id bigint NOT NULL);
+SELECT tenancy.distribute_table('own_items');
+\c - tenancy_app
+SELECT tenancy.distribute_table('own_items');
+\c - postgres
+SELECT partmethod, relrowsecurity AND relforcerowsecurity AS protected
+  FROM pg_dist_partition d JOIN pg_class c ON c.oid = d.logicalrelid WHERE logicalrelid = 'own_items'::regclass;
+DROP TABLE own_items;
+REVOKE CREATE ON SCHEMA public FROM citus_table_owner;
+DROP ROLE citus_table_owner;
 SELECT p.relid, d.partmethod, c.relrowsecurity, c.relforcerowsecurity
   FROM tenancy.protected_tables p JOIN pg_dist_partition d ON d.logicalrelid = p.relid
   JOIN pg_class c ON c.oid = p.relid ORDER BY 1;

@@ -235,6 +235,7 @@ fn cases() -> Vec<Case> {
         case("tenant_stats_reset", "42501", APP, "SELECT tenancy.tenant_stats_reset()"),
         case("distribute", "42501", ADMIN, "SELECT tenancy.distribute()"),
         case("distribute", "55000", SUPERUSER, "SELECT tenancy.distribute()"),
+        case("distribute_table", "42501", APP, "SELECT tenancy.distribute_table('protected_parent')"),
         case("distribute_table", "55000", SUPERUSER, "SELECT tenancy.distribute_table('protected_parent')"),
     ]
 }
