@@ -188,6 +188,26 @@ fn protect_one(relid: pg_sys::Oid, table: &str, column: &str) {
         )
         .raise();
     }
+    // A permissive policy is ORed with the isolation policy: whatever it
+    // lets through, every tenant reads (a table attached as a partition, or
+    // made a child, with a policy USING (true) of its own).
+    let permissive = query::optional_one::<String>(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(polname), ', ') \
+         FROM pg_catalog.pg_policy \
+         WHERE polrelid OPERATOR(pg_catalog.=) $1 AND polpermissive \
+           AND polname OPERATOR(pg_catalog.<>) 'tenancy_isolation'",
+        &[relid.into()],
+    )
+    .or_raise("reading the table's policies");
+    if let Some(names) = permissive {
+        NotConfigured(
+            format!("{table} has a permissive policy besides tenancy's: {names}"),
+            "Permissive policies are ORed with the isolation policy, so every tenant would read \
+             what it lets through. Drop it, or recreate it AS RESTRICTIVE, then protect the table."
+                .into(),
+        )
+        .raise();
+    }
     let (in_tenant_schema, unprotected_parent) = Spi::get_two_with_args::<bool, String>(
         "SELECT n.nspname IN ('tenancy_migration_check', 'tenancy') \
                 OR EXISTS (SELECT FROM tenancy.tenants t WHERE t.schema_name = n.nspname), \

@@ -400,6 +400,34 @@ unsafe extern "C-unwind" fn planner(
     }
 }
 
+/// Whether an EXPLAIN or a CREATE TABLE AS runs a prepared statement
+/// (`EXPLAIN … EXECUTE name`, `CREATE TABLE … AS EXECUTE name`).
+///
+/// # Safety
+/// A valid utility statement.
+unsafe fn executes_prepared(statement: *mut pg_sys::Node) -> bool {
+    // SAFETY: nodes read by their tags; the wrapped query is an analysed
+    // Query whose utility statement is the EXECUTE (or the raw statement).
+    unsafe {
+        let query = match (*statement).type_ {
+            pg_sys::NodeTag::T_ExplainStmt => (*statement.cast::<pg_sys::ExplainStmt>()).query,
+            pg_sys::NodeTag::T_CreateTableAsStmt => {
+                (*statement.cast::<pg_sys::CreateTableAsStmt>()).query
+            }
+            _ => return false,
+        };
+        if query.is_null() {
+            return false;
+        }
+        let inner = if (*query).type_ == pg_sys::NodeTag::T_Query {
+            (*query.cast::<pg_sys::Query>()).utilityStmt
+        } else {
+            query
+        };
+        !inner.is_null() && (*inner).type_ == pg_sys::NodeTag::T_ExecuteStmt
+    }
+}
+
 /// Whether a utility statement does work that a cap on concurrent
 /// statements may hold back: not transaction control, SET, SHOW, and the
 /// like, which a session needs to finish what it holds.
@@ -480,6 +508,11 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
                 }
                 _ => {}
             }
+        }
+        // EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE show or run the
+        // caller's prepared statements as well.
+        if super::security::running_others_code() && executes_prepared(statement) {
+            super::security::refuse_in_others_code("the session's prepared statements", "");
         }
         if (*statement).type_ == pg_sys::NodeTag::T_VariableSetStmt
             && super::security::running_others_code()

@@ -394,8 +394,12 @@ pub fn running_others_code() -> bool {
 /// - `setseed()`: the session's random() sequence, which would stay
 ///   predictable after the code returns;
 /// - the advisory unlock functions: they release the caller's session locks
-///   (another tool's mutual exclusion, a deploy lock).
-const SESSION_FUNCTIONS: [(u32, &str); 17] = [
+///   (another tool's mutual exclusion, a deploy lock);
+/// - the activity of other sessions (pg_stat_activity's function and the
+///   backend's query) and the functions that cancel or end them: a tenant
+///   schema's function runs as the application, which sees and may end its
+///   other connections — other tenants' requests.
+const SESSION_FUNCTIONS: [(u32, &str); 21] = [
     (pg_sys::F_LOREAD, "large-object descriptors"),
     (pg_sys::F_LOWRITE, "large-object descriptors"),
     (pg_sys::F_LO_CLOSE, "large-object descriptors"),
@@ -419,6 +423,13 @@ const SESSION_FUNCTIONS: [(u32, &str); 17] = [
         "advisory unlocks",
     ),
     (pg_sys::F_PG_ADVISORY_UNLOCK_ALL, "advisory unlocks"),
+    (pg_sys::F_PG_STAT_GET_ACTIVITY, "other sessions' activity"),
+    (
+        pg_sys::F_PG_STAT_GET_BACKEND_ACTIVITY,
+        "other sessions' activity",
+    ),
+    (pg_sys::F_PG_CANCEL_BACKEND, "other sessions"),
+    (pg_sys::F_PG_TERMINATE_BACKEND, "other sessions"),
 ];
 
 /// Called for every function an expression is about to call (the object

@@ -120,6 +120,8 @@ const SETUP: &str = "
     CREATE TABLE text_column (tenant_id text NOT NULL);
     CREATE TABLE plain_parent (x int);
     CREATE TABLE child_of_plain (tenant_id uuid NOT NULL) INHERITS (plain_parent);
+    CREATE TABLE with_open_policy (tenant_id uuid NOT NULL);
+    CREATE POLICY open ON with_open_policy USING (true);
     RESET tenancy.auto_protect;
     CREATE TABLE protected_parent (tenant_id uuid NOT NULL);
     CREATE TABLE protected_child () INHERITS (protected_parent);
@@ -207,6 +209,7 @@ fn cases() -> Vec<Case> {
         case("protect", "42804", SUPERUSER, "SELECT tenancy.protect('text_column')"),
         case("protect", "22023", SUPERUSER, "SELECT tenancy.protect('a_view')"),
         case("protect", "42P16", SUPERUSER, "SELECT tenancy.protect('child_of_plain')"),
+        case("protect", "55000", SUPERUSER, "SELECT tenancy.protect('with_open_policy')"),
         case("unprotect", "42P16", SUPERUSER, "SELECT tenancy.unprotect('protected_parent')"),
         case("add_migration", "22023", SUPERUSER, "CALL tenancy.add_migration('not a name!', 'SELECT 1')"),
         case("add_migration", "23505", SUPERUSER, "CALL tenancy.add_migration('m1', 'SELECT 1')"),

@@ -169,6 +169,17 @@ RESET tenancy.auto_protect;
 SET ROLE tenancy_owner;
 ALTER TABLE app.events ATTACH PARTITION app.events_2025 FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 RESET ROLE;
+-- A table with a permissive policy of its own is refused as a partition
+-- (ORed with the isolation policy, it would let every tenant's rows through).
+SET ROLE tenancy_owner;
+CREATE TABLE app.events_2023 (at date NOT NULL, what text);
+CREATE POLICY events_2023_open ON app.events_2023 USING (true) WITH CHECK (true);
+ALTER TABLE app.events_2023 ADD COLUMN tenant_id uuid NOT NULL;
+\set VERBOSITY terse
+ALTER TABLE app.events ATTACH PARTITION app.events_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+\set VERBOSITY default
+DROP TABLE app.events_2023;
+RESET ROLE;
 -- Also while the session has turned row_security off (auto-protect stands
 -- aside then, as for a restore, but not for a protected table's partitions).
 SET ROLE tenancy_owner;

@@ -1037,6 +1037,8 @@ SELECT tenancy.record_migration('uc-0044-session', 'SET CONSTRAINTS ALL DEFERRED
 PREPARE uc_secret_statement AS SELECT 'a secret in a prepared statement';
 SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SELECT statement FROM pg_catalog.pg_prepared_statements');
 SELECT tenancy.record_migration('uc-0044-session', 'EXECUTE uc_secret_statement');
+SELECT tenancy.record_migration('uc-0044-session', 'EXPLAIN (VERBOSE) EXECUTE uc_secret_statement');
+SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS EXECUTE uc_secret_statement');
 DEALLOCATE uc_secret_statement;
 SELECT pg_catalog.pg_advisory_lock(4242);
 SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_advisory_unlock_all()');
@@ -1044,6 +1046,9 @@ SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_advisor
 SELECT count(*) AS still_locked FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND pid = pg_catalog.pg_backend_pid();
 SELECT pg_catalog.pg_advisory_unlock(4242);
 SELECT tenancy.record_migration('uc-0044-session', 'SET seed = 0.5');
+-- ... nor other sessions: their queries (pg_stat_activity), ending them.
+SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SELECT query FROM pg_catalog.pg_stat_activity');
+SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())');
 -- (set_config('seed', …) is not refused: the session's random() is seeded
 -- afresh when the code returns)
 SELECT pg_catalog.setseed(0.5) IS NULL AS seeded;
@@ -1057,11 +1062,18 @@ SELECT tenancy.record_migration('uc-0044-seed-fails', 'SELECT pg_catalog.set_con
 SELECT pg_catalog.random() <> :first_after_seed AS not_the_seeded_sequence;
 SELECT tenancy.retire_migration('uc-0044-seed');
 CALL tenancy.add_migration('uc-0045-seeding', $m$
-    CREATE FUNCTION uc_seed() RETURNS integer LANGUAGE sql AS 'SELECT pg_catalog.setseed(0.5); SELECT 1'$m$);
+    CREATE FUNCTION uc_seed() RETURNS integer LANGUAGE sql AS 'SELECT pg_catalog.setseed(0.5); SELECT 1';
+    CREATE FUNCTION uc_peek() RETURNS SETOF text LANGUAGE sql AS 'SELECT query FROM pg_catalog.pg_stat_activity';
+    CREATE FUNCTION uc_explain(name text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+    BEGIN RETURN QUERY EXECUTE pg_catalog.format('EXPLAIN (VERBOSE) EXECUTE %I', name); END $$$m$);
 RESET ROLE;
 SET ROLE tenancy_app;
 SELECT tenancy.set_tenant('uc-planted') IS NOT NULL AS as_planted;
 SELECT uc_seed();
+SELECT uc_peek();
+PREPARE uc_app_statement AS SELECT 'the application''s secret';
+SELECT uc_explain('uc_app_statement');
+DEALLOCATE uc_app_statement;
 RESET ROLE;
 SELECT tenancy.retire_migration('uc-0045-seeding');
 
