@@ -39,7 +39,10 @@ def client():
         admin.execute("INSERT INTO items SELECT id, identifier || ' item' FROM tenancy.tenants")
     settings.configure(
         DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": DB, "USER": "tenancy_app",
-                               "HOST": "127.0.0.1", "PORT": PORT, "CONN_MAX_AGE": 60}},
+                               "HOST": "127.0.0.1", "PORT": PORT, "CONN_MAX_AGE": 60},
+                   # What runs `migrate`: the tables' owner (here a superuser).
+                   "owner": {"ENGINE": "django.db.backends.postgresql", "NAME": DB, "USER": "postgres",
+                             "HOST": "127.0.0.1", "PORT": PORT}},
         MIDDLEWARE=["tenancy_middleware.TenantMiddleware"], ROOT_URLCONF=__name__,
         ALLOWED_HOSTS=["testserver"], USE_TZ=True)
     django.setup()
@@ -56,3 +59,38 @@ def test_each_request_sees_its_tenant_only(client):
 def test_sqlstates_become_http_statuses(client):
     assert client.get("/items", headers={"X-Tenant": "nobody"}).status_code == 404
     assert client.get("/items", headers={"X-Tenant": "initech"}).status_code == 403
+
+
+def test_migrate_creates_protected_tables_and_keeps_them_protected(client):
+    """What `migrate` runs for CreateModel and AddField (Django's schema
+    editor): the new table, with a tenant_id uuid NOT NULL column, is
+    protected as it is created, and later changes leave it protected. Django
+    never compares the database with its models, so it never drops the
+    policy."""
+    from django.db import connections, models
+
+    class Note(models.Model):
+        tenant_id = models.UUIDField()
+        body = models.TextField()
+
+        class Meta:
+            app_label = "notes"
+            db_table = "notes"
+
+    def protection():
+        with connections["owner"].cursor() as cursor:
+            cursor.execute("SELECT c.relrowsecurity AND c.relforcerowsecurity,"
+                           " (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
+                           " FROM pg_class c WHERE c.oid = 'notes'::regclass")
+            return cursor.fetchone()
+
+    with connections["owner"].schema_editor() as editor:
+        editor.create_model(Note)
+    assert protection() == (True, 1)
+    title = models.TextField(null=True)
+    title.set_attributes_from_name("title")
+    with connections["owner"].schema_editor() as editor:
+        editor.add_field(Note, title)
+    assert protection() == (True, 1)
+    with connections["owner"].schema_editor() as editor:
+        editor.delete_model(Note)
