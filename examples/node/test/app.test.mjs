@@ -7,24 +7,15 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { SERVER, superuser } from '../support.mjs';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { buildApp } from '../app.mjs';
 
 const DB = 'tenancy_example_node';
-const SERVER = process.env.TENANCY_TEST_PORT;
 const PORT = process.env.TENANCY_EXAMPLE_PORT ?? SERVER;
 const SECRET = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 
-async function superuser(database, work) {
-  const client = new pg.Client({ host: '127.0.0.1', port: SERVER, user: 'postgres', database });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 let app;
 

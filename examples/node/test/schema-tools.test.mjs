@@ -11,24 +11,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { SERVER, superuser } from '../support.mjs';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 
 const DB = 'tenancy_example_node_kit';
-const SERVER = process.env.TENANCY_TEST_PORT;
 const HERE = fileURLToPath(new URL('..', import.meta.url));
 const URL_ = `postgresql://postgres@127.0.0.1:${SERVER}/${DB}`;
 
-async function superuser(database, work) {
-  const client = new pg.Client({ host: '127.0.0.1', port: SERVER, user: 'postgres', database });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const protection = () => superuser(DB, async (c) => (await c.query(
   `SELECT c.relrowsecurity AND c.relforcerowsecurity AS forced,

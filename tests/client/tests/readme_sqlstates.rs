@@ -66,16 +66,9 @@ const fn around(
     after: &'static str,
 ) -> Case {
     Case {
-        function,
-        code,
-        role,
         before,
-        sql,
-        token_for: None,
-        meanwhile: "",
-        then: "",
         after,
-        database: DB,
+        ..case(function, code, role, sql)
     }
 }
 
@@ -87,16 +80,8 @@ const fn with_token(
     sql: &'static str,
 ) -> Case {
     Case {
-        function,
-        code,
-        role,
-        before: "",
-        sql,
         token_for: Some(token_for),
-        meanwhile: "",
-        then: "",
-        after: "",
-        database: DB,
+        ..case(function, code, role, sql)
     }
 }
 
