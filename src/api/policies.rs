@@ -65,7 +65,9 @@ fn auto_protect_table(tbl: PgRelation, tenant_column: &str) {
     // that this session still holds open).
     let relid = tbl.oid();
     drop(tbl);
-    if citus::is_shard(relid) {
+    // (nor again: an earlier table of the same statement may have taken it
+    // along, as one of its children)
+    if citus::is_shard(relid) || catalog::as_owner(|| protected_column(relid)).is_some() {
         return;
     }
     protect_tree(relid, tenant_column, &security::outer_role_name(), true);
@@ -73,7 +75,7 @@ fn auto_protect_table(tbl: PgRelation, tenant_column: &str) {
 
 pub(crate) fn protect_tree(relid: pg_sys::Oid, column: &str, role: &str, auto: bool) {
     with_ddl(|| {
-        for (relid, table) in partition_tree(relid) {
+        for (relid, table) in descendants(relid) {
             protect_one(relid, &table, column);
             let mut details = json!({"table": table, "tenant_column": column});
             if auto {
@@ -341,6 +343,32 @@ fn partition_tree(relid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
             .collect::<Result<Vec<_>, query::ReadError>>()
     })
     .or_raise("listing the table's partitions")
+}
+
+/// The table and every table below it, partitions and inheritance children
+/// at any depth, parents first: queried through the table, their rows are
+/// its rows. (A child made unprotected, then given an unprotected child of
+/// its own, then made to inherit from a protected table, would leave that
+/// grandchild open.)
+fn descendants(relid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "WITH RECURSIVE tree (relid, depth) AS ( \
+                     SELECT $1::pg_catalog.oid, 0 \
+                     UNION \
+                     SELECT i.inhrelid, t.depth OPERATOR(pg_catalog.+) 1 \
+                     FROM pg_catalog.pg_inherits i JOIN tree t \
+                       ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+                 SELECT relid, relid::pg_catalog.regclass::text AS name FROM tree \
+                 GROUP BY relid ORDER BY pg_catalog.max(depth), relid",
+                None,
+                &[relid.into()],
+            )?
+            .map(|row| Ok((query::required(&row, 1)?, query::required(&row, 2)?)))
+            .collect::<Result<Vec<_>, query::ReadError>>()
+    })
+    .or_raise("listing the table's partitions and children")
 }
 
 /// The tenant column of a protected table (None: not protected).

@@ -400,31 +400,30 @@ unsafe extern "C-unwind" fn planner(
     }
 }
 
-/// Whether an EXPLAIN or a CREATE TABLE AS runs a prepared statement
-/// (`EXPLAIN … EXECUTE name`, `CREATE TABLE … AS EXECUTE name`).
+/// Whether a statement runs a prepared statement, itself or wrapped in
+/// EXPLAIN or CREATE TABLE AS (`EXPLAIN … EXECUTE name`, `CREATE TABLE … AS
+/// EXECUTE name`, and the two nested).
 ///
 /// # Safety
 /// A valid utility statement.
 unsafe fn executes_prepared(statement: *mut pg_sys::Node) -> bool {
-    // SAFETY: nodes read by their tags; the wrapped query is an analysed
-    // Query whose utility statement is the EXECUTE (or the raw statement).
+    // SAFETY: nodes read by their tags; a wrapped query is an analysed Query
+    // (its utility statement the next wrapper) or the raw statement.
     unsafe {
-        let query = match (*statement).type_ {
-            pg_sys::NodeTag::T_ExplainStmt => (*statement.cast::<pg_sys::ExplainStmt>()).query,
-            pg_sys::NodeTag::T_CreateTableAsStmt => {
-                (*statement.cast::<pg_sys::CreateTableAsStmt>()).query
-            }
-            _ => return false,
-        };
-        if query.is_null() {
-            return false;
+        let mut node = statement;
+        // EXPLAIN CREATE TABLE AS EXECUTE nests them: follow every wrapper.
+        while !node.is_null() {
+            node = match (*node).type_ {
+                pg_sys::NodeTag::T_ExecuteStmt => return true,
+                pg_sys::NodeTag::T_ExplainStmt => (*node.cast::<pg_sys::ExplainStmt>()).query,
+                pg_sys::NodeTag::T_CreateTableAsStmt => {
+                    (*node.cast::<pg_sys::CreateTableAsStmt>()).query
+                }
+                pg_sys::NodeTag::T_Query => (*node.cast::<pg_sys::Query>()).utilityStmt,
+                _ => return false,
+            };
         }
-        let inner = if (*query).type_ == pg_sys::NodeTag::T_Query {
-            (*query.cast::<pg_sys::Query>()).utilityStmt
-        } else {
-            query
-        };
-        !inner.is_null() && (*inner).type_ == pg_sys::NodeTag::T_ExecuteStmt
+        false
     }
 }
 
@@ -495,22 +494,16 @@ unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
             ));
         }
         // SET CONSTRAINTS would outlive a migration or a destroy's triggers
-        // in the caller's transaction, EXECUTE runs the caller's prepared
-        // statements (a restricted call refuses both above), and `SET seed`
-        // seeds the session's random() (discarding the setting does not).
-        if super::security::running_user_code() {
-            match (*statement).type_ {
-                pg_sys::NodeTag::T_ConstraintsSetStmt => {
-                    super::security::refuse_in_others_code("SET CONSTRAINTS", "")
-                }
-                pg_sys::NodeTag::T_ExecuteStmt => {
-                    super::security::refuse_in_others_code("the session's prepared statements", "")
-                }
-                _ => {}
-            }
+        // in the caller's transaction (a restricted call refuses it above),
+        // and `SET seed` seeds the session's random() (discarding the
+        // setting does not).
+        if super::security::running_user_code()
+            && (*statement).type_ == pg_sys::NodeTag::T_ConstraintsSetStmt
+        {
+            super::security::refuse_in_others_code("SET CONSTRAINTS", "");
         }
-        // EXPLAIN EXECUTE and CREATE TABLE AS EXECUTE show or run the
-        // caller's prepared statements as well.
+        // EXECUTE, also inside EXPLAIN or CREATE TABLE AS, shows or runs the
+        // caller's prepared statements.
         if super::security::running_others_code() && executes_prepared(statement) {
             super::security::refuse_in_others_code("the session's prepared statements", "");
         }

@@ -180,6 +180,19 @@ ALTER TABLE app.events ATTACH PARTITION app.events_2023 FOR VALUES FROM ('2023-0
 \set VERBOSITY default
 DROP TABLE app.events_2023;
 RESET ROLE;
+-- A table made a child of a protected table is protected with everything
+-- below it: here a child of its own, all made while auto-protect stands
+-- aside (the session turned row_security off).
+SET ROLE tenancy_owner;
+CREATE TABLE app.orders_parent (tenant_id uuid NOT NULL, id bigint, item text);
+SET row_security = off;
+CREATE TABLE app.orders_archive (tenant_id uuid NOT NULL, id bigint, item text);
+CREATE TABLE app.orders_archive_2020 () INHERITS (app.orders_archive);
+ALTER TABLE app.orders_archive INHERIT app.orders_parent;
+RESET row_security;
+RESET ROLE;
+SELECT relid FROM tenancy.protected_tables WHERE relid::text LIKE 'app.orders_archive%' ORDER BY 1;
+DROP TABLE app.orders_archive_2020, app.orders_archive, app.orders_parent;
 -- Also while the session has turned row_security off (auto-protect stands
 -- aside then, as for a restore, but not for a protected table's partitions).
 SET ROLE tenancy_owner;

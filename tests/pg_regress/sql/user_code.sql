@@ -1039,6 +1039,7 @@ SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS SE
 SELECT tenancy.record_migration('uc-0044-session', 'EXECUTE uc_secret_statement');
 SELECT tenancy.record_migration('uc-0044-session', 'EXPLAIN (VERBOSE) EXECUTE uc_secret_statement');
 SELECT tenancy.record_migration('uc-0044-session', 'CREATE TABLE uc_stolen AS EXECUTE uc_secret_statement');
+SELECT tenancy.record_migration('uc-0044-session', 'EXPLAIN (VERBOSE) CREATE TABLE uc_stolen AS EXECUTE uc_secret_statement');
 DEALLOCATE uc_secret_statement;
 SELECT pg_catalog.pg_advisory_lock(4242);
 SELECT tenancy.record_migration('uc-0044-session', 'SELECT pg_catalog.pg_advisory_unlock_all()');
