@@ -202,6 +202,7 @@ fn cases() -> Vec<Case> {
             database: BARE,
             ..case("add_migration", "55000", SUPERUSER, "CALL tenancy.add_migration('m2', 'CREATE TABLE t (x int)')")
         },
+        case("add_migration", "25001", SUPERUSER, "BEGIN; CALL tenancy.add_migration('m-in-block', 'SELECT 1')"),
         case("add_migration", "0A000", SUPERUSER, "CALL tenancy.add_migration('m-view', 'CREATE MATERIALIZED VIEW counted AS SELECT 1')"),
         case("migrate_tenant", "P0002", SUPERUSER, "SELECT tenancy.migrate_tenant('no-such-tenant')"),
         case("migrate_tenant", "22023", SUPERUSER, "SELECT tenancy.migrate_tenant('active')"),
