@@ -1,4 +1,5 @@
-//! Who is calling, and running catalog work as the catalog's owner.
+//! Who is calling, running catalog work as the catalog's owner, and running
+//! code that another role wrote (and what that code may not reach).
 
 use pgrx::pg_sys;
 use pgrx::IntoDatum;

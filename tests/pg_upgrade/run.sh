@@ -71,8 +71,11 @@ as_server "$OLD_BIN/pg_ctl" -D "$SCRATCH/pg-$OLD_PORT/data" -m fast -w stop >/de
 
 # The new cluster: empty, with the old one's data-checksum setting (off; on
 # is initdb's default since PostgreSQL 18), stopped.
+# (The help read whole first: `initdb --help | grep -q` fails now and then
+# under pipefail, when grep quits before initdb has written everything.)
 checksums=()
-"$PG_BIN/initdb" --help | grep -q -- --no-data-checksums && checksums=(--no-data-checksums)
+initdb_help=$("$PG_BIN/initdb" --help)
+[[ $initdb_help == *--no-data-checksums* ]] && checksums=(--no-data-checksums)
 INITDB_OPTIONS="${checksums[*]}" fresh_cluster "$NEW_PORT"
 as_server "$PG_BIN/pg_ctl" -D "$SCRATCH/pg-$NEW_PORT/data" -m fast -w stop >/dev/null
 
