@@ -173,7 +173,7 @@ as_installer() {
 
 # Build the extension and install it into the chosen PostgreSQL.
 install_extension() {
-    log "building and installing the extension ($*)"
+    log "building and installing the extension${*:+ ($*)}"
     local sudo_flag=()
     needs_sudo && sudo_flag=(--sudo)
     mkdir -p "$ROOT/target"
