@@ -13,3 +13,12 @@ export async function superuser(database, work) {
     await client.end();
   }
 }
+
+// Drop and recreate `name`, with the extension created in it.
+export async function freshDatabase(name) {
+  await superuser('postgres', async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${name}`);
+  });
+  await superuser(name, (c) => c.query('CREATE EXTENSION tenancy'));
+}

@@ -122,8 +122,12 @@ unsafe extern "C-unwind" fn transaction_event(
 /// Whether a restricted call is running (its statements are the function
 /// author's).
 pub fn in_restricted_call() -> bool {
-    CALLS.with(|calls| calls.try_borrow().is_ok_and(|c| !c.is_empty()))
+    DEPTH.get() > 0
 }
+
+/// How many restricted calls are running (CALLS' length), read where every
+/// function call's initialisation asks (the object access hook).
+static DEPTH: super::BackendCell<usize> = super::BackendCell::new(0);
 
 /// Asked when PostgreSQL looks a function up (once per call site, not per
 /// call; never for built-in functions). Not guarded: the decision is.
@@ -224,6 +228,7 @@ fn enter(function: pg_sys::Oid) {
                 nest_level,
                 ended: ENDED.get(),
             });
+            DEPTH.set(calls.len());
         }
     });
 }
@@ -239,10 +244,11 @@ unsafe extern "C-unwind" fn refuse(function: pg_sys::Oid) {
 /// it raised (the (sub)transaction's abort closes the nest level).
 fn leave(returned: bool) {
     let saved = CALLS.with(|calls| {
-        calls
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut calls| calls.pop())
+        calls.try_borrow_mut().ok().and_then(|mut calls| {
+            let saved = calls.pop();
+            DEPTH.set(calls.len());
+            saved
+        })
     });
     if let Some(saved) = saved {
         // SAFETY: restores what `enter` saved.

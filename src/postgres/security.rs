@@ -345,10 +345,9 @@ fn reseed_random() {
     }
 }
 
-thread_local! {
-    /// How deep in `run_user_code` the backend is.
-    static USER_CODE: Cell<u32> = const { Cell::new(0) };
-}
+/// How deep in `run_user_code` the backend is (a plain static: every
+/// function call's initialisation reads it, through the object access hook).
+static USER_CODE: super::BackendCell<u32> = super::BackendCell::new(0);
 
 /// Whether `run_user_code` is running (PostgreSQL's own restricted
 /// operations do not count, unlike `in_user_code`).

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { SERVER, superuser } from '../support.mjs';
+import { SERVER, freshDatabase, superuser } from '../support.mjs';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { buildApp } from '../app.mjs';
@@ -20,12 +20,8 @@ const SECRET = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 let app;
 
 before(async () => {
-  await superuser('postgres', async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await c.query(`CREATE DATABASE ${DB}`);
-  });
+  await freshDatabase(DB);
   await superuser(DB, async (c) => {
-    await c.query('CREATE EXTENSION tenancy');
     await c.query("SELECT tenancy.grant_admin('tenancy_admin')");
     await c.query('SELECT tenancy.add_signing_key($1, $2)', ['auth', SECRET]);
     // The migration Drizzle generated (drizzle/) creates orders: tenancy

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVER, superuser } from '../support.mjs';
+import { SERVER, freshDatabase, superuser } from '../support.mjs';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 
@@ -37,12 +37,8 @@ function push(schema) {
 }
 
 before(async () => {
-  await superuser('postgres', async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await c.query(`CREATE DATABASE ${DB}`);
-  });
+  await freshDatabase(DB);
   await superuser(DB, async (c) => {
-    await c.query('CREATE EXTENSION tenancy');
     await migrate(drizzle(c), { migrationsFolder: join(HERE, 'drizzle') });
   });
 });
