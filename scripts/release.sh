@@ -2,11 +2,11 @@
 # Start the next version after a release:
 #   scripts/release.sh NEXT
 # records the version in Cargo.toml as released from the current commit
-# (tests/upgrade/releases), sets Cargo.toml (and Cargo.lock) to NEXT, starts
-# the hand-written part of the upgrade, sql/upgrade/<released>--NEXT.sql,
-# and writes the upgrade script (scripts/upgrade-script.sh). Commit the
+# (tests/upgrade/releases), sets Cargo.toml (and Cargo.lock) to NEXT and
+# writes the upgrade script sql/tenancy--<released>--NEXT.sql
+# (scripts/upgrade-script.sh), its hand-written part empty. Commit the
 # result. From then on, scripts/upgrade-script.sh rewrites the upgrade
-# script whenever the extension's SQL changes.
+# script whenever the extension's SQL changes, keeping the hand-written part.
 set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
 next=${1:?usage: scripts/release.sh NEXT_VERSION}
@@ -16,11 +16,5 @@ git -C "$ROOT" diff --quiet HEAD || { log "commit your changes first: the releas
 echo "$released $(git -C "$ROOT" rev-parse HEAD)" >>"$ROOT/tests/upgrade/releases"
 sed -i "0,/^version = \"$released\"$/s//version = \"$next\"/" "$ROOT/Cargo.toml"
 (cd "$ROOT" && cargo update --offline --quiet -p tenancy)
-cat >"$ROOT/sql/upgrade/$released--$next.sql" <<SQL
--- The hand-written part of the $released → $next upgrade: what
--- scripts/upgrade-script.sh cannot generate from the catalogs (tables,
--- row-level security of the catalog, data). It runs before the generated
--- routines, views and triggers.
-SQL
 "$ROOT/scripts/upgrade-script.sh"
 log "tenancy $next: commit Cargo.toml, Cargo.lock, tests/upgrade/releases and sql/"

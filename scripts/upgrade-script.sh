@@ -3,8 +3,8 @@
 # the last release of tests/upgrade/releases to the version in Cargo.toml:
 # both are installed in a scratch cluster (the release's install script
 # rebuilt from its commit, this build's from the sources), and
-# scripts/upgrade_script.py generates what changed from their catalogs, with
-# the hand-written part sql/upgrade/<last>--<version>.sql included. Run it
+# scripts/upgrade_script.py generates what changed from their catalogs,
+# keeping the script's hand-written part (between its marker lines). Run it
 # after changing the extension's SQL (sql/*.sql or a #[pg_extern]) and commit
 # the result; the upgrade test fails when it is not up to date.
 #   scripts/upgrade-script.sh            build, install, write the script
@@ -21,14 +21,13 @@ if [ "$last" = "$new" ]; then
     log "$new is the last release: nothing to upgrade from (scripts/release.sh makes the next version)"
     exit 0
 fi
-hand="$ROOT/sql/upgrade/$last--$new.sql"
-[ -f "$hand" ] || { log "missing the hand-written part $hand (it may be empty)"; exit 1; }
+script="$ROOT/sql/tenancy--$last--$new.sql"
 old_sql=$(release_sql "$last" "$commit")
 
 if [ "${1:-}" = --check ]; then
     target=${2:?usage: upgrade-script.sh --check FILE}
 else
-    target="$ROOT/sql/tenancy--$last--$new.sql"
+    target=$script
     ensure_tools
     install_extension
     PORT=${TENANCY_UPGRADE_SCRIPT_PORT:-25437}
@@ -41,6 +40,6 @@ for db in tenancy_generate_old tenancy_generate_new; do
 done
 psql -X -q -v ON_ERROR_STOP=1 -d tenancy_generate_old -c "CREATE EXTENSION tenancy VERSION '$last'"
 psql -X -q -v ON_ERROR_STOP=1 -d tenancy_generate_new -c "CREATE EXTENSION tenancy"
-python3 "$ROOT/scripts/upgrade_script.py" "$last" "$new" tenancy_generate_old tenancy_generate_new "$hand" >"$target.new"
+python3 "$ROOT/scripts/upgrade_script.py" "$last" "$new" tenancy_generate_old tenancy_generate_new "$script" >"$target.new"
 mv "$target.new" "$target"
 log "wrote $target"

@@ -6,18 +6,30 @@ release's install script, NEW_DB from this build's), and their catalogs are
 compared object by object, the way tests/upgrade/catalog.sql compares an
 updated database with a fresh install. What PostgreSQL can print back is
 generated from the new catalog: routines (pg_get_functiondef), views,
-triggers, event triggers, comments and privileges. What it cannot (tables,
-columns, constraints, indexes, policies, data) is written by hand in
-sql/upgrade/OLD--NEW.sql, which the script includes; the differences it must
-cover are listed on stderr, and the upgrade test (catalog equality) is the gate.
+triggers, event triggers, comments and privileges. The routines written in
+SQL (sql/policies.sql, sql/schemas.sql, sql/verify.sql) are not repeated:
+tenancy.replace_routines() installs them from the library (api/routines.rs).
+What the catalogs cannot tell (tables, columns, constraints, indexes,
+policies, data) is written by hand between the two HAND_WRITTEN marker lines
+of the script itself, which are kept from the script as it is (SCRIPT, which
+may not exist yet); the differences they must cover are listed on stderr,
+and the upgrade test (catalog equality) is the gate.
 
-    upgrade_script.py OLD_VERSION NEW_VERSION OLD_DB NEW_DB HAND_WRITTEN > script
+    upgrade_script.py OLD_VERSION NEW_VERSION OLD_DB NEW_DB SCRIPT > script
 
 psql reaches the databases through PGHOST, PGPORT and PGUSER.
 """
 import json
+import os
+import re
 import subprocess
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The files whose routines tenancy.replace_routines() installs (api/routines.rs).
+SOURCES = ["sql/policies.sql", "sql/schemas.sql", "sql/verify.sql"]
+HAND_WRITTEN = ("-- >>> hand-written: tables, data, what the catalogs cannot tell (kept by the generator)",
+                "-- <<< hand-written")
 
 MEMBERS = """
 WITH members AS (
@@ -135,8 +147,29 @@ def default_privileges(identity):
     ]
 
 
+def source_routines():
+    """The names of the routines that sql/ defines (CREATE OR REPLACE …)."""
+    names = set()
+    for source in SOURCES:
+        with open(os.path.join(ROOT, source)) as f:
+            names.update(re.findall(r"^CREATE OR REPLACE (?:FUNCTION|PROCEDURE) (tenancy\.\w+)\(", f.read(), re.M))
+    return names
+
+
+def hand_written(script):
+    """The hand-written part of the script as it is (empty for a new one)."""
+    if not os.path.exists(script):
+        return ""
+    with open(script) as f:
+        text = f.read()
+    start, end = text.find(HAND_WRITTEN[0]), text.find(HAND_WRITTEN[1])
+    if start < 0 or end < start:
+        sys.exit(f"{script}: the hand-written part's marker lines are missing")
+    return text[start + len(HAND_WRITTEN[0]):end].strip()
+
+
 def main():
-    old_version, new_version, old_db, new_db, hand_written = sys.argv[1:6]
+    old_version, new_version, old_db, new_db, script = sys.argv[1:6]
     old, new = catalog(old_db), catalog(new_db)
     drops, creates, after = [], [], []
 
@@ -188,6 +221,7 @@ def main():
     # created: those come after the others.
     old_routines, new_routines = by("identity", old["routines"]), by("identity", new["routines"])
     routines = sorted(new_routines.values(), key=lambda r: (r["language"] == "sql", r["identity"]))
+    from_sources = source_routines()
     privileges = []
     for routine in routines:
         identity, previous = routine["identity"], old_routines.get(routine["identity"])
@@ -195,7 +229,8 @@ def main():
         if previous and (previous["result"], previous["arguments"]) != (routine["result"], routine["arguments"]):
             drops.append(f"DROP {kind} {identity};")
             previous = None
-        if previous is None or previous["definition"] != routine["definition"]:
+        changed = previous is None or previous["definition"] != routine["definition"]
+        if changed and identity.split("(")[0] not in from_sources:
             creates.append(routine["definition"].strip() + ";")
         was = previous["grants"] if previous else [["PUBLIC", "EXECUTE", False]]
         if previous is not None and previous["acl"] is not None and routine["acl"] is None:
@@ -208,26 +243,29 @@ def main():
         if identity not in new_routines:
             drops.append(f"DROP {'PROCEDURE' if routine['kind'] == 'p' else 'FUNCTION'} {identity};")
 
+    # Every routine of sql/, as this library has it: the older steps of a
+    # chain may have left any earlier version.
+    creates.append("SELECT tenancy.replace_routines();")
+
     # What only a hand-written step can change.
     missing = sorted(set(new["tables"]) - set(old["tables"]))
     gone = sorted(set(old["tables"]) - set(new["tables"]))
     if missing or gone:
-        print(f"The hand-written part ({hand_written}) must make these changes:", file=sys.stderr)
+        print(f"The hand-written part of {script} must make these changes:", file=sys.stderr)
         for fact in gone:
             print(f"  - {fact}", file=sys.stderr)
         for fact in missing:
             print(f"  + {fact}", file=sys.stderr)
 
-    with open(hand_written) as f:
-        hand = f.read().strip()
+    hand = hand_written(script)
     sections = [
         (f"-- tenancy {old_version} → {new_version} (ALTER EXTENSION tenancy UPDATE).\n"
          f"-- Generated by scripts/upgrade-script.sh from the catalogs of both releases: change\n"
-         f"-- the sources, or the hand-written part sql/upgrade/{old_version}--{new_version}.sql, and\n"
-         f"-- run it again; do not edit this file.\n"
+         f"-- the sources and run it again; edit only the hand-written part, between its\n"
+         f"-- two marker lines below (it runs before the generated routines, views and triggers).\n"
          f"\\echo Use \"ALTER EXTENSION tenancy UPDATE TO '{new_version}'\" to load this file. \\quit"),
         ("-- What depends on routines that change, and what is gone.", drops),
-        (f"-- The hand-written part (sql/upgrade/{old_version}--{new_version}.sql).", [hand] if hand else []),
+        (HAND_WRITTEN[0], [hand + "\n" + HAND_WRITTEN[1]] if hand else [HAND_WRITTEN[1]]),
         ("-- Routines, new and changed.", creates),
         ("-- Views, triggers and event triggers, new and changed.", after),
         ("-- Privileges and comments.", privileges),

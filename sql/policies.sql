@@ -5,7 +5,7 @@
 -- queried through that parent, its rows fall under the parent's row-level
 -- security (none). SECURITY DEFINER so that the role running the DDL needs
 -- no EXECUTE on protect().
-CREATE FUNCTION tenancy.auto_protect() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION tenancy.auto_protect() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -115,7 +115,7 @@ CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end
 -- Only a table's owner (or a superuser) may add a trigger to a protected table
 -- or a table of a tenant schema (see refuse_foreign_triggers()). Not SECURITY
 -- DEFINER: it checks the role that ran CREATE TRIGGER.
-CREATE FUNCTION tenancy.guard_triggers() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION tenancy.guard_triggers() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM tenancy.refuse_foreign_triggers();
@@ -133,9 +133,9 @@ CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end
 -- enables row-level security before it creates the policy. Only commands that
 -- take something away read tenancy.protected_tables. SECURITY DEFINER to read
 -- it; it only reads and raises.
-CREATE FUNCTION tenancy.protection_removed_by(pg_ddl_command) RETURNS text
+CREATE OR REPLACE FUNCTION tenancy.protection_removed_by(pg_ddl_command) RETURNS text
     LANGUAGE c STRICT VOLATILE AS 'MODULE_PATHNAME', 'protection_removed_by_wrapper';
-CREATE FUNCTION tenancy.keep_protection() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION tenancy.keep_protection() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -190,7 +190,7 @@ CREATE EVENT TRIGGER tenancy_keep_protection_on_drop ON sql_drop
 
 -- A dropped table is no longer protected: forget it (destroy_data and verify()
 -- iterate tenancy.protected_tables).
-CREATE FUNCTION tenancy.forget_dropped_tables() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION tenancy.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM tenancy.protected_tables

@@ -4,7 +4,7 @@
 -- and a run interrupted by a crash resumes where it stopped.
 
 -- Schema tenants that lack migrations, with how many.
-CREATE FUNCTION tenancy.pending_migrations()
+CREATE OR REPLACE FUNCTION tenancy.pending_migrations()
 RETURNS TABLE (identifier text, schema_name name, pending integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT t.identifier, t.schema_name, count(*)::integer
@@ -26,7 +26,7 @@ $$;
 -- forbid COMMIT): every function, operator and type in them is
 -- schema-qualified, so nothing in a schema on the caller's path (a function,
 -- or a domain whose CHECK calls one) can stand in for one.
-CREATE PROCEDURE tenancy.migrate()
+CREATE OR REPLACE PROCEDURE tenancy.migrate()
 LANGUAGE plpgsql AS $$
 DECLARE
     pending pg_catalog.text[];
@@ -74,7 +74,7 @@ END
 $$;
 
 -- Record a migration (tried first in a scratch schema), commit, migrate every schema.
-CREATE PROCEDURE tenancy.add_migration(name pg_catalog.text, sql pg_catalog.text)
+CREATE OR REPLACE PROCEDURE tenancy.add_migration(name pg_catalog.text, sql pg_catalog.text)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM tenancy.check_autocommit('add_migration');

@@ -3,7 +3,7 @@
 -- an index, a column default or generated column, a constraint (of a table
 -- or a domain), a policy, a view or rule, extended statistics, a partition
 -- key, as the text of their node trees.
-CREATE FUNCTION tenancy.expressions_of(classid oid, objid oid) RETURNS text
+CREATE OR REPLACE FUNCTION tenancy.expressions_of(classid oid, objid oid) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 SELECT CASE classid
     WHEN 'pg_class'::regclass THEN
@@ -22,7 +22,7 @@ $$;
 -- Every other volatile function has one (set_config, pg_notify,
 -- pg_terminate_backend, tenancy.set_tenant_jwt, …) that would act for whoever
 -- uses the table.
-CREATE FUNCTION tenancy.volatile_but_harmless(f oid) RETURNS boolean
+CREATE OR REPLACE FUNCTION tenancy.volatile_but_harmless(f oid) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 SELECT EXISTS (SELECT FROM pg_proc p WHERE p.oid = f
                   AND ((p.pronamespace = 'pg_catalog'::regnamespace
@@ -41,7 +41,7 @@ $$;
 -- restore, would run them. (PostgreSQL records no dependency on its own
 -- functions: the trees are read. Only the functions a tree calls are looked
 -- at, not every built-in.)
-CREATE FUNCTION tenancy.calls_forbidden(expressions text) RETURNS boolean
+CREATE OR REPLACE FUNCTION tenancy.calls_forbidden(expressions text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 SELECT EXISTS (
     SELECT FROM regexp_matches(expressions, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+) ', 'g') call
@@ -60,7 +60,7 @@ $$;
 -- verify(): one row per isolation problem found in the database, with how to fix it.
 -- No rows on a clean setup. Severity 'error' = a tenant can see or change another
 -- tenant's rows today; 'warning' = a door an operator should close.
-CREATE FUNCTION tenancy.verify()
+CREATE OR REPLACE FUNCTION tenancy.verify()
 RETURNS TABLE (severity text, object text, problem text, fix text)
 -- (jit off: compiling this long query's expressions costs seconds and saves nothing)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$

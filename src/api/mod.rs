@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod migrations;
 pub mod policies;
+pub mod routines;
 pub mod roles;
 pub mod schemas;
 pub mod tokens;

@@ -9,6 +9,7 @@ pub mod invalidation;
 pub mod jsonb;
 pub mod measure;
 pub mod objects;
+pub mod parser;
 pub mod query;
 pub mod relations;
 pub mod resources;
