@@ -289,6 +289,7 @@ fn overrides(id: Uuid) -> Document {
     );
     CONFIG.with_borrow_mut(|c| {
         if latest && invalidation::epoch() == epoch {
+            // cache_size() is at least 1 (the setting's minimum, and max(1)).
             let cap = NonZeroUsize::new(gucs::cache_size()).expect("at least 1");
             if c.overrides.cap() != cap {
                 c.overrides.resize(cap);

@@ -485,6 +485,8 @@ fn set(
     context: pg_sys::GucContext::Type,
     action: pg_sys::GucAction::Type,
 ) {
+    // The values are the extension's constants and names read from the
+    // catalogs (PostgreSQL text has no NUL byte): this cannot fail.
     let value = CString::new(value).expect("setting values have no NUL byte");
     set_cstr(name, &value, context, action);
 }

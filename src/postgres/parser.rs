@@ -40,7 +40,11 @@ pub fn routine_definitions(sql: &str) -> Result<Vec<RoutineDefinition<'_>>, &'st
                 .join(".");
             // Byte offsets; a length of 0 means "to the end of the text".
             let start = raw.stmt_location as usize;
-            let end = if raw.stmt_len == 0 { sql.len() } else { start + raw.stmt_len as usize };
+            let end = if raw.stmt_len == 0 {
+                sql.len()
+            } else {
+                start + raw.stmt_len as usize
+            };
             definitions.push(RoutineDefinition {
                 name,
                 replace: stmt.replace,
