@@ -77,16 +77,19 @@ WITH protected AS (
 ), tenant_schemas AS (
     SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
       FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
-), pinned AS (      -- the tables of tenant schemas
-    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, ts.identifier, ts.id
+), tenant_relations AS MATERIALIZED (   -- the relations of tenant schemas: pg_class,
+    -- which holds every schema's, read once for the checks below
+    SELECT c.oid, c.relkind, c.relowner, c.relacl, c.reloptions, c.relrowsecurity,
+           c.relforcerowsecurity, ts.identifier, ts.id
       FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p')
+     WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
 ), pinned_groups AS MATERIALIZED (   -- the pinned policies of tenant schemas, alike ones together:
     -- the migrations pin every table of a schema with the same stored text, so
     -- a schema's policies are deparsed once, not once per table
-    SELECT pn.id, pn.identifier, min(pn.relid) AS relid, array_agg(pn.relid) AS relids
-      FROM pinned pn JOIN pg_policy pol ON pol.polrelid = pn.relid AND pol.polname = 'tenancy_schema_isolation'
-     GROUP BY pn.id, pn.identifier, pol.polcmd, pol.polpermissive, pol.polroles,
+    SELECT c.id, c.identifier, min(pol.polrelid) AS relid, array_agg(pol.polrelid) AS relids
+      FROM pg_policy pol JOIN tenant_relations c ON c.oid = pol.polrelid
+     WHERE pol.polname = 'tenancy_schema_isolation' AND c.relkind IN ('r', 'p')
+     GROUP BY c.id, c.identifier, pol.polcmd, pol.polpermissive, pol.polroles,
               md5(coalesce(pol.polqual::text, '') || ' ' || coalesce(pol.polwithcheck::text, ''))
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
     -- (on a Citus table protect() makes it without the sub-select, which Citus refuses)
@@ -164,21 +167,28 @@ UNION ALL
 -- The policy is there by name but not what protect() or the migrations made:
 -- compare its content (once for alike policies: see pinned_groups).
 SELECT 'error', t.relid::regclass::text,
-       format('the %s policy differs from what %s generated (%s)', e.polname, e.made_by,
+       format('the %s policy differs from what %s generated (%s)', d.polname, d.made_by,
               concat_ws(', ',
-                  CASE WHEN pol.polcmd <> '*' THEN 'not FOR ALL' END,
-                  CASE WHEN NOT pol.polpermissive THEN 'not permissive' END,
-                  CASE WHEN pol.polroles <> '{0}' THEN 'not TO PUBLIC' END,
-                  CASE WHEN NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
-                       THEN format('USING %s', coalesce(pg_get_expr(pol.polqual, pol.polrelid), 'missing')) END,
-                  CASE WHEN NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
-                       THEN format('WITH CHECK %s', coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), 'missing')) END)),
-       format(e.fix, t.relid::regclass::text)
-  FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
- CROSS JOIN LATERAL unnest(e.relids) AS t(relid)
- WHERE pol.polcmd <> '*' OR NOT pol.polpermissive OR pol.polroles <> '{0}'
-    OR NOT coalesce(pg_get_expr(pol.polqual, pol.polrelid) IN (e.expected_check, e.also_expected), false)
-    OR NOT coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid) IN (e.expected_check, e.also_expected), false)
+                  CASE WHEN d.polcmd <> '*' THEN 'not FOR ALL' END,
+                  CASE WHEN NOT d.polpermissive THEN 'not permissive' END,
+                  CASE WHEN d.polroles <> '{0}' THEN 'not TO PUBLIC' END,
+                  CASE WHEN NOT coalesce(d.qual IN (d.expected_check, d.also_expected), false)
+                       THEN format('USING %s', coalesce(d.qual, 'missing')) END,
+                  CASE WHEN NOT coalesce(d.with_check IN (d.expected_check, d.also_expected), false)
+                       THEN format('WITH CHECK %s', coalesce(d.with_check, 'missing')) END)),
+       format(d.fix, t.relid::regclass::text)
+  -- Each policy deparsed once, after the join (OFFSET 0: the planner may
+  -- neither copy the calls into every test that reads them nor run them on
+  -- every policy of the database before joining).
+  FROM (SELECT e.*, pol.polcmd, pol.polpermissive, pol.polroles,
+               pg_get_expr(pol.polqual, pol.polrelid) AS qual,
+               pg_get_expr(pol.polwithcheck, pol.polrelid) AS with_check
+          FROM expected_policies e JOIN pg_policy pol ON pol.polrelid = e.relid AND pol.polname = e.polname
+        OFFSET 0) d
+ CROSS JOIN LATERAL unnest(d.relids) AS t(relid)
+ WHERE d.polcmd <> '*' OR NOT d.polpermissive OR d.polroles <> '{0}'
+    OR NOT coalesce(d.qual IN (d.expected_check, d.also_expected), false)
+    OR NOT coalesce(d.with_check IN (d.expected_check, d.also_expected), false)
 UNION ALL
 -- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
 SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
@@ -200,19 +210,20 @@ SELECT * FROM tenancy.citus_placement_problems()
 UNION ALL
 -- Objects in a tenant's schema that another tenant's context could reach.
 SELECT 'error', c.oid::regclass::text,
-       format('table in the schema of tenant %s has no row-level security pinned to it', ts.identifier),
-       format('SELECT tenancy.migrate_tenant(%L); (it pins every table of the schema)', ts.identifier)
-  FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+       format('table in the schema of tenant %s has no row-level security pinned to it', c.identifier),
+       format('SELECT tenancy.migrate_tenant(%L); (it pins every table of the schema)', c.identifier)
+  FROM tenant_relations c
  WHERE c.relkind IN ('r', 'p')
    AND NOT (c.relrowsecurity AND c.relforcerowsecurity
             AND EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = c.oid
                            AND pol.polname = 'tenancy_schema_isolation'))
 UNION ALL
-SELECT 'error', pn.tbl,
-       format('the tenancy_schema_guard trigger of this table of tenant %s is missing or disabled: other tenants'' writes reach its triggers', pn.identifier),
-       format('SELECT tenancy.migrate_tenant(%L);', pn.identifier)
-  FROM pinned pn
- WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = pn.relid AND t.tgname = 'tenancy_schema_guard'
+SELECT 'error', c.oid::regclass::text,
+       format('the tenancy_schema_guard trigger of this table of tenant %s is missing or disabled: other tenants'' writes reach its triggers', c.identifier),
+       format('SELECT tenancy.migrate_tenant(%L);', c.identifier)
+  FROM tenant_relations c
+ WHERE c.relkind IN ('r', 'p')
+   AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenancy_schema_guard'
                       AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
                       AND t.tgnargs = 1)
 UNION ALL
@@ -224,10 +235,10 @@ SELECT 'error', f.oid::regprocedure::text,
 UNION ALL
 SELECT 'error', s.oid::regclass::text,
        format('sequence in the schema of tenant %s can be used by %s: other tenants can read and advance it',
-              ts.identifier, (SELECT string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
+              s.identifier, (SELECT string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
                                 FROM aclexplode(s.relacl) a WHERE a.grantee <> s.relowner)),
        format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC, …; use identity columns', s.oid::regclass::text)
-  FROM pg_class s JOIN tenant_schemas ts ON ts.nspid = s.relnamespace
+  FROM tenant_relations s
  WHERE s.relkind = 'S' AND EXISTS (SELECT FROM aclexplode(s.relacl) a WHERE a.grantee <> s.relowner)
 UNION ALL
 SELECT 'warning', format('schema %I', ts.nspid::regnamespace::text),
@@ -238,10 +249,10 @@ SELECT 'warning', format('schema %I', ts.nspid::regnamespace::text),
 UNION ALL
 SELECT 'error', c.oid::regclass::text,
        format('%s in the schema of tenant %s runs with its owner''s rights',
-              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, ts.identifier),
+              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, c.identifier),
        CASE c.relkind WHEN 'v' THEN format('ALTER VIEW %s SET (security_invoker = true);', c.oid::regclass::text)
             ELSE 'Replace it with a view or a table' END
-  FROM pg_class c JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+  FROM tenant_relations c
  WHERE c.relkind = 'm'
     OR (c.relkind = 'v' AND NOT coalesce(c.reloptions, '{}') @> '{security_invoker=true}')
 UNION ALL
@@ -255,34 +266,30 @@ UNION ALL
 SELECT 'error', format('policy %I on %s', pol.polname, pol.polrelid::regclass::text),
        'extra permissive policy in a tenant schema: it widens what other tenants can see',
        format('DROP POLICY %I ON %s;', pol.polname, pol.polrelid::regclass::text)
-  FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid
-  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+  FROM pg_policy pol JOIN tenant_relations c ON c.oid = pol.polrelid
  WHERE pol.polpermissive AND pol.polname <> 'tenancy_schema_isolation'
 UNION ALL
 -- The statement guard must decide first: a statement trigger that sorts before
 -- it, or one that fires in replication, runs the migration author's code first.
 SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
-       format('trigger in the schema of tenant %s runs before tenancy_schema_guard decides who may write, or in replication', ts.identifier),
+       format('trigger in the schema of tenant %s runs before tenancy_schema_guard decides who may write, or in replication', c.identifier),
        format('DROP TRIGGER %I ON %s; (statement triggers must sort after tenancy_schema_guard)', t.tgname, t.tgrelid::regclass::text)
-  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+  FROM pg_trigger t JOIN tenant_relations c ON c.oid = t.tgrelid
  WHERE NOT t.tgisinternal AND t.tgname <> 'tenancy_schema_guard'
    AND ((t.tgtype::int & 3 = 2 AND t.tgname < 'tenancy_schema_guard' COLLATE "C") OR t.tgenabled IN ('A', 'R'))
    AND c.relkind <> 'v'
 UNION ALL
 -- A view has no guard: its INSTEAD OF triggers run for every tenant's writes.
 SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
-       format('trigger on a view in the schema of tenant %s runs instead of every tenant''s writes, with no guard before it', ts.identifier),
+       format('trigger on a view in the schema of tenant %s runs instead of every tenant''s writes, with no guard before it', c.identifier),
        format('DROP TRIGGER %I ON %s;', t.tgname, t.tgrelid::regclass::text)
-  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+  FROM pg_trigger t JOIN tenant_relations c ON c.oid = t.tgrelid
  WHERE NOT t.tgisinternal AND c.relkind = 'v'
 UNION ALL
 SELECT 'error', format('rule %I on %s', r.rulename, r.ev_class::regclass::text),
-       format('rule in the schema of tenant %s rewrites writes before tenancy_schema_guard sees them', ts.identifier),
+       format('rule in the schema of tenant %s rewrites writes before tenancy_schema_guard sees them', c.identifier),
        format('DROP RULE %I ON %s;', r.rulename, r.ev_class::regclass::text)
-  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
-  JOIN tenant_schemas ts ON ts.nspid = c.relnamespace
+  FROM pg_rewrite r JOIN tenant_relations c ON c.oid = r.ev_class
  WHERE r.ev_type <> '1'
 UNION ALL
 SELECT 'error', format('schema %I', ts.nspid::regnamespace::text),

@@ -120,6 +120,33 @@ SELECT severity, object ~ '^tenant_[0-9a-f]{32}\.sneaky$' AS is_sneaky, problem
   FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
 SELECT tenancy.migrate_tenant('north');
 SELECT count(*) AS still_flagged FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
+-- Every other door into a tenant schema, opened outside the migrations (by a
+-- superuser, event triggers off), is reported with the tenant it exposes.
+CREATE FUNCTION public.verify_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+SET session_replication_role = replica;
+ALTER TABLE :"north_schema".sneaky DISABLE TRIGGER tenancy_schema_guard;
+CREATE SEQUENCE :"north_schema".counter;
+GRANT USAGE ON SEQUENCE :"north_schema".counter TO PUBLIC;
+CREATE VIEW :"north_schema".peek AS SELECT 1 AS one;
+CREATE MATERIALIZED VIEW :"north_schema".frozen AS SELECT 1 AS one;
+CREATE POLICY wide_open ON :"north_schema".sneaky USING (true);
+CREATE TRIGGER instead_of_write INSTEAD OF INSERT ON :"north_schema".peek
+    FOR EACH ROW EXECUTE FUNCTION public.verify_noop();
+CREATE TRIGGER early BEFORE INSERT ON :"north_schema".sneaky
+    FOR EACH STATEMENT EXECUTE FUNCTION public.verify_noop();
+RESET session_replication_role;
+SELECT severity, replace(object, :'north_schema', 'S') AS object, problem
+  FROM tenancy.verify() WHERE object LIKE '%' || :'north_schema' || '%' ORDER BY 2, 3;
+DROP VIEW :"north_schema".peek;
+DROP MATERIALIZED VIEW :"north_schema".frozen;
+DROP SEQUENCE :"north_schema".counter;
+DROP TRIGGER early ON :"north_schema".sneaky;
+DROP FUNCTION public.verify_noop();
+SET session_replication_role = replica;
+DROP POLICY wide_open ON :"north_schema".sneaky;
+ALTER TABLE :"north_schema".sneaky ENABLE TRIGGER tenancy_schema_guard;
+RESET session_replication_role;
+SELECT count(*) AS still_flagged FROM tenancy.verify() WHERE object LIKE '%' || :'north_schema' || '%';
 
 -- Soft delete keeps the schema untouched; destroy drops it.
 SELECT status FROM tenancy.delete_tenant('north');
