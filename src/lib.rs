@@ -66,6 +66,7 @@ pub extern "C-unwind" fn _PG_init() {
     api::usage::init();
     postgres::security::init();
     postgres::objects::init();
+    postgres::initplans::init(api::context::ACCESSOR);
     postgres::functions::init(
         api::schemas::is_tenant_schema_function,
         api::schemas::on_superuser_call,

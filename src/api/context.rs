@@ -10,7 +10,7 @@ use crate::cache;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
-use crate::postgres::{gucs, hooks, relations, security};
+use crate::postgres::{gucs, hooks, initplans, relations, security};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
 use pgrx::prelude::*;
@@ -238,6 +238,15 @@ pub(crate) fn clear_for_request() {
 fn reset_tenant() {
     change_context(None, false);
 }
+
+/// The accessor, as the planner finds it: its calls in row-level security
+/// policies become InitPlans, evaluated once per statement (see
+/// postgres/initplans.rs).
+pub(crate) const ACCESSOR: initplans::Function = initplans::Function {
+    schema: c"tenancy",
+    name: c"current_tenant",
+    symbol: c"current_tenant_wrapper",
+};
 
 /// The current tenant's id, or NULL when none is set (policies then match no
 /// row). Raises if that tenant has since been suspended or deleted, and when

@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod functions;
 pub mod gucs;
 pub mod hooks;
+pub mod initplans;
 pub mod invalidation;
 pub mod jsonb;
 pub mod measure;
