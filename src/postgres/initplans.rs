@@ -72,6 +72,8 @@ unsafe extern "C-unwind" {
         >,
         context: *mut c_void,
     ) -> *mut pg_sys::Node;
+    #[link_name = "contain_var_clause"]
+    fn raw_contain_var_clause(node: *mut pg_sys::Node) -> bool;
     #[link_name = "palloc0"]
     fn raw_palloc0(size: usize) -> *mut c_void;
     #[link_name = "lappend"]
@@ -132,13 +134,34 @@ unsafe extern "C-unwind" fn relation_info(
             return;
         }
         let mut context = Context { root, function };
-        (*entry).securityQuals = raw_expression_tree_mutator(
-            (*entry).securityQuals.cast(),
-            Some(hoist),
-            (&raw mut context).cast(),
-        )
-        .cast();
+        // Each element a list of quals, ANDed (as preprocessing left them).
+        // A qual without the relation's columns is evaluated once anyway (a
+        // gating qual, such as a tenant schema's pinned policy): left alone.
+        for level in cells_mut((*entry).securityQuals) {
+            for qual in cells_mut(level.ptr_value.cast()) {
+                if raw_contain_var_clause(qual.ptr_value.cast()) {
+                    qual.ptr_value = raw_expression_tree_mutator(
+                        qual.ptr_value.cast(),
+                        Some(hoist),
+                        (&raw mut context).cast(),
+                    )
+                    .cast();
+                }
+            }
+        }
     }
+}
+
+/// The cells of a PostgreSQL list, to replace their values (NIL is empty).
+///
+/// # Safety
+/// `list` is NIL or a valid pointer list that outlives the slice.
+unsafe fn cells_mut<'a>(list: *mut pg_sys::List) -> &'a mut [pg_sys::ListCell] {
+    if list.is_null() {
+        return &mut [];
+    }
+    // SAFETY: a list's `elements` holds `length` cells.
+    unsafe { std::slice::from_raw_parts_mut((*list).elements, (*list).length as usize) }
 }
 
 struct Context {
