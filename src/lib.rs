@@ -66,6 +66,7 @@ pub extern "C-unwind" fn _PG_init() {
     api::usage::init();
     postgres::security::init();
     postgres::objects::init();
+    postgres::initplans::init(api::context::ACCESSOR);
     postgres::functions::init(
         api::schemas::is_tenant_schema_function,
         api::schemas::on_superuser_call,
@@ -82,16 +83,15 @@ pub extern "C-unwind" fn _PG_init() {
         postgres::invalidation::register(forget);
     }
     postgres::hooks::init(postgres::hooks::Callbacks {
-        analyze_wanted: api::schemas::superuser_statement,
+        wanted: api::schemas::superuser_statement,
         after_analyze: |statement| {
             api::schemas::on_superuser_statement(&statement.relations, statement.session_only)
         },
         before_utility,
+        executor_wanted: api::context::deleting,
         before_executor,
         before_run: |statement| {
-            if api::schemas::superuser_statement() {
-                api::schemas::on_superuser_statement(&statement.relation_oids(), false)
-            }
+            api::schemas::on_superuser_statement(&statement.relation_oids(), false)
         },
         on_transaction_end: api::context::on_transaction_end,
     });

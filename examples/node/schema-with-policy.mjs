@@ -13,7 +13,7 @@ export const orders = pgTable('orders', {
     as: 'permissive',
     for: 'all',
     to: 'public',
-    using: sql`(tenant_id = ( SELECT tenancy.current_tenant() AS current_tenant))`,
+    using: sql`(tenant_id = tenancy.current_tenant())`,
     withCheck: sql`(tenant_id = tenancy.current_tenant())`,
   }),
 ]);

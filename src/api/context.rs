@@ -10,7 +10,7 @@ use crate::cache;
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError, TenancyError::*};
-use crate::postgres::{gucs, hooks, relations, security};
+use crate::postgres::{gucs, hooks, initplans, relations, security, BackendCell};
 use crate::tenant::{to_sql, Tenant};
 use crate::tenant_schema;
 use pgrx::prelude::*;
@@ -26,6 +26,16 @@ struct Deleting {
     depth: usize,
     /// The DELETE, once the executor started it.
     statement: Option<usize>,
+}
+
+/// DELETING is set: read by every statement and every call of the accessor
+/// (see `BackendCell`), which look no further while it is not.
+static DELETING_NOW: BackendCell<bool> = BackendCell::new(false);
+
+/// Whether a destroy is deleting rows (`deleting_rows`): the executor hook
+/// looks at statements only then. Asked outside any error guard.
+pub(crate) fn deleting() -> bool {
+    DELETING_NOW.get()
 }
 
 thread_local! {
@@ -57,6 +67,7 @@ pub(crate) fn deleting_rows<R>(tenant: Rc<Tenant>, table: pg_sys::Oid, f: impl F
     impl Drop for Stop {
         fn drop(&mut self) {
             DELETING.set(None);
+            DELETING_NOW.set(false);
         }
     }
     DELETING.set(Some(Deleting {
@@ -65,6 +76,7 @@ pub(crate) fn deleting_rows<R>(tenant: Rc<Tenant>, table: pg_sys::Oid, f: impl F
         depth: hooks::running_depth(),
         statement: None,
     }));
+    DELETING_NOW.set(true);
     let _stop = Stop;
     f()
 }
@@ -239,6 +251,15 @@ fn reset_tenant() {
     change_context(None, false);
 }
 
+/// The accessor, as the planner finds it: its calls in row-level security
+/// policies become InitPlans, evaluated once per statement (see
+/// postgres/initplans.rs).
+pub(crate) const ACCESSOR: initplans::Function = initplans::Function {
+    schema: c"tenancy",
+    name: c"current_tenant",
+    symbol: c"current_tenant_wrapper",
+};
+
 /// The current tenant's id, or NULL when none is set (policies then match no
 /// row). Raises if that tenant has since been suspended or deleted, and when
 /// none is set while `tenancy.require_tenant` is on.
@@ -278,12 +299,18 @@ fn cache_stats() -> TableIterator<
 
 /// The current tenant, validated (see `current_tenant`).
 pub(crate) fn current() -> Option<std::rc::Rc<Tenant>> {
-    if let Some(deleting) = DELETING.with_borrow(|d| {
-        d.as_ref().map(|d| {
-            (d.statement.is_some() && hooks::running_statement() == d.statement)
-                .then(|| d.tenant.clone())
+    if let Some(deleting) = DELETING_NOW
+        .get()
+        .then(|| {
+            DELETING.with_borrow(|d| {
+                d.as_ref().map(|d| {
+                    (d.statement.is_some() && hooks::running_statement() == d.statement)
+                        .then(|| d.tenant.clone())
+                })
+            })
         })
-    }) {
+        .flatten()
+    {
         return deleting;
     }
     // Every statement of a protected query asks: while the setting holds the

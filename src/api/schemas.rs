@@ -373,9 +373,10 @@ fn schema_guard<'a>(
 }
 
 /// Whether the statement about to be looked at is a superuser's (and not
-/// one of the extension's own): the others are not looked at at all.
+/// one of the extension's own): the others are not looked at at all. Asked
+/// by the hooks on every statement, outside any error guard.
 pub(crate) fn superuser_statement() -> bool {
-    !security::in_own_statements() && security::is_superuser()
+    !security::in_own_statements() && security::is_superuser_unguarded()
 }
 
 /// A superuser's statement, once its names are resolved and before it is

@@ -7,32 +7,35 @@
 //! changed is discarded when it returns. PostgreSQL's function manager hook
 //! (as sepgsql uses it) brings each call of a marked function here.
 
+use super::{BackendCell, BackendRefCell};
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+// Read at every call site PostgreSQL prepares: plain statics (see `BackendCell`).
+static PREVIOUS_NEEDS: BackendCell<pg_sys::needs_fmgr_hook_type> = BackendCell::new(None);
+static BY_SUPERUSER: BackendCell<Option<fn(pg_sys::Oid)>> = BackendCell::new(None);
+static PREVIOUS_HOOK: BackendCell<pg_sys::fmgr_hook_type> = BackendCell::new(None);
+static MARKED: BackendCell<Option<super::OidTest>> = BackendCell::new(None);
+/// Transactions ended in this backend (a procedure's ROLLBACK ends one
+/// while it runs: its settings' nest levels are gone with it).
+static ENDED: BackendCell<u64> = BackendCell::new(0);
+/// What `MARKED` said of each function looked up, until pg_proc or
+/// pg_namespace change (the answer depends on the function's schema and
+/// that schema's name): PostgreSQL asks at every call site it prepares
+/// and before inlining a SQL function, a few catalog lookups each time
+/// otherwise.
+static KNOWN: BackendRefCell<HashMap<pg_sys::Oid, bool, BuildHasherDefault<OidHasher>>> =
+    BackendRefCell::new(HashMap::with_hasher(BuildHasherDefault::new()));
+/// Counts those changes: an answer read while one arrived is not kept.
+static CHANGES: BackendCell<u64> = BackendCell::new(0);
+
 thread_local! {
-    static PREVIOUS_NEEDS: Cell<pg_sys::needs_fmgr_hook_type> = const { Cell::new(None) };
-    static BY_SUPERUSER: Cell<Option<fn(pg_sys::Oid)>> = const { Cell::new(None) };
-    static PREVIOUS_HOOK: Cell<pg_sys::fmgr_hook_type> = const { Cell::new(None) };
-    static MARKED: Cell<Option<super::OidTest>> = const { Cell::new(None) };
     /// The calls running, innermost last: what to restore when each ends.
     static CALLS: RefCell<Vec<Saved>> = const { RefCell::new(Vec::new()) };
-    /// Transactions ended in this backend (a procedure's ROLLBACK ends one
-    /// while it runs: its settings' nest levels are gone with it).
-    static ENDED: Cell<u64> = const { Cell::new(0) };
-    /// What `MARKED` said of each function looked up, until pg_proc or
-    /// pg_namespace change (the answer depends on the function's schema and
-    /// that schema's name): PostgreSQL asks at every call site it prepares
-    /// and before inlining a SQL function, a few catalog lookups each time
-    /// otherwise.
-    static KNOWN: RefCell<HashMap<pg_sys::Oid, bool, BuildHasherDefault<OidHasher>>> =
-        RefCell::new(HashMap::default());
-    /// Counts those changes: an answer read while one arrived is not kept.
-    static CHANGES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Oids are small distinct integers: a multiplication spreads them enough.
@@ -96,8 +99,8 @@ unsafe extern "C-unwind" fn forget_known(_arg: pg_sys::Datum, _cache: i32, _hash
 }
 
 /// A restricted call may not commit (a procedure's COMMIT): the commit is
-/// refused, as PostgreSQL refuses it in SECURITY DEFINER procedures.
-#[pg_guard]
+/// refused, as PostgreSQL refuses it in SECURITY DEFINER procedures. Not
+/// guarded: only the refusal, rare, needs the guard.
 unsafe extern "C-unwind" fn transaction_event(
     event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
@@ -105,18 +108,24 @@ unsafe extern "C-unwind" fn transaction_event(
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE if in_restricted_call() => {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
-                "a tenant schema's procedure may not commit",
-                "Its calls run restricted, as one operation: commit after the CALL returns."
-            );
+            // SAFETY: a guarded call.
+            unsafe { refuse_commit() };
         }
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
             ENDED.set(ENDED.get() + 1);
         }
         _ => {}
     }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse_commit() {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_TERMINATION,
+        "a tenant schema's procedure may not commit",
+        "Its calls run restricted, as one operation: commit after the CALL returns."
+    );
 }
 
 /// Whether a restricted call is running (its statements are the function

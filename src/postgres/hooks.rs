@@ -13,10 +13,10 @@
 //! position, context, and schema, table and constraint names would be lost).
 //! A frame that an error passes through holds nothing to drop.
 
-use super::cells;
+use super::{cells, BackendCell, BackendRefCell};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 
 /// What the extension looks at in a utility statement before it runs.
@@ -198,26 +198,23 @@ pub fn running_depth() -> usize {
     RUNNING.with(|running| running.try_borrow().map_or(0, |r| r.len()))
 }
 
+// Read on every statement: plain statics (see `BackendCell`).
+static PREVIOUS_UTILITY: BackendCell<pg_sys::ProcessUtility_hook_type> = BackendCell::new(None);
+static PREVIOUS_START: BackendCell<pg_sys::ExecutorStart_hook_type> = BackendCell::new(None);
+static PREVIOUS_RUN: BackendCell<pg_sys::ExecutorRun_hook_type> = BackendCell::new(None);
+static PREVIOUS_FINISH: BackendCell<pg_sys::ExecutorFinish_hook_type> = BackendCell::new(None);
+static PREVIOUS_END: BackendCell<pg_sys::ExecutorEnd_hook_type> = BackendCell::new(None);
+static PREVIOUS_EMIT_LOG: BackendCell<pg_sys::emit_log_hook_type> = BackendCell::new(None);
+static PREVIOUS_PLANNER: BackendCell<pg_sys::planner_hook_type> = BackendCell::new(None);
+static PREVIOUS_ANALYZE: BackendCell<pg_sys::post_parse_analyze_hook_type> = BackendCell::new(None);
+static CALLBACKS: BackendCell<Option<Callbacks>> = BackendCell::new(None);
+/// The statements in ExecutorRun or ExecutorFinish, innermost last.
+static RUNNING: BackendRefCell<Vec<usize>> = BackendRefCell::new(Vec::new());
+/// How many utility statements are running (one inside another: a
+/// function called by CALL runs them).
+static UTILITIES: BackendCell<usize> = BackendCell::new(0);
+
 thread_local! {
-    static PREVIOUS_UTILITY: Cell<pg_sys::ProcessUtility_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_START: Cell<pg_sys::ExecutorStart_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_RUN: Cell<pg_sys::ExecutorRun_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_FINISH: Cell<pg_sys::ExecutorFinish_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_END: Cell<pg_sys::ExecutorEnd_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_EMIT_LOG: Cell<pg_sys::emit_log_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_PLANNER: Cell<pg_sys::planner_hook_type> = const { Cell::new(None) };
-    static PREVIOUS_ANALYZE: Cell<pg_sys::post_parse_analyze_hook_type> = const { Cell::new(None) };
-    static BEFORE_UTILITY: Cell<Option<fn(&Utility)>> = const { Cell::new(None) };
-    static BEFORE_EXECUTOR: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
-    static BEFORE_RUN: Cell<Option<fn(&Statement)>> = const { Cell::new(None) };
-    static AFTER_ANALYZE: Cell<Option<fn(&Analyzed)>> = const { Cell::new(None) };
-    static ANALYZE_WANTED: Cell<Option<fn() -> bool>> = const { Cell::new(None) };
-    static ON_TRANSACTION_END: Cell<Option<fn(bool)>> = const { Cell::new(None) };
-    /// The statements in ExecutorRun or ExecutorFinish, innermost last.
-    static RUNNING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-    /// How many utility statements are running (one inside another: a
-    /// function called by CALL runs them).
-    static UTILITIES: Cell<usize> = const { Cell::new(0) };
     /// How many statements and utility statements were running when each
     /// open subtransaction began: an error leaves the executor without
     /// passing our frames (no guard there), and the subtransaction's abort
@@ -227,33 +224,35 @@ thread_local! {
 
 /// Registered callbacks: `after_analyze(relations)` once a statement is
 /// parsed and its names resolved, before it is planned, with every relation
-/// it names (views unexpanded, sub-queries included); `before_utility(statement)`
-/// before every utility statement the extension looks at;
-/// `before_executor(statement)` before the executor starts any statement, and
-/// `before_run(statement)` before each run of it (a FETCH from a cursor is
-/// one); all may raise. `on_transaction_end(committed)` after every commit,
-/// abort and prepare (it may only change memory). Once per backend, from
-/// _PG_init.
+/// it names (views unexpanded, sub-queries included), and `before_run(statement)`
+/// before each run of a statement (a FETCH from a cursor is one), both while
+/// `wanted()`; `before_utility(statement)` before every utility statement the
+/// extension looks at; `before_executor(statement)` before the executor
+/// starts a statement, while `executor_wanted()`; all may raise.
+/// `on_transaction_end(committed)` after every commit, abort and prepare (it
+/// may only change memory). Once per backend, from _PG_init.
+#[derive(Clone, Copy)]
 pub struct Callbacks {
-    /// Whether `after_analyze` wants to see statements now (the walk that
-    /// collects their relations costs every statement otherwise).
-    pub analyze_wanted: fn() -> bool,
+    /// Whether `after_analyze` and `before_run` want to see statements now
+    /// (the walk that collects a statement's relations, and an error guard,
+    /// cost every statement otherwise). Asked outside any error guard, on
+    /// every statement: it may not panic, and raises only as PostgreSQL
+    /// does (through frames that hold nothing to drop).
+    pub wanted: fn() -> bool,
     pub after_analyze: fn(&Analyzed),
     pub before_utility: fn(&Utility),
+    /// Whether `before_executor` wants to see statements now, asked as
+    /// `wanted` is.
+    pub executor_wanted: fn() -> bool,
     pub before_executor: fn(&Statement),
     pub before_run: fn(&Statement),
     pub on_transaction_end: fn(bool),
 }
 
 pub fn init(callbacks: Callbacks) {
-    BEFORE_UTILITY.set(Some(callbacks.before_utility));
-    BEFORE_EXECUTOR.set(Some(callbacks.before_executor));
-    BEFORE_RUN.set(Some(callbacks.before_run));
-    AFTER_ANALYZE.set(Some(callbacks.after_analyze));
-    ANALYZE_WANTED.set(Some(callbacks.analyze_wanted));
-    ON_TRANSACTION_END.set(Some(callbacks.on_transaction_end));
+    CALLBACKS.set(Some(callbacks));
     // SAFETY: chaining the hooks as every extension does, once per backend;
-    // the callbacks only reset thread-local state.
+    // the callbacks only reset backend-local state.
     unsafe {
         PREVIOUS_UTILITY.set(pg_sys::ProcessUtility_hook);
         pg_sys::ProcessUtility_hook = Some(process_utility);
@@ -459,7 +458,7 @@ unsafe extern "C-unwind" fn measure_end(id: usize, rows: u64) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn before_utility(pstmt: *mut pg_sys::PlannedStmt) {
-    let Some(callback) = BEFORE_UTILITY.get() else {
+    let Some(callback) = CALLBACKS.get().map(|c| c.before_utility) else {
         return;
     };
     // SAFETY: PostgreSQL passes a valid planned utility statement; nodes are
@@ -707,7 +706,9 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             if super::measure::measuring() && top_level() {
                 measure_start(query as usize);
             }
-            before_executor(query);
+            if CALLBACKS.get().is_some_and(|c| (c.executor_wanted)()) {
+                before_executor(query);
+            }
         }
         PREVIOUS_START.get().unwrap_or(standard_executor_start)(query, eflags);
     }
@@ -732,8 +733,8 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn before_executor(query: *mut pg_sys::QueryDesc) {
-    if let Some(callback) = BEFORE_EXECUTOR.get() {
-        callback(&Statement(query));
+    if let Some(callbacks) = CALLBACKS.get() {
+        (callbacks.before_executor)(&Statement(query));
     }
 }
 
@@ -759,11 +760,30 @@ fn truncate_running(depth: usize) {
     });
 }
 
+/// Each run of a statement, while the callbacks want them (asked unguarded).
+unsafe fn maybe_before_run(query: *mut pg_sys::QueryDesc) {
+    if wanted() {
+        // SAFETY: the query descriptor PostgreSQL passes.
+        unsafe { before_run(query) };
+    }
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn before_run(query: *mut pg_sys::QueryDesc) {
-    if let Some(callback) = BEFORE_RUN.get() {
-        callback(&Statement(query));
+    if let Some(callbacks) = CALLBACKS.get() {
+        (callbacks.before_run)(&Statement(query));
     }
+}
+
+/// The callbacks' `wanted()`, asked outside any error guard (see `Callbacks`).
+fn wanted() -> bool {
+    CALLBACKS.get().is_some_and(|c| (c.wanted)())
+}
+
+unsafe extern "C-unwind" {
+    /// Reads the transaction state: called directly (pgrx's guard costs more).
+    #[link_name = "IsAbortedTransactionBlockState"]
+    fn raw_is_aborted_transaction_block_state() -> bool;
 }
 
 /// Not guarded, like `process_utility`: the extension's look comes first,
@@ -783,10 +803,7 @@ unsafe extern "C-unwind" fn post_parse_analyze(
         }
         // In a failed transaction only ROLLBACK gets this far, and nothing
         // may be looked up any more.
-        if AFTER_ANALYZE.get().is_some()
-            && !pg_sys::IsAbortedTransactionBlockState()
-            && analyze_wanted()
-        {
+        if !raw_is_aborted_transaction_block_state() && wanted() {
             let mut relations: *mut pg_sys::List = std::ptr::null_mut();
             collect_relations(query.cast(), (&raw mut relations).cast());
             after_analyze(query, relations);
@@ -795,13 +812,8 @@ unsafe extern "C-unwind" fn post_parse_analyze(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn analyze_wanted() -> bool {
-    ANALYZE_WANTED.get().is_some_and(|wanted| wanted())
-}
-
-#[pg_guard]
 unsafe extern "C-unwind" fn after_analyze(query: *mut pg_sys::Query, relations: *mut pg_sys::List) {
-    let Some(callback) = AFTER_ANALYZE.get() else {
+    let Some(callback) = CALLBACKS.get().map(|c| c.after_analyze) else {
         return;
     };
     // SAFETY: the list collect_relations made; the utility statement is read
@@ -893,7 +905,7 @@ unsafe extern "C-unwind" fn executor_run(
     execute_once: bool,
 ) {
     // SAFETY: the query descriptor PostgreSQL passes.
-    unsafe { before_run(query) };
+    unsafe { maybe_before_run(query) };
     let top_level = client_run();
     // SAFETY: the arguments as received.
     running(query, || unsafe {
@@ -911,7 +923,7 @@ unsafe extern "C-unwind" fn executor_run(
     count: u64,
 ) {
     // SAFETY: the query descriptor PostgreSQL passes.
-    unsafe { before_run(query) };
+    unsafe { maybe_before_run(query) };
     let top_level = client_run();
     // SAFETY: the arguments as received.
     running(query, || unsafe {
@@ -962,7 +974,8 @@ unsafe extern "C-unwind" fn emit_log(error: *mut pg_sys::ErrorData) {
     }
 }
 
-#[pg_guard]
+/// Not guarded: picks the transaction's end among its events (a commit
+/// also brings its PRE_COMMIT here), which `transaction_end` handles.
 unsafe extern "C-unwind" fn transaction_event(
     event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
@@ -973,6 +986,12 @@ unsafe extern "C-unwind" fn transaction_event(
         XACT_EVENT_ABORT => false,
         _ => return,
     };
+    // SAFETY: a guarded call.
+    unsafe { transaction_end(committed) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn transaction_end(committed: bool) {
     truncate_running(0);
     SUBTRANSACTIONS.with_borrow_mut(Vec::clear);
     if !committed {
@@ -995,8 +1014,8 @@ unsafe extern "C-unwind" fn transaction_event(
     if !by_procedure {
         super::resources::disarm();
     }
-    if let Some(callback) = ON_TRANSACTION_END.get() {
-        callback(committed);
+    if let Some(callbacks) = CALLBACKS.get() {
+        (callbacks.on_transaction_end)(committed);
     }
 }
 

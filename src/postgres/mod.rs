@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod functions;
 pub mod gucs;
 pub mod hooks;
+pub mod initplans;
 pub mod invalidation;
 pub mod jsonb;
 pub mod measure;
@@ -38,6 +39,29 @@ impl<T: Copy> BackendCell<T> {
     }
     pub fn replace(&self, value: T) -> T {
         self.0.replace(value)
+    }
+}
+
+/// A value of this backend that is not `Copy`, read on every statement: a
+/// `RefCell` in a plain static, for the reason `BackendCell` gives. Used as
+/// a `thread_local!` is (`with`, `with_borrow`, `with_borrow_mut`).
+pub struct BackendRefCell<T>(std::cell::RefCell<T>);
+
+// SAFETY: only the backend's own thread touches it (see `BackendCell`).
+unsafe impl<T> Sync for BackendRefCell<T> {}
+
+impl<T> BackendRefCell<T> {
+    pub const fn new(value: T) -> Self {
+        BackendRefCell(std::cell::RefCell::new(value))
+    }
+    pub fn with<R>(&self, f: impl FnOnce(&std::cell::RefCell<T>) -> R) -> R {
+        f(&self.0)
+    }
+    pub fn with_borrow<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0.borrow())
+    }
+    pub fn with_borrow_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.0.borrow_mut())
     }
 }
 

@@ -5,7 +5,6 @@
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 
 /// Where an object lives.
@@ -69,10 +68,12 @@ struct Seen {
     sub: i32,
 }
 
-thread_local! {
-    static PREVIOUS: Cell<pg_sys::object_access_hook_type> = const { Cell::new(None) };
-    static WATCHING: RefCell<Option<Vec<Seen>>> = const { RefCell::new(None) };
-}
+/// Read at every function call's initialisation: plain statics (see
+/// `BackendCell`).
+static PREVIOUS: super::BackendCell<pg_sys::object_access_hook_type> =
+    super::BackendCell::new(None);
+/// What `watch` has seen so far, while it runs.
+static WATCHING: super::BackendRefCell<Option<Vec<Seen>>> = super::BackendRefCell::new(None);
 
 /// Once per backend, from _PG_init.
 pub fn init() {

@@ -123,6 +123,21 @@ pub fn is_superuser() -> bool {
     unsafe { pg_sys::superuser() }
 }
 
+/// `is_superuser`, for the statement hooks (hooks.rs), which ask on every
+/// statement outside any error guard: PostgreSQL's superuser() called
+/// directly, not through pgrx's guard (whose error would become a panic
+/// there, and which costs more than the call). PostgreSQL keeps the last
+/// role's answer; a new role's is a syscache read, which raises only as any
+/// catalog read does, through frames that hold nothing to drop.
+pub fn is_superuser_unguarded() -> bool {
+    unsafe extern "C-unwind" {
+        #[link_name = "superuser"]
+        fn raw_superuser() -> bool;
+    }
+    // SAFETY: reads the current role's attribute (see above).
+    unsafe { raw_superuser() }
+}
+
 /// Whether the current role may read the relation (a superuser may).
 pub fn may_read(relid: pg_sys::Oid) -> bool {
     // SAFETY: a privilege check against the catalogs.
@@ -234,10 +249,9 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     result
 }
 
-thread_local! {
-    /// How deep in `as_owner` the backend is.
-    static OWN_STATEMENTS: Cell<u32> = const { Cell::new(0) };
-}
+/// How deep in `as_owner` the backend is. Read on every statement (see
+/// `BackendCell`).
+static OWN_STATEMENTS: super::BackendCell<u32> = super::BackendCell::new(0);
 
 /// Whether the statements being run are the extension's own (`as_owner`),
 /// not a caller's.

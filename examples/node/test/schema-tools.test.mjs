@@ -60,7 +60,7 @@ test('drizzle-kit push with the policy declared as tenancy generates it changes 
   const [policy] = await superuser(DB, async (c) => (await c.query(
     "SELECT qual, with_check FROM pg_policies WHERE tablename = 'orders'")).rows);
   assert.deepEqual(policy, {
-    qual: '(tenant_id = ( SELECT tenancy.current_tenant() AS current_tenant))',
+    qual: '(tenant_id = tenancy.current_tenant())',
     with_check: '(tenant_id = tenancy.current_tenant())',
   });
 });

@@ -139,6 +139,16 @@ SELECT p->>'Node Type' AS node, p->>'Index Name' AS index,
        p->'Plans'->0->>'Parent Relationship' AS accessor, json_array_length(p->'Plans') AS children
   FROM pg_temp.plan('SELECT item FROM app.orders WHERE id = 1') p;
 RESET enable_seqscan;
+-- In a sequential scan too: the filter compares with the InitPlan's output,
+-- the accessor is not called per row.
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT p->>'Node Type' AS node, p->>'Filter' LIKE '%tenant_id = %' AS by_tenant,
+       p->>'Filter' LIKE '%current_tenant%' AS called_per_row,
+       p->'Plans'->0->>'Parent Relationship' AS accessor, json_array_length(p->'Plans') AS children
+  FROM pg_temp.plan('SELECT item FROM app.orders WHERE amount > 0') p;
+RESET enable_indexscan;
+RESET enable_bitmapscan;
 -- Parallel query stays correct: workers get the InitPlan's value.
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
