@@ -2,18 +2,33 @@
 -- immutable part already while planning a query on it): the expressions of
 -- an index, a column default or generated column, a constraint (of a table
 -- or a domain), a policy, a view or rule, extended statistics, a partition
--- key, as the text of their node trees.
+-- key, as the text of their node trees; NULL when it has none. (PL/pgSQL:
+-- each call reads the one catalog of the object's class, on a plan kept for
+-- the session; a SQL CASE over every class set up all six subqueries at
+-- every call, for each object a migration made.)
 CREATE OR REPLACE FUNCTION tenancy.expressions_of(classid oid, objid oid) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-SELECT CASE classid
-    WHEN 'pg_class'::regclass THEN
-        (SELECT concat(i.indexprs, i.indpred) FROM pg_index i WHERE i.indexrelid = objid)
-        || coalesce((SELECT k.partexprs::text FROM pg_partitioned_table k WHERE k.partrelid = objid), '')
-    WHEN 'pg_attrdef'::regclass THEN (SELECT d.adbin::text FROM pg_attrdef d WHERE d.oid = objid)
-    WHEN 'pg_constraint'::regclass THEN (SELECT c.conbin::text FROM pg_constraint c WHERE c.oid = objid)
-    WHEN 'pg_policy'::regclass THEN (SELECT concat(p.polqual, p.polwithcheck) FROM pg_policy p WHERE p.oid = objid)
-    WHEN 'pg_rewrite'::regclass THEN (SELECT concat(r.ev_qual, r.ev_action) FROM pg_rewrite r WHERE r.oid = objid)
-    WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxexprs::text FROM pg_statistic_ext s WHERE s.oid = objid)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found text;
+BEGIN
+    IF classid = 'pg_class'::regclass THEN
+        -- An index, or a partitioned table (never both).
+        SELECT concat(i.indexprs, i.indpred) INTO found FROM pg_index i WHERE i.indexrelid = objid;
+        IF found IS NULL THEN
+            SELECT k.partexprs::text INTO found FROM pg_partitioned_table k WHERE k.partrelid = objid;
+        END IF;
+    ELSIF classid = 'pg_attrdef'::regclass THEN
+        SELECT d.adbin::text INTO found FROM pg_attrdef d WHERE d.oid = objid;
+    ELSIF classid = 'pg_constraint'::regclass THEN
+        SELECT c.conbin::text INTO found FROM pg_constraint c WHERE c.oid = objid;
+    ELSIF classid = 'pg_policy'::regclass THEN
+        SELECT concat(p.polqual, p.polwithcheck) INTO found FROM pg_policy p WHERE p.oid = objid;
+    ELSIF classid = 'pg_rewrite'::regclass THEN
+        SELECT concat(r.ev_qual, r.ev_action) INTO found FROM pg_rewrite r WHERE r.oid = objid;
+    ELSIF classid = 'pg_statistic_ext'::regclass THEN
+        SELECT s.stxexprs::text INTO found FROM pg_statistic_ext s WHERE s.oid = objid;
+    END IF;
+    RETURN nullif(found, '');
 END
 $$;
 
@@ -42,7 +57,7 @@ $$;
 -- functions: the trees are read. Only the functions a tree calls are looked
 -- at, not every built-in.)
 CREATE OR REPLACE FUNCTION tenancy.calls_forbidden(expressions text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 SELECT EXISTS (
     SELECT FROM regexp_matches(expressions, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+) ', 'g') call
       JOIN pg_proc p ON p.oid = call[1]::oid
@@ -92,10 +107,11 @@ WITH protected AS (
      GROUP BY c.id, c.identifier, pol.polcmd, pol.polpermissive, pol.polroles,
               md5(coalesce(pol.polqual::text, '') || ' ' || coalesce(pol.polwithcheck::text, ''))
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
-    -- (on a Citus table protect() makes it without the sub-select, which Citus refuses)
+    -- (protect() calls the accessor directly, the planner makes the call an
+    -- InitPlan; tables protected before 0.5.0 have the sub-select instead)
     SELECT p.relid, ARRAY[p.relid] AS relids, 'tenancy_isolation' AS polname, 'protect()' AS made_by,
-           format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS expected_check,
-           format('(%I = tenancy.current_tenant())', p.tenant_column) AS also_expected,
+           format('(%I = tenancy.current_tenant())', p.tenant_column) AS expected_check,
+           format('(%I = ( SELECT tenancy.current_tenant() AS current_tenant))', p.tenant_column) AS also_expected,
            format('SELECT tenancy.protect(%%L, %L);', p.tenant_column) AS fix
       FROM protected p
     UNION ALL
