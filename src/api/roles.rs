@@ -13,6 +13,7 @@ use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{query, security};
 use pgrx::prelude::*;
+use pgrx::{PgBuiltInOids, PgOid};
 use serde_json::json;
 
 /// Make `role` the owner of every tenant schema and of what is in them, and
@@ -71,8 +72,9 @@ pub(crate) fn migration_owner() -> pg_sys::Oid {
     // The 0.4.0 library serves older SQL until ALTER EXTENSION … UPDATE: never
     // fall back to running migrations as the catalog owner there.
     let role = catalog::as_owner(|| {
-        let updated = query::optional_one::<bool>(
+        let updated = query::kept_one::<bool>(
             "SELECT to_regclass('tenancy.migration_owner') IS NOT NULL",
+            &[],
             &[],
         )
         .or_raise("a catalog lookup")
@@ -86,7 +88,7 @@ pub(crate) fn migration_owner() -> pg_sys::Oid {
             )
             .raise();
         }
-        query::optional_one::<pg_sys::Oid>("SELECT role::oid FROM tenancy.migration_owner", &[])
+        query::kept_one::<pg_sys::Oid>("SELECT role::oid FROM tenancy.migration_owner", &[], &[])
             .or_raise("a catalog lookup")
     });
     let role = role.unwrap_or_else(|| {
@@ -134,7 +136,7 @@ fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
         return Some(why.to_string());
     }
     catalog::as_owner(|| {
-        Spi::get_one_with_args::<String>(
+        query::kept_one::<String>(
             "SELECT CASE WHEN r.rolcreaterole THEN 'has the CREATEROLE attribute' ELSE \
                     (SELECT 'is a member of ' || string_agg(quote_ident(m.rolname), ', ' ORDER BY m.rolname) \
                        FROM pg_roles m \
@@ -144,6 +146,7 @@ fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
                              'pg_read_all_data', 'pg_write_all_data', 'pg_maintain')) \
                      HAVING count(*) > 0) END \
              FROM pg_roles r WHERE r.oid = $1",
+            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
             &[role.into()],
         )
     })

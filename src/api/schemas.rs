@@ -59,7 +59,7 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
         let id = from_sql(id);
         // With nothing to apply, pin every table of the schema again (what
         // verify() suggests after a change made outside the migrations).
-        let applied = apply_pending(id, &schema, true);
+        let applied = apply_pending(roles::migration_owner(), id, &schema, true);
         if !applied.is_empty() {
             audit::record(
                 &role,
@@ -95,7 +95,7 @@ pub(crate) fn provision(id: Uuid, schema: &str) {
     } else {
         create();
     }
-    apply_pending(id, schema, false);
+    apply_pending(owner, id, schema, false);
 }
 
 /// Drop a destroyed tenant's schema and everything in it, as the schema's owner.
@@ -118,9 +118,9 @@ pub(crate) fn drop_schema(schema: &str) {
 
 /// Apply the migrations `schema` lacks, in order, then pin to the tenant the
 /// relations they made or changed (or, with `repair` and nothing to apply,
-/// every relation of the schema). Returns the names applied.
-fn apply_pending(id: Uuid, schema: &str, repair: bool) -> Vec<String> {
-    let owner = roles::migration_owner();
+/// every relation of the schema), as `owner`, the migration owner its caller
+/// looked up and checked. Returns the names applied.
+fn apply_pending(owner: pg_sys::Oid, id: Uuid, schema: &str, repair: bool) -> Vec<String> {
     let tenant = to_sql(id);
     let pending = migrations::pending(Some(tenant));
     let touched = migrations::run_scripts(owner, schema, Some(id), &pending);

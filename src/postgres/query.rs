@@ -71,6 +71,22 @@ pub fn kept<R>(
     keep(sql, types, false, f)
 }
 
+/// `optional_one` on a kept plan (see `kept`): the first column of the first
+/// row, None when there is none (or NULL).
+pub fn kept_one<T: FromDatum + IntoDatum>(
+    sql: &'static str,
+    types: &[PgOid],
+    args: &[DatumWithOid],
+) -> pgrx::spi::SpiResult<Option<T>> {
+    kept(sql, types, |client, statement| {
+        let rows = client.select(statement, Some(1), args)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.first().get_one::<T>()
+    })
+}
+
 /// `kept` for a statement that writes (INSERT, UPDATE, DELETE).
 pub fn kept_mut<R>(
     sql: &'static str,
