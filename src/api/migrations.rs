@@ -163,7 +163,8 @@ pub(crate) fn pending(tenant: Option<pgrx::Uuid>) -> Vec<(String, String)> {
 const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
             SELECT * FROM unnest($7::oid[], $8::oid[]) \
             UNION ALL \
-            SELECT 'pg_attrdef'::regclass, d.oid FROM pg_attrdef d WHERE d.adrelid = ANY ($4)) \
+            SELECT 'pg_attrdef'::regclass, d.oid FROM unnest($4::oid[]) r(relid) \
+              JOIN pg_attrdef d ON d.adrelid = r.relid) \
         SELECT coalesce( \
                 (SELECT format('function %s is SECURITY DEFINER', p.oid::regprocedure) \
                    FROM pg_proc p WHERE p.oid = ANY ($1) AND p.prosecdef LIMIT 1), \
@@ -175,8 +176,9 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                   WHERE t.oid = ANY ($3) AND p.prosecdef LIMIT 1), \
                 (SELECT format('column %I of %s takes its default from a sequence', \
                                a.attname, d.adrelid::regclass) \
-                   FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-                  WHERE d.adrelid = ANY ($4) AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%' LIMIT 1), \
+                   FROM unnest($4::oid[]) r(relid) JOIN pg_attrdef d ON d.adrelid = r.relid \
+                   JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+                  WHERE pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%' LIMIT 1), \
                 (SELECT format('statement trigger %I on %s would fire before tenancy_schema_guard, or replace it', \
                                t.tgname, t.tgrelid::regclass) \
                    FROM pg_trigger t \

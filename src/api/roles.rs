@@ -13,8 +13,8 @@ use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
 use crate::postgres::{query, security};
 use pgrx::prelude::*;
-use pgrx::{PgBuiltInOids, PgOid};
 use serde_json::json;
+use std::ffi::CStr;
 
 /// Make `role` the owner of every tenant schema and of what is in them, and
 /// the role that migrations run as. Superusers only: the migration owner
@@ -135,22 +135,46 @@ fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
     if let Some(why) = security::role_bypass_reason(role) {
         return Some(why.to_string());
     }
-    catalog::as_owner(|| {
-        query::kept_one::<String>(
-            "SELECT CASE WHEN r.rolcreaterole THEN 'has the CREATEROLE attribute' ELSE \
-                    (SELECT 'is a member of ' || string_agg(quote_ident(m.rolname), ', ' ORDER BY m.rolname) \
-                       FROM pg_roles m \
-                      WHERE m.oid <> r.oid AND pg_has_role(r.oid, m.oid, 'MEMBER') \
-                        AND (m.rolsuper OR m.rolname IN ('pg_execute_server_program', \
-                             'pg_read_server_files', 'pg_write_server_files', \
-                             'pg_read_all_data', 'pg_write_all_data', 'pg_maintain')) \
-                     HAVING count(*) > 0) END \
-             FROM pg_roles r WHERE r.oid = $1",
-            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
-            &[role.into()],
+    if security::role_creates_roles(role) {
+        return Some("has the CREATEROLE attribute".into());
+    }
+    // The roles whose membership reaches a superuser's rights, the server's
+    // files and programs, or every table (asked of PostgreSQL's membership
+    // cache, not by a query over every role: once per registration).
+    const REACHING: [&CStr; 6] = [
+        c"pg_execute_server_program",
+        c"pg_read_server_files",
+        c"pg_write_server_files",
+        c"pg_read_all_data",
+        c"pg_write_all_data",
+        c"pg_maintain",
+    ];
+    let superusers = catalog::as_owner(|| {
+        query::kept(
+            "SELECT oid FROM pg_catalog.pg_authid WHERE rolsuper",
+            &[],
+            |client, statement| {
+                client
+                    .select(statement, None, &[])?
+                    .map(|row| row.get::<pg_sys::Oid>(1))
+                    .collect::<Result<Vec<_>, _>>()
+            },
         )
     })
-    .or_raise("checking the migration owner's rights")
+    .or_raise("checking the migration owner's rights");
+    let mut reached: Vec<String> = REACHING
+        .iter()
+        .filter_map(|name| security::existing_role_oid(name))
+        .chain(superusers.into_iter().flatten())
+        .filter(|&other| other != role && security::is_member_of(role, other))
+        .map(security::role_name)
+        .collect();
+    reached.sort();
+    reached.dedup();
+    (!reached.is_empty()).then(|| {
+        let quoted: Vec<String> = reached.iter().map(|r| spi::quote_identifier(r)).collect();
+        format!("is a member of {}", quoted.join(", "))
+    })
 }
 
 /// ALTER … OWNER TO `role` for every tenant schema and the objects in it that

@@ -113,6 +113,26 @@ pub fn role_exists(role: pg_sys::Oid) -> bool {
     }
 }
 
+/// Whether `role` has the CREATEROLE attribute (or is a superuser).
+pub fn role_creates_roles(role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup (false for a role that is gone).
+    unsafe { pg_sys::has_createrole_privilege(role) }
+}
+
+/// Whether `member` is a member of `role`, directly or not, whatever its
+/// INHERIT (pg_has_role's MEMBER).
+pub fn is_member_of(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup, cached by PostgreSQL per role.
+    unsafe { pg_sys::is_member_of_role(member, role) }
+}
+
+/// A role's oid by name, None when there is none.
+pub fn existing_role_oid(name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: a lookup by name, missing_ok.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 pub fn role_is_superuser(role: pg_sys::Oid) -> bool {
     // SAFETY: a catalog lookup (false for a role that is gone).
     unsafe { pg_sys::superuser_arg(role) }
