@@ -162,6 +162,21 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenancy_migrator') THEN
         CREATE ROLE tenancy_migrator NOLOGIN;
+    -- A role of that name made by someone else is not adopted if another role
+    -- could act as it: it can log in, or a role other than a superuser is its
+    -- member or holds ADMIN on it (a CREATEROLE role that made it does).
+    ELSIF EXISTS (SELECT FROM pg_catalog.pg_authid a
+                   WHERE a.rolname OPERATOR(pg_catalog.=) 'tenancy_migrator'
+                     AND (a.rolcanlogin OR a.rolpassword IS NOT NULL))
+       OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                    JOIN pg_catalog.pg_authid a ON a.oid OPERATOR(pg_catalog.=) m.member
+                   WHERE m.roleid OPERATOR(pg_catalog.=) 'tenancy_migrator'::pg_catalog.regrole
+                     AND NOT a.rolsuper) THEN
+        RAISE EXCEPTION 'role tenancy_migrator exists and another role could act as it'
+            USING ERRCODE = '55000',
+                  HINT = 'The update makes tenancy_migrator the migration owner, the owner of every tenant schema. '
+                         'Drop it, or make it NOLOGIN without a password and revoke it from every role but '
+                         'superusers (and their ADMIN on it), then run ALTER EXTENSION tenancy UPDATE again.';
     END IF;
     PERFORM tenancy.set_migration_owner('tenancy_migrator');
     FOR t IN

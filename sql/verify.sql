@@ -472,6 +472,22 @@ SELECT 'warning', format('role %I', o.rolname),
   FROM protected p JOIN pg_class c ON c.oid = p.relid JOIN pg_roles o ON o.oid = c.relowner
  WHERE o.rolcanlogin AND NOT o.rolsuper
 UNION ALL
+-- The migration owner owns every tenant schema: whoever can log in as it, or
+-- holds ADMIN on it (and so can make itself a member), reaches every schema
+-- tenant's rows. (Members are its maintainers, granted on purpose.)
+SELECT 'warning', format('role %I', o.rolname),
+       CASE WHEN o.rolcanlogin
+            THEN 'the migration owner can log in: whoever has its password owns every tenant schema'
+            ELSE format('roles other than superusers hold ADMIN on the migration owner and can make themselves members of it: %s',
+                        (SELECT string_agg(quote_ident(a.rolname), ', ' ORDER BY a.rolname)
+                           FROM pg_auth_members m JOIN pg_roles a ON a.oid = m.member
+                          WHERE m.roleid = o.oid AND m.admin_option AND NOT a.rolsuper)) END,
+       format('ALTER ROLE %I NOLOGIN PASSWORD NULL; REVOKE ADMIN OPTION FOR %I FROM …; (on Citus the migration owner must log in to the workers: keep its password out of reach)', o.rolname, o.rolname)
+  FROM tenancy.migration_owner mo JOIN pg_roles o ON o.oid = mo.role
+ WHERE o.rolcanlogin
+    OR EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles a ON a.oid = m.member
+                WHERE m.roleid = o.oid AND m.admin_option AND NOT a.rolsuper)
+UNION ALL
 -- Without an index led by the tenant column every query scans all tenants' rows.
 SELECT 'warning', p.tbl,
        format('no index starts with the tenant column %I', p.tenant_column),

@@ -147,6 +147,16 @@ DROP POLICY wide_open ON :"north_schema".sneaky;
 ALTER TABLE :"north_schema".sneaky ENABLE TRIGGER tenancy_schema_guard;
 RESET session_replication_role;
 SELECT count(*) AS still_flagged FROM tenancy.verify() WHERE object LIKE '%' || :'north_schema' || '%';
+-- A migration owner that can log in, or on which another role holds ADMIN
+-- (and so can make itself a member), is reported.
+ALTER ROLE tenancy_migrator LOGIN;
+CREATE ROLE verify_role_admin;
+GRANT tenancy_migrator TO verify_role_admin WITH ADMIN OPTION;
+SELECT severity, object, problem FROM tenancy.verify() WHERE object = 'role tenancy_migrator';
+ALTER ROLE tenancy_migrator NOLOGIN;
+SELECT severity, object, problem FROM tenancy.verify() WHERE object = 'role tenancy_migrator';
+DROP ROLE verify_role_admin;
+SELECT count(*) AS migration_owner_flagged FROM tenancy.verify() WHERE object = 'role tenancy_migrator';
 
 -- Soft delete keeps the schema untouched; destroy drops it.
 SELECT status FROM tenancy.delete_tenant('north');
