@@ -14,6 +14,13 @@ DECLARE
     cols name[];
     usable boolean[];
 BEGIN
+    -- Off while protect() or the extension's own DDL runs, and on Citus
+    -- workers (auto-protect is also off while row_security is off:
+    -- pg_dump, pg_restore keep what was dumped). Asked first: a function
+    -- call, before any query.
+    IF NOT tenancy.ddl_checks_enabled() THEN
+        RETURN;
+    END IF;
     -- Nothing to do for a table without a tenant_id column that inherits
     -- from nothing and that nothing inherits from: answered from PostgreSQL's
     -- catalogs alone, so that other DDL pays little and reads (and locks)
@@ -25,11 +32,6 @@ BEGIN
                                       AND NOT a.attisdropped)
                            OR EXISTS (SELECT FROM pg_inherits i
                                        WHERE cmd.objid IN (i.inhrelid, i.inhparent)))) THEN
-        RETURN;
-    END IF;
-    -- Off while protect() itself runs, and on Citus workers (auto-protect is
-    -- also off while row_security is off: pg_dump, pg_restore keep what was dumped).
-    IF NOT tenancy.ddl_checks_enabled() THEN
         RETURN;
     END IF;
     -- While the session itself has turned row_security off (a restore),
@@ -142,6 +144,10 @@ DECLARE
     tables oid[];
     changes text[];
 BEGIN
+    -- Not for the extension's own DDL (protect(), a tenant schema pinned).
+    IF NOT tenancy.ddl_checks_enabled() THEN
+        RETURN;
+    END IF;
     -- First what the command took away, from PostgreSQL's catalogs alone
     -- (most DDL takes nothing away and reads, or locks, nothing of tenancy's).
     IF TG_EVENT = 'sql_drop' THEN
@@ -164,7 +170,7 @@ BEGIN
                   FROM pg_event_trigger_ddl_commands() cmd) x
          WHERE x.change IS NOT NULL;
     END IF;
-    IF tables IS NULL OR NOT tenancy.ddl_checks_enabled() THEN
+    IF tables IS NULL THEN
         RETURN;
     END IF;
     SELECT x.change, x.relid::regclass AS tbl INTO t

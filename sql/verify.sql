@@ -120,6 +120,22 @@ WITH protected AS (
            format('(tenancy.current_tenant() = %L::uuid)', g.id),
            format('DROP POLICY tenancy_schema_isolation ON %%s; SELECT tenancy.migrate_tenant(%L);', g.identifier)
       FROM pinned_groups g
+), suspicious AS MATERIALIZED (   -- functions that run code no superuser wrote, that
+    -- PUBLIC may not execute, or volatile ones with an effect (asked once per function)
+    SELECT f.oid, f.proowner,
+           NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper) AS foreign_owner
+      FROM pg_proc f
+     WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
+        OR NOT has_function_privilege('public', f.oid, 'EXECUTE')
+        OR (f.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(f.oid))
+), calls AS MATERIALIZED (   -- the objects that call one: directly, or through an operator
+    SELECT d.classid, d.objid, d.objsubid, s.oid AS fid, s.proowner, s.foreign_owner
+      FROM suspicious s
+      JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = s.oid AND d.deptype = 'n'
+    UNION ALL
+    SELECT d.classid, d.objid, d.objsubid, s.oid, s.proowner, s.foreign_owner
+      FROM suspicious s JOIN pg_operator op ON op.oprcode = s.oid
+      JOIN pg_depend d ON d.refclassid = 'pg_operator'::regclass AND d.refobjid = op.oid AND d.deptype = 'n'
 ), readers AS (     -- views and materialized views that read a protected table
     SELECT DISTINCT r.ev_class AS view, p.tbl
       FROM pg_rewrite r
@@ -317,15 +333,16 @@ SELECT 'error', format('schema %I', ts.nspid::regnamespace::text),
   FROM tenant_schemas ts JOIN pg_namespace n ON n.oid = ts.nspid
  WHERE EXISTS (SELECT FROM aclexplode(n.nspacl) a WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
 UNION ALL
--- Indexes, defaults, constraints, policies and views of tenant schemas that call
--- a function that a role other than a superuser owns: PostgreSQL runs it for
--- whoever plans or runs a query on the table, a superuser too.
+-- Indexes, defaults, constraints, policies, views, extended statistics and
+-- domains of tenant schemas that call (directly or through an operator) a
+-- function that a role other than a superuser owns, that PUBLIC may not
+-- execute or that is volatile with an effect: PostgreSQL runs it for whoever
+-- plans or runs a query on the table, a superuser too.
 SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
        format('in the schema of tenant %s, it calls %s (owned by %s): it runs code no superuser wrote for whoever queries the table',
-              ts.identifier, f.oid::regprocedure, f.proowner::regrole),
+              ts.identifier, d.fid::regprocedure, d.proowner::regrole),
        'Drop it (a migration may not make it), or have a superuser own the function'
-  FROM pg_proc f
-  JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n'
+  FROM calls d
   CROSS JOIN LATERAL (SELECT CASE d.classid
            WHEN 'pg_class'::regclass THEN (SELECT c.relnamespace FROM pg_class c WHERE c.oid = d.objid)
            WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef a
@@ -337,11 +354,10 @@ SELECT 'error', pg_describe_object(d.classid, d.objid, d.objsubid),
                                                JOIN pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
            WHEN 'pg_policy'::regclass THEN (SELECT c.relnamespace FROM pg_policy p
                                               JOIN pg_class c ON c.oid = p.polrelid WHERE p.oid = d.objid)
+           WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxnamespace FROM pg_statistic_ext s WHERE s.oid = d.objid)
+           WHEN 'pg_type'::regclass THEN (SELECT t.typnamespace FROM pg_type t WHERE t.oid = d.objid)
          END AS nspid) o
   JOIN tenant_schemas ts ON ts.nspid = o.nspid
- WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
-    OR NOT has_function_privilege('public', f.oid, 'EXECUTE')
-    OR (f.provolatile = 'v' AND NOT tenancy.volatile_but_harmless(f.oid))
 UNION ALL
 -- Procedures of tenant schemas: a CALL could commit in the middle of a request.
 SELECT 'error', p.oid::regprocedure::text,
@@ -384,10 +400,9 @@ UNION ALL
 -- table, even a plain SELECT, runs it with superuser rights.
 SELECT 'warning', pg_describe_object(d.classid, d.objid, 0),
        format('on protected table %s, it calls %s (owned by %s): a superuser''s query on the table runs it with superuser rights',
-              p.tbl, f.oid::regprocedure, f.proowner::regrole),
+              p.tbl, d.fid::regprocedure, d.proowner::regrole),
        'Query the table as its owner, in a session of its own (not SET ROLE in a superuser''s), or have a superuser own the function'
-  FROM pg_proc f
-  JOIN pg_depend d ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = f.oid AND d.deptype = 'n'
+  FROM calls d
   CROSS JOIN LATERAL (SELECT CASE d.classid
            WHEN 'pg_class'::regclass THEN (SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = d.objid)
            WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef a WHERE a.oid = d.objid)
@@ -395,7 +410,18 @@ SELECT 'warning', pg_describe_object(d.classid, d.objid, 0),
            WHEN 'pg_statistic_ext'::regclass THEN (SELECT s.stxrelid FROM pg_statistic_ext s WHERE s.oid = d.objid)
          END AS relid) o
   JOIN protected p ON p.relid = o.relid
- WHERE NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = f.proowner AND r.rolsuper)
+ WHERE d.foreign_owner
+UNION ALL
+-- A column whose type is a domain with a default: an INSERT that leaves the
+-- column out evaluates the domain's default.
+SELECT 'warning', format('column %I of %s', a.attname, p.tbl),
+       format('on protected table %s, the default of its domain %s calls %s (owned by %s): a superuser''s INSERT runs it with superuser rights',
+              p.tbl, a.atttypid::regtype, d.fid::regprocedure, d.proowner::regrole),
+       'Insert as the table''s owner, in a session of its own, or have a superuser own the function'
+  FROM protected p
+  JOIN pg_attribute a ON a.attrelid = p.relid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN calls d ON d.classid = 'pg_type'::regclass AND d.objid = a.atttypid
+ WHERE d.foreign_owner
 UNION ALL
 -- Foreign keys and inheritance between two tenants' schemas join their rows.
 SELECT 'error', format('constraint %I on %s', k.conname, k.conrelid::regclass::text),

@@ -9,7 +9,7 @@
 //! `migrate()` / `add_migration()` are PL/pgSQL procedures (sql/schemas.sql)
 //! that commit per schema around `migrate_tenant()`.
 
-use crate::api::{audit, citus, context, migrations, roles};
+use crate::api::{audit, citus, context, migrations, policies, roles};
 use crate::catalog;
 use crate::error::OrRaise;
 use crate::error::{required, TenancyError::*};
@@ -326,9 +326,9 @@ fn isolate_object(id: Uuid, object: &SchemaObject, check: &str) {
     if object.kind != "S" && !object.grantees.is_empty() {
         statements.push(format!("REVOKE {BEYOND_RLS} ON {name} FROM {grantees}"));
     }
-    statements
-        .iter()
-        .for_each(|statement| query::run(statement));
+    // The extension's own DDL: the event triggers' checks stand aside, as
+    // for protect() (no code of another role runs in these statements).
+    policies::without_auto_protect(|| statements.iter().for_each(|s| query::run(s)));
 }
 
 /// Statement trigger on every table of a tenant schema (argument: the

@@ -134,6 +134,14 @@ CREATE TRIGGER instead_of_write INSTEAD OF INSERT ON :"north_schema".peek
     FOR EACH ROW EXECUTE FUNCTION public.verify_noop();
 CREATE TRIGGER early BEFORE INSERT ON :"north_schema".sneaky
     FOR EACH STATEMENT EXECUTE FUNCTION public.verify_noop();
+-- A function of a role other than a superuser, called by an extended
+-- statistics object, an index through an operator, and a domain's default.
+CREATE FUNCTION public.verify_owned(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+ALTER FUNCTION public.verify_owned(int) OWNER TO tenancy_owner;
+CREATE OPERATOR public.#### (RIGHTARG = int, FUNCTION = public.verify_owned);
+CREATE STATISTICS :"north_schema".through_function ON (public.verify_owned(x)) FROM :"north_schema".sneaky;
+CREATE INDEX through_operator ON :"north_schema".sneaky ((OPERATOR(public.####) x));
+CREATE DOMAIN :"north_schema".stamped AS int DEFAULT public.verify_owned(1);
 RESET session_replication_role;
 SELECT severity, replace(object, :'north_schema', 'S') AS object, problem
   FROM tenancy.verify() WHERE object LIKE '%' || :'north_schema' || '%' ORDER BY 2, 3;
@@ -142,6 +150,11 @@ DROP MATERIALIZED VIEW :"north_schema".frozen;
 DROP SEQUENCE :"north_schema".counter;
 DROP TRIGGER early ON :"north_schema".sneaky;
 DROP FUNCTION public.verify_noop();
+DROP STATISTICS :"north_schema".through_function;
+DROP INDEX :"north_schema".through_operator;
+DROP DOMAIN :"north_schema".stamped;
+DROP OPERATOR public.#### (NONE, int);
+DROP FUNCTION public.verify_owned(int);
 SET session_replication_role = replica;
 DROP POLICY wide_open ON :"north_schema".sneaky;
 ALTER TABLE :"north_schema".sneaky ENABLE TRIGGER tenancy_schema_guard;

@@ -26,6 +26,17 @@ CREATE TABLE shop.single_fk (id int, customer_id uuid);
 ALTER TABLE shop.customers ADD UNIQUE (id);
 ALTER TABLE shop.single_fk ADD FOREIGN KEY (customer_id) REFERENCES shop.customers (id);
 ALTER TABLE shop.invoices DROP CONSTRAINT invoices_pkey;
+-- The owner's function, called by what a superuser's query or INSERT on the
+-- table evaluates: an index expression, an index through an operator, the
+-- default of a column's domain.
+SET ROLE tenancy_owner;
+CREATE FUNCTION shop.owned(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+CREATE OPERATOR shop.#### (RIGHTARG = int, FUNCTION = shop.owned);
+CREATE INDEX invoices_owned ON shop.invoices (shop.owned(id));
+CREATE INDEX invoices_through_operator ON shop.invoices ((OPERATOR(shop.####) id));
+CREATE DOMAIN shop.stamped AS int DEFAULT shop.owned(1);
+ALTER TABLE shop.invoices ADD COLUMN stamp shop.stamped;
+RESET ROLE;
 -- (refused, protect.sql; a superuser can with the event triggers off)
 SET session_replication_role = replica;
 ALTER TABLE shop.invoices NO FORCE ROW LEVEL SECURITY;
