@@ -5,10 +5,13 @@
 -- key, as the text of their node trees: one row per object of the list
 -- (classids[i], objids[i]) that has some. (A set at once: a migration's
 -- check asks for every object it made, and a call per object cost more than
--- the reads.)
+-- the reads; PL/pgSQL keeps the query's plan for the session.)
 CREATE OR REPLACE FUNCTION tenancy.expressions_of(classids oid[], objids oid[])
 RETURNS TABLE (classid oid, objid oid, expressions text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
 WITH o(classid, objid) AS (SELECT * FROM unnest(classids, objids))
 SELECT o.classid, o.objid, x.expressions
   FROM o CROSS JOIN LATERAL (
@@ -30,7 +33,8 @@ SELECT o.classid, o.objid, x.expressions
     UNION ALL
     SELECT s.stxexprs::text FROM pg_statistic_ext s
      WHERE o.classid = 'pg_statistic_ext'::regclass AND s.oid = o.objid) x(expressions)
- WHERE x.expressions IS NOT NULL
+ WHERE x.expressions IS NOT NULL;
+END
 $$;
 
 -- The volatile functions an expression of a tenant schema may call: they have

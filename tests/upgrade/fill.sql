@@ -29,4 +29,6 @@ GRANT SELECT, INSERT ON public.orders TO tenancy_app;
 INSERT INTO public.orders
 SELECT g, (SELECT id FROM tenancy.tenants WHERE identifier = CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'globex' END), g
 FROM generate_series(1, 10) g;
-
+-- What the audit log held before the update (what each release audits
+-- differs: 0.4.0 audited auto-protecting a tenant schema's table).
+CREATE TABLE public.audit_before AS SELECT count(*) AS n, max(id) AS last_id FROM tenancy.audit_log;
