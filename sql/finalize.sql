@@ -85,7 +85,7 @@ DECLARE
         -- CREATE TRIGGER (it only reads what the event reports).
         'tenancy.refuse_foreign_triggers()',
         -- Read by verify() as its caller (they read the system catalogs only).
-        'tenancy.expressions_of(oid[], oid[])',
+        'tenancy.expressions_of(oid, oid)',
         'tenancy.calls_forbidden(text)',
         'tenancy.volatile_but_harmless(oid)',
         -- Trigger functions (they cannot be called directly): a table's owner

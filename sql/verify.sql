@@ -2,38 +2,33 @@
 -- immutable part already while planning a query on it): the expressions of
 -- an index, a column default or generated column, a constraint (of a table
 -- or a domain), a policy, a view or rule, extended statistics, a partition
--- key, as the text of their node trees: one row per object of the list
--- (classids[i], objids[i]) that has some. (A set at once: a migration's
--- check asks for every object it made, and a call per object cost more than
--- the reads; PL/pgSQL keeps the query's plan for the session.)
-CREATE OR REPLACE FUNCTION tenancy.expressions_of(classids oid[], objids oid[])
-RETURNS TABLE (classid oid, objid oid, expressions text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
+-- key, as the text of their node trees; NULL when it has none. (PL/pgSQL:
+-- each call reads the one catalog of the object's class, on a plan kept for
+-- the session; a SQL CASE over every class set up all six subqueries at
+-- every call, for each object a migration made.)
+CREATE OR REPLACE FUNCTION tenancy.expressions_of(classid oid, objid oid) RETURNS text
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found text;
 BEGIN
-RETURN QUERY
-WITH o(classid, objid) AS (SELECT * FROM unnest(classids, objids))
-SELECT o.classid, o.objid, x.expressions
-  FROM o CROSS JOIN LATERAL (
-    SELECT nullif(concat(i.indexprs, i.indpred), '') FROM pg_index i
-     WHERE o.classid = 'pg_class'::regclass AND i.indexrelid = o.objid
-    UNION ALL
-    SELECT k.partexprs::text FROM pg_partitioned_table k
-     WHERE o.classid = 'pg_class'::regclass AND k.partrelid = o.objid
-    UNION ALL
-    SELECT d.adbin::text FROM pg_attrdef d WHERE o.classid = 'pg_attrdef'::regclass AND d.oid = o.objid
-    UNION ALL
-    SELECT c.conbin::text FROM pg_constraint c WHERE o.classid = 'pg_constraint'::regclass AND c.oid = o.objid
-    UNION ALL
-    SELECT nullif(concat(p.polqual, p.polwithcheck), '') FROM pg_policy p
-     WHERE o.classid = 'pg_policy'::regclass AND p.oid = o.objid
-    UNION ALL
-    SELECT nullif(concat(r.ev_qual, r.ev_action), '') FROM pg_rewrite r
-     WHERE o.classid = 'pg_rewrite'::regclass AND r.oid = o.objid
-    UNION ALL
-    SELECT s.stxexprs::text FROM pg_statistic_ext s
-     WHERE o.classid = 'pg_statistic_ext'::regclass AND s.oid = o.objid) x(expressions)
- WHERE x.expressions IS NOT NULL;
+    IF classid = 'pg_class'::regclass THEN
+        -- An index, or a partitioned table (never both).
+        SELECT concat(i.indexprs, i.indpred) INTO found FROM pg_index i WHERE i.indexrelid = objid;
+        IF found IS NULL THEN
+            SELECT k.partexprs::text INTO found FROM pg_partitioned_table k WHERE k.partrelid = objid;
+        END IF;
+    ELSIF classid = 'pg_attrdef'::regclass THEN
+        SELECT d.adbin::text INTO found FROM pg_attrdef d WHERE d.oid = objid;
+    ELSIF classid = 'pg_constraint'::regclass THEN
+        SELECT c.conbin::text INTO found FROM pg_constraint c WHERE c.oid = objid;
+    ELSIF classid = 'pg_policy'::regclass THEN
+        SELECT concat(p.polqual, p.polwithcheck) INTO found FROM pg_policy p WHERE p.oid = objid;
+    ELSIF classid = 'pg_rewrite'::regclass THEN
+        SELECT concat(r.ev_qual, r.ev_action) INTO found FROM pg_rewrite r WHERE r.oid = objid;
+    ELSIF classid = 'pg_statistic_ext'::regclass THEN
+        SELECT s.stxexprs::text INTO found FROM pg_statistic_ext s WHERE s.oid = objid;
+    END IF;
+    RETURN nullif(found, '');
 END
 $$;
 

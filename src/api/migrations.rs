@@ -228,10 +228,9 @@ const FORBIDDEN: &str = "WITH made(classid, objid) AS ( \
                 (SELECT format('%s calls one of PostgreSQL''s functions that run SQL given as text, \
                                 or that only some roles may run, as whoever queries the table', \
                                pg_describe_object(o.classid, o.objid, 0)) \
-                   FROM (SELECT array_agg(classid) AS classids, array_agg(objid) AS objids FROM made \
-                          WHERE classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass)) m \
-                   CROSS JOIN LATERAL tenancy.expressions_of(m.classids, m.objids) o \
-                  WHERE tenancy.calls_forbidden(o.expressions) \
+                   FROM made o \
+                  WHERE o.classid NOT IN ('pg_proc'::regclass, 'pg_trigger'::regclass) \
+                    AND tenancy.calls_forbidden(tenancy.expressions_of(o.classid, o.objid)) \
                   LIMIT 1))";
 const OIDS: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDARRAYOID);
 const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
