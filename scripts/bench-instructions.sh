@@ -11,7 +11,7 @@
 #
 # Results also go to target/bench/instructions.tsv and .md.
 source "$(dirname "$0")/lib.sh"
-PORT=${TENANCY_BENCH_INSTRUCTIONS_PORT:-25439}
+PORT=${TENANCY_BENCH_INSTRUCTIONS_PORT:-25443}
 N1=500 N2=1500
 while (($#)); do
     case $1 in

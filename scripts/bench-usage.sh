@@ -9,7 +9,7 @@
 #
 # Results also go to target/bench/usage.md and target/bench/usage-stats.tsv.
 source "$(dirname "$0")/lib.sh"
-PORT=${TENANCY_BENCH_USAGE_PORT:-25441}
+PORT=${TENANCY_BENCH_USAGE_PORT:-25444}
 bench_options "$@"
 OUT="$ROOT/target/bench"
 mkdir -p "$OUT"
