@@ -368,16 +368,10 @@ fn refuse_forbidden(changes: &[objects::Change], own: Option<pg_sys::Oid>, names
             objects.into(),
             own.unwrap_or(pg_sys::InvalidOid).into(),
         ];
-        query::kept(
+        query::kept_one::<String>(
             FORBIDDEN,
             &[OIDS, OIDS, OIDS, OIDS, OIDS, OIDS, OIDS, OIDS, OID],
-            |client, statement| {
-                let rows = client.select(statement, Some(1), &args)?;
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                rows.first().get_one::<String>()
-            },
+            &args,
         )
         .or_raise("checking what the migration created")
     };

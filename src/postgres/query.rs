@@ -48,13 +48,17 @@ pub fn optional_one<T: FromDatum + IntoDatum>(
     query: &str,
     args: &[DatumWithOid],
 ) -> Result<Option<T>, pgrx::spi::Error> {
-    Spi::connect_mut(|client| {
-        let rows = client.update(query, Some(1), args)?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        rows.first().get_one::<T>()
-    })
+    Spi::connect_mut(|client| first(client.update(query, Some(1), args)?))
+}
+
+/// The first column of the first row, None when there is none (or NULL).
+fn first<T: FromDatum + IntoDatum>(
+    rows: pgrx::spi::SpiTupleTable,
+) -> pgrx::spi::SpiResult<Option<T>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.first().get_one::<T>()
 }
 
 /// Run `f` with the statement `sql` parsed and planned once per backend and
@@ -79,11 +83,7 @@ pub fn kept_one<T: FromDatum + IntoDatum>(
     args: &[DatumWithOid],
 ) -> pgrx::spi::SpiResult<Option<T>> {
     kept(sql, types, |client, statement| {
-        let rows = client.select(statement, Some(1), args)?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        rows.first().get_one::<T>()
+        first(client.select(statement, Some(1), args)?)
     })
 }
 
