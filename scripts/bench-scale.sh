@@ -8,20 +8,23 @@
 # takes about half an hour on 2 cores.
 #
 #   scripts/bench-scale.sh [--quick]     # --quick: 100,000 and 1,000
-#   scripts/bench-scale.sh [--shared N] [--schemas N]
+#   scripts/bench-scale.sh [--shared N] [--schemas N] [--no-dump]
+#   (--no-dump: without the pg_dump and pg_restore of the database, a third
+#   of the time and twice the database's disk space)
 #
 # Results: target/bench/scale.tsv and .md, target/bench/scale-points.tsv
 # (cost against size) and docs/benchmarks-scale.svg.
 source "$(dirname "$0")/lib.sh"
 PORT=${TENANCY_BENCH_SCALE_PORT:-25441}
 POOLER_PORT=${TENANCY_BENCH_SCALE_POOLER_PORT:-26441}
-SHARED=1000000 SCHEMAS=10000
+SHARED=1000000 SCHEMAS=10000 DUMP_TOO=1
 while (($#)); do
     case $1 in
     --quick) SHARED=100000 SCHEMAS=1000; shift ;;
     --shared) SHARED=$2; shift 2 ;;
     --schemas) SCHEMAS=$2; shift 2 ;;
-    *) echo "usage: $0 [--quick] [--shared N] [--schemas N]" >&2; exit 2 ;;
+    --no-dump) DUMP_TOO=; shift ;;
+    *) echo "usage: $0 [--quick] [--shared N] [--schemas N] [--no-dump]" >&2; exit 2 ;;
     esac
 done
 OUT="$ROOT/target/bench"
@@ -75,6 +78,7 @@ done
 last_register=$r last_insert=$i
 q -c "VACUUM ANALYZE tenancy.tenants" -c CHECKPOINT
 VERIFY_SHARED=$(timed "SELECT count(*) FROM tenancy.verify()")
+log "verify() with $SHARED shared tenants: ${VERIFY_SHARED}s"
 
 # The miss path over every tenant against the hot path, as the application role.
 cat >"$OUT/scale_hot.pgbench" <<'EOF'
@@ -149,6 +153,7 @@ point "one migration, ms per schema" "$SCHEMAS" "$(awk -v s="$MIGRATE" -v n="$SC
 LAGGING=$(q -c "SELECT count(*) FROM tenancy.pending_migrations()")
 PENDING=$(timed "SELECT count(*) FROM tenancy.pending_migrations()")
 VERIFY_SCHEMAS=$(timed "SELECT count(*) FROM tenancy.verify()")
+log "one migration: ${MIGRATE}s across $SCHEMAS (${MIGRATE_1K}s across $SMALL; by hand ${MIGRATE_HAND}s); pending_migrations() ${PENDING}s, verify() ${VERIFY_SCHEMAS}s"
 # Memory of one backend that works in 1,000 schema tenants (PostgreSQL's
 # caches of their relations, and the extension's own).
 q -c "GRANT USAGE ON SCHEMA $(q -c "SELECT string_agg(schema_name, ', ') FROM tenancy.tenants WHERE identifier ~ '^t-([1-9][0-9]{0,2}|1000)\$'") TO bench_app" \
@@ -163,22 +168,26 @@ EOF
 )
 read -r MEMORY_SCHEMAS MEMORY_RELCACHE <<<"$MEMORY_SCHEMAS"
 point "memory, MiB after touching N schema tenants" 1000 "$MEMORY_SCHEMAS"
-log "pg_dump and pg_restore of the database"
-# pg_dump locks every table in one transaction: with thousands of tenant
-# schemas the default lock table (max_locks_per_transaction 64 × connections)
-# is too small, as for any database with that many tables.
 TABLES=$(q -c "SELECT count(*) FROM pg_class WHERE relkind IN ('r', 'p', 'S', 'v', 'm')")
-q -c "ALTER SYSTEM SET max_locks_per_transaction = $((TABLES / 200 + 64))"
-as_server "$PG_BIN/pg_ctl" -D "$SCRATCH/pg-$PORT/data" -l "$(server_log "$PORT")" -w restart >/dev/null
-start=$(now)
-pg_dump -h 127.0.0.1 -p "$PORT" -U postgres -Fc -f "$SCRATCH/scale.dump" scale
-DUMP=$(elapsed "$start" "$(now)")
-q -c "SELECT 1" -d postgres >/dev/null
-psql -X -q -d postgres -c "CREATE DATABASE scale_restored"
-start=$(now)
-pg_restore -h 127.0.0.1 -p "$PORT" -U postgres --disable-triggers -d scale_restored "$SCRATCH/scale.dump" 2>"$OUT/restore.log" || true
-RESTORE=$(elapsed "$start" "$(now)")
-psql -X -q -d postgres -c "DROP DATABASE scale_restored"
+DUMP="(not run: --no-dump)" RESTORE=""
+if [ -n "$DUMP_TOO" ]; then
+    log "pg_dump and pg_restore of the database"
+    # pg_dump locks every table in one transaction: with thousands of tenant
+    # schemas the default lock table (max_locks_per_transaction 64 × connections)
+    # is too small, as for any database with that many tables.
+    q -c "ALTER SYSTEM SET max_locks_per_transaction = $((TABLES / 200 + 64))"
+    as_server "$PG_BIN/pg_ctl" -D "$SCRATCH/pg-$PORT/data" -l "$(server_log "$PORT")" -w restart >/dev/null
+    start=$(now)
+    pg_dump -h 127.0.0.1 -p "$PORT" -U postgres -Fc -f "$SCRATCH/scale.dump" scale
+    DUMP=$(elapsed "$start" "$(now)")
+    q -c "SELECT 1" -d postgres >/dev/null
+    psql -X -q -d postgres -c "CREATE DATABASE scale_restored"
+    start=$(now)
+    pg_restore -h 127.0.0.1 -p "$PORT" -U postgres --disable-triggers -d scale_restored "$SCRATCH/scale.dump" 2>"$OUT/restore.log" || true
+    RESTORE=$(elapsed "$start" "$(now)")
+    psql -X -q -d postgres -c "DROP DATABASE scale_restored"
+    rm -f "$SCRATCH/scale.dump"
+fi
 
 # ---- Clients -----------------------------------------------------------------
 log "200 clients through PgBouncer (transaction mode, 20 server connections), and 1 to 16 clients"
@@ -258,7 +267,7 @@ done
     row "pending_migrations() with $SCHEMAS schema tenants" "${PENDING}s" "-" "-" "< 5 s" "$(at_most "$PENDING" 5)"
     row "verify() with $SCHEMAS schema tenants" "${VERIFY_SCHEMAS}s" "-" "-" "< 5 s" "$(at_most "$VERIFY_SCHEMAS" 5)"
     row "backend memory after 1,000 schema tenants (PostgreSQL's relation cache: ${MEMORY_RELCACHE} MiB)" "${MEMORY_SCHEMAS} MiB" "-" "-" "(measured)" "-"
-    row "pg_dump -Fc / pg_restore of the database ($TABLES relations; max_locks_per_transaction raised for it)" "${DUMP}s / ${RESTORE}s" "-" "-" "(measured)" "-"
+    row "pg_dump -Fc / pg_restore of the database ($TABLES relations; max_locks_per_transaction raised for it)" "${DUMP}${RESTORE:+s / ${RESTORE}s}" "-" "-" "(measured)" "-"
     f=$(div "$POOLED" "$POOLED_PLAIN")
     row "200 clients via PgBouncer: set_tenant(…, true) + point vs set_config + WHERE" "$POOLED tps" "$POOLED_PLAIN tps" "$f" "≥ 0.95" "$(at_least "$f" 0.95)"
     for c in 1 2 4 8 16; do
