@@ -22,13 +22,15 @@ if [ "$last" = "$new" ]; then
     exit 0
 fi
 script="$ROOT/sql/tenancy--$last--$new.sql"
+# (With --check, the upgrade test has set the tools up already; otherwise
+# they come first: the release's install script is built with cargo-pgrx.)
+[ "${1:-}" = --check ] || ensure_tools
 old_sql=$(release_sql "$last" "$commit")
 
 if [ "${1:-}" = --check ]; then
     target=${2:?usage: upgrade-script.sh --check FILE}
 else
     target=$script
-    ensure_tools
     install_extension
     PORT=${TENANCY_UPGRADE_SCRIPT_PORT:-25437}
     trap 'stop_cluster "$PORT"' EXIT
