@@ -147,6 +147,15 @@ SELECT p->>'Node Type' AS node, p->>'Filter' LIKE '%tenant_id = %' AS by_tenant,
        p->>'Filter' LIKE '%current_tenant%' AS called_per_row,
        p->'Plans'->0->>'Parent Relationship' AS accessor, json_array_length(p->'Plans') AS children
   FROM pg_temp.plan('SELECT item FROM app.orders WHERE amount > 0') p;
+-- ... and its rows are the current tenant's, with one generic plan across a switch.
+SET plan_cache_mode = force_generic_plan;
+PREPARE scanned AS SELECT string_agg(item, ',' ORDER BY item) FROM app.orders WHERE amount > 0;
+SELECT tenancy.set_tenant('red') IS NOT NULL AS red;
+EXECUTE scanned;
+SELECT tenancy.set_tenant('blue') IS NOT NULL AS blue;
+EXECUTE scanned;
+DEALLOCATE scanned;
+RESET plan_cache_mode;
 RESET enable_indexscan;
 RESET enable_bitmapscan;
 -- Parallel query stays correct: workers get the InitPlan's value.
