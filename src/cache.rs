@@ -9,7 +9,8 @@
 use crate::postgres::gucs;
 use crate::tenant::Tenant;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::rc::Rc;
 use uuid::Uuid;
 
@@ -24,10 +25,18 @@ pub struct Stats {
 /// Least-recently-used by a use counter stored next to each entry: a hit
 /// writes only the entry it found, where a linked LRU list would also touch
 /// its neighbours (cache misses on the hot path of every statement). The
-/// oldest entry is found by a scan, which only a miss on a full cache pays.
+/// oldest entry is found through `queue`, which only a miss on a full cache
+/// reads: a min-heap of (counter when queued, id) holding every entry at
+/// least once, at or before its last use. An entry used since it was queued
+/// is queued again at its last use when it reaches the top; the first that
+/// was not is the least recently used (every other entry's last use is at
+/// or after its own place in the heap, which is at or after the top's). A
+/// miss that evicts costs O(log n), amortized, where a scan of the whole
+/// cache cost O(n) (300,000 instructions at the default size).
 #[derive(Default)]
 struct Cache {
     by_id: HashMap<Uuid, (Rc<Tenant>, u64)>,
+    queue: BinaryHeap<Reverse<(u64, Uuid)>>,
     /// identifier → id, kept in step with `by_id` (same entries).
     by_identifier: HashMap<String, Uuid>,
     /// Counts lookups; an entry's copy says when it was last used.
@@ -51,28 +60,36 @@ fn capacity() -> usize {
 impl Cache {
     /// Follow `tenancy.cache_size` when it shrinks.
     fn fit_capacity(&mut self) {
-        let excess = self.by_id.len().saturating_sub(capacity());
-        if excess > 0 {
-            let mut by_age: Vec<(u64, Uuid)> = self
-                .by_id
-                .iter()
-                .map(|(id, (_, used))| (*used, *id))
-                .collect();
-            by_age.sort_unstable();
-            for (_, id) in &by_age[..excess] {
-                self.remove(*id);
-            }
-        }
+        while self.by_id.len() > capacity() && self.evict_lru() {}
     }
 
-    fn evict_lru(&mut self) {
-        let oldest = self
-            .by_id
-            .iter()
-            .min_by_key(|(_, (_, used))| *used)
-            .map(|(id, _)| *id);
-        if let Some(id) = oldest {
-            self.remove(id);
+    /// Remove the least recently used entry; false when there is none.
+    fn evict_lru(&mut self) -> bool {
+        while let Some(Reverse((queued, id))) = self.queue.pop() {
+            match self.by_id.get(&id) {
+                // (removed, or evicted through a second place, since)
+                None => {}
+                Some((_, used)) if *used > queued => self.queue.push(Reverse((*used, id))),
+                Some(_) => {
+                    self.remove(id);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Queue an entry just used at `clock`. Places of removed entries stay
+    /// until they reach the top: rebuilt from the entries when they would
+    /// outnumber them.
+    fn enqueue(&mut self, id: Uuid) {
+        self.queue.push(Reverse((self.clock, id)));
+        if self.queue.len() > 2 * self.by_id.len() + 64 {
+            self.queue = self
+                .by_id
+                .iter()
+                .map(|(id, (_, used))| Reverse((*used, *id)))
+                .collect();
         }
     }
 
@@ -165,8 +182,10 @@ pub fn insert(tenant: Rc<Tenant>, generation: u64) {
             c.evict_lru();
         }
         c.clock += 1;
-        c.by_identifier.insert(tenant.identifier.clone(), tenant.id);
-        c.by_id.insert(tenant.id, (tenant, c.clock));
+        let id = tenant.id;
+        c.by_identifier.insert(tenant.identifier.clone(), id);
+        c.by_id.insert(id, (tenant, c.clock));
+        c.enqueue(id);
     })
 }
 
@@ -175,6 +194,7 @@ pub fn invalidate() {
     CACHE.with_borrow_mut(|c| {
         c.by_id.clear();
         c.by_identifier.clear();
+        c.queue.clear();
         c.by_setting = None;
         c.generation += 1;
         c.stats.invalidations += 1;
@@ -249,6 +269,33 @@ mod tests {
             "least recently used is gone"
         );
         assert!(get_by_identifier("tenant-3").is_some());
+    }
+
+    #[pgrx::pg_test]
+    fn eviction_takes_the_least_recently_used_whatever_the_order_of_insertion() {
+        pgrx::Spi::run("SET tenancy.cache_size = 3").unwrap();
+        invalidate();
+        for n in 1..=3 {
+            insert(tenant(n), generation());
+        }
+        assert!(get_by_id(Uuid::from_u128(1)).is_some());
+        insert(tenant(4), generation());
+        let present = |n| get_by_identifier(&format!("tenant-{n}")).is_some();
+        assert!(!present(2), "2 was used least recently");
+        // (these lookups use 1, 3 and 4 in that order)
+        assert!(present(1) && present(3) && present(4));
+        assert!(get_by_id(Uuid::from_u128(1)).is_some());
+        insert(tenant(5), generation());
+        assert!(!present(3), "3 was used least recently");
+        assert!(present(1) && present(4) && present(5));
+        // Replacing an entry many times leaves no more than a bounded queue.
+        for _ in 0..1000 {
+            insert(tenant(5), generation());
+        }
+        CACHE.with_borrow(|c| assert!(c.queue.len() <= 2 * c.by_id.len() + 64));
+        pgrx::Spi::run("SET tenancy.cache_size = 1").unwrap();
+        assert_eq!(stats().1, 1, "shrinking evicts down to the new size");
+        assert!(present(5), "the most recently used stays");
     }
 
     #[pgrx::pg_test]
