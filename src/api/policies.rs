@@ -421,6 +421,11 @@ fn ddl_checks_enabled() -> bool {
 /// owner's, or a superuser acting as it, in a tenant schema).
 #[pg_extern(volatile, parallel_unsafe)]
 fn refuse_foreign_triggers() {
+    // Not for the extension's own DDL (a tenant schema's guard triggers,
+    // protect()'s): fixed statements of its own, on tables it pins.
+    if BUSY.get() {
+        return;
+    }
     let role = security::current_role();
     // First from PostgreSQL's catalogs alone (most triggers are their table
     // owner's): other DDL reads, and locks, nothing of tenancy's.

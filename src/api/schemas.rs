@@ -34,9 +34,16 @@ fn migrate_tenant(identifier: Option<&str>) -> i32 {
     let role = security::current_role_name();
     catalog::as_owner(|| {
         // Locking the tenant's row serializes migrations of one schema.
-        let row = Spi::get_three_with_args::<pgrx::Uuid, String, String>(
+        // (Kept: migrate() runs it once per schema.)
+        let row = query::kept_mut(
             "SELECT id, status, schema_name::text FROM tenancy.tenants WHERE identifier = $1 FOR UPDATE",
-            &[identifier.into()],
+            &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
+            |client, statement| {
+                client
+                    .select(statement, Some(1), &[identifier.into()])?
+                    .first()
+                    .get_three::<pgrx::Uuid, String, String>()
+            },
         )
         .unwrap_or((None, None, None));
         let (Some(id), Some(status)) = (row.0, row.1) else {
@@ -124,12 +131,22 @@ fn apply_pending(owner: pg_sys::Oid, id: Uuid, schema: &str, repair: bool) -> Ve
     let tenant = to_sql(id);
     let pending = migrations::pending(Some(tenant));
     let touched = migrations::run_scripts(owner, schema, Some(id), &pending);
-    for (name, _) in &pending {
-        Spi::run_with_args(
-            "INSERT INTO tenancy.schema_migrations (tenant_id, migration) VALUES ($1, $2)",
-            &[tenant.into(), name.as_str().into()],
+    if !pending.is_empty() {
+        // One statement for the whole history (a new tenant replays it all).
+        let names: Vec<&str> = pending.iter().map(|(name, _)| name.as_str()).collect();
+        query::kept_mut(
+            "INSERT INTO tenancy.schema_migrations (tenant_id, migration) \
+             SELECT $1, m FROM unnest($2::text[]) WITH ORDINALITY u(m, i) ORDER BY i",
+            &[
+                PgOid::BuiltIn(PgBuiltInOids::UUIDOID),
+                PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID),
+            ],
+            |client, statement| {
+                client.select(statement, None, &[tenant.into(), names.into()])?;
+                Ok(())
+            },
         )
-        .or_raise("recording the migration");
+        .or_raise("recording the migrations");
     }
     let on_citus = citus::shards_schemas();
     let scope = (!repair || !pending.is_empty()).then_some(touched.as_slice());
