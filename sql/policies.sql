@@ -110,12 +110,15 @@ BEGIN
     END LOOP;
 END
 $$;
+-- (CREATE SCHEMA: the tables it makes as its elements, a partition of a
+-- protected table among them, come with the schema's command.)
 CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION tenancy.auto_protect();
 
--- Only a table's owner (or a superuser) may add a trigger to a protected table
--- or a table of a tenant schema (see refuse_foreign_triggers()). Not SECURITY
+-- Only a table's owner (or a superuser) may add a trigger to a protected table,
+-- a table of a tenant schema or a view that reads one (see
+-- refuse_foreign_triggers()). Not SECURITY
 -- DEFINER: it checks the role that ran CREATE TRIGGER.
 CREATE OR REPLACE FUNCTION tenancy.guard_triggers() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -124,7 +127,7 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER')
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
 -- Protection is removed by tenancy.unprotect() alone: a schema tool that sees

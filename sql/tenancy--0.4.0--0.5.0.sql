@@ -5,6 +5,8 @@
 \echo Use "ALTER EXTENSION tenancy UPDATE TO '0.5.0'" to load this file. \quit
 
 -- What depends on routines that change, and what is gone.
+DROP EVENT TRIGGER tenancy_auto_protect;
+
 DROP FUNCTION tenancy.set_tenant(text,boolean);
 
 DROP FUNCTION tenancy.set_tenant_jwt(text,boolean);
@@ -160,7 +162,10 @@ AS '$libdir/tenancy', $function$tenant_stats_reset_wrapper$function$;
 SELECT tenancy.replace_routines();
 
 -- Views, triggers and event triggers, new and changed.
-CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER')
+CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE SCHEMA')
+    EXECUTE FUNCTION tenancy.auto_protect();
+
+CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
 CREATE EVENT TRIGGER tenancy_keep_protection ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'ALTER TRIGGER')

@@ -269,12 +269,16 @@ const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
 ///
 /// Only what the scripts changed is looked at, never the whole catalog: the
 /// cost of a migration in one schema does not grow with the number of schemas.
+/// But a GRANT changes no object that PostgreSQL reports: after one, every
+/// relation of the schema is to be pinned again (None), so that no privilege
+/// granted on a table pinned before outlives the migration.
 pub(crate) fn run_scripts(
     owner: pg_sys::Oid,
     schema: &str,
     tenant: Option<Uuid>,
     scripts: &[(String, String)],
-) -> Vec<pg_sys::Oid> {
+) -> Option<Vec<pg_sys::Oid>> {
+    GRANTED.set(false);
     let mut changes = Vec::new();
     for (name, script) in scripts {
         changes.extend(run_one(owner, schema, tenant, name, script));
@@ -293,7 +297,7 @@ pub(crate) fn run_scripts(
         };
         refuse_forbidden(&changes, relations::schema(schema), &names);
     }
-    touched_by(&changes)
+    (!GRANTED.replace(false)).then(|| touched_by(&changes))
 }
 
 fn run_one(
@@ -432,6 +436,8 @@ fn touched_by(changes: &[objects::Change]) -> Vec<pg_sys::Oid> {
 thread_local! {
     /// The schema a migration script is running in (see `on_grant`).
     static MIGRATING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Whether the scripts `run_scripts` runs granted or revoked privileges.
+    static GRANTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn migrating<R>(schema: &str, f: impl FnOnce() -> R) -> R {
@@ -446,15 +452,18 @@ fn migrating<R>(schema: &str, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Before GRANT or REVOKE: a migration script may grant only on objects of
-/// the schema it migrates (PostgreSQL reports no privilege change to the
-/// object access hook that watches the rest). Granting on another tenant's
-/// schema (CREATE on it, a sequence there) would let roles into it.
 /// Whether a migration script is running (as the migration owner).
 pub(crate) fn in_migration() -> bool {
     MIGRATING.with_borrow(Option::is_some)
 }
 
+/// Before GRANT or REVOKE: a migration script may grant only on objects of
+/// the schema it migrates (PostgreSQL reports no privilege change to the
+/// object access hook that watches the rest). Granting on another tenant's
+/// schema (CREATE on it, a sequence there) would let roles into it. What it
+/// grants on its own schema's relations is taken back where it reaches
+/// beyond row-level security, when the schema is pinned again (every
+/// relation of it, see `run_scripts`).
 pub(crate) fn on_grant(schemas: &[Option<String>], global: bool, on_schema: bool) {
     MIGRATING.with_borrow(|migrating| {
         let Some(own) = migrating else { return };
@@ -482,5 +491,6 @@ pub(crate) fn on_grant(schemas: &[Option<String>], global: bool, on_schema: bool
             )
             .raise();
         }
+        GRANTED.set(true);
     });
 }

@@ -415,35 +415,33 @@ fn ddl_checks_enabled() -> bool {
 /// After CREATE TRIGGER (the `tenancy_guard_triggers` event trigger, whose
 /// function runs as the role that ran it): only a table's owner (or a
 /// superuser) may add a trigger to a protected table or a table of a tenant
-/// schema. A trigger runs as whoever writes to the table, so one that another
+/// schema, or to a view that reads one (through other views too: its INSTEAD
+/// OF triggers receive the rows written through it, in the writer's tenant
+/// context). A trigger runs as whoever writes to the table, so one that another
 /// role added with the TRIGGER privilege would see every tenant's rows as
 /// they are written, and act with every writer's rights (the migration
 /// owner's, or a superuser acting as it, in a tenant schema).
 #[pg_extern(volatile, parallel_unsafe)]
 fn refuse_foreign_triggers() {
-    // Not for the extension's own DDL (a tenant schema's guard triggers,
-    // protect()'s): fixed statements of its own, on tables it pins.
-    if BUSY.get() {
-        return;
-    }
     let role = security::current_role();
     // First from PostgreSQL's catalogs alone (most triggers are their table
-    // owner's): other DDL reads, and locks, nothing of tenancy's.
+    // owner's): other DDL reads, and locks, nothing of tenancy's. Kept: every
+    // table of a tenant schema gets its guard trigger this way.
     let foreign: Vec<pg_sys::Oid> = catalog::as_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT tg.tgrelid FROM pg_event_trigger_ddl_commands() cmd \
-                       JOIN pg_trigger tg ON tg.oid = cmd.objid \
-                       JOIN pg_class c ON c.oid = tg.tgrelid \
-                      WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
-                        AND NOT pg_has_role($1, c.relowner, 'USAGE')",
-                    None,
-                    &[role.into()],
-                )?
-                .filter_map(|row| row.get::<pg_sys::Oid>(1).transpose())
-                .collect::<Result<_, pgrx::spi::Error>>()
-        })
+        query::kept(
+            "SELECT tg.tgrelid FROM pg_event_trigger_ddl_commands() cmd \
+               JOIN pg_trigger tg ON tg.oid = cmd.objid \
+               JOIN pg_class c ON c.oid = tg.tgrelid \
+              WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
+                AND NOT pg_has_role($1, c.relowner, 'USAGE')",
+            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
+            |client, statement| {
+                client
+                    .select(statement, None, &[role.into()])?
+                    .filter_map(|row| row.get::<pg_sys::Oid>(1).transpose())
+                    .collect::<Result<_, pgrx::spi::Error>>()
+            },
+        )
     })
     .or_raise("reading the triggers just created");
     if foreign.is_empty() {
@@ -451,22 +449,29 @@ fn refuse_foreign_triggers() {
     }
     let guarded = catalog::as_owner(|| {
         Spi::get_two_with_args::<String, String>(
-            "SELECT c.oid::regclass::text, c.relowner::regrole::text FROM pg_class c \
-              WHERE c.oid = ANY ($1) \
-                AND (c.oid IN (SELECT relid FROM tenancy.protected_tables) \
-                     OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n \
-                                             JOIN tenancy.tenants t ON t.schema_name = n.nspname)) \
+            "WITH RECURSIVE reads(view, relid) AS ( \
+                 SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY ($1) \
+                 UNION \
+                 SELECT r.view, d.refobjid FROM reads r \
+                   JOIN pg_rewrite w ON w.ev_class = r.relid \
+                   JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid \
+                                   AND d.refclassid = 'pg_class'::regclass) \
+             SELECT c.oid::regclass::text, c.relowner::regrole::text \
+               FROM reads r JOIN pg_class c ON c.oid = r.view \
+              WHERE r.relid IN (SELECT relid FROM tenancy.protected_tables) \
+                 OR (SELECT relnamespace FROM pg_class WHERE oid = r.relid) \
+                    IN (SELECT n.oid FROM pg_namespace n JOIN tenancy.tenants t ON t.schema_name = n.nspname) \
               LIMIT 1",
             &[foreign.into()],
         )
     });
     if let Ok((Some(table), Some(owner))) = guarded {
         PermissionDenied(
-            format!("only the owner of table {table} may add triggers to it"),
+            format!("only the owner of {table} may add triggers to it"),
             format!(
-                "A trigger runs as whoever writes to the table: one of another role would see \
-                 every tenant's rows and act with every writer's rights. Have {owner} add it (in \
-                 a tenant schema: a migration)."
+                "A trigger runs as whoever writes to the table (or through the view): one of \
+                 another role would see every tenant's rows and act with every writer's rights. \
+                 Have {owner} add it (in a tenant schema: a migration)."
             ),
         )
         .raise();

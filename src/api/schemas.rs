@@ -149,7 +149,9 @@ fn apply_pending(owner: pg_sys::Oid, id: Uuid, schema: &str, repair: bool) -> Ve
         .or_raise("recording the migrations");
     }
     let on_citus = citus::shards_schemas();
-    let scope = (!repair || !pending.is_empty()).then_some(touched.as_slice());
+    let scope = touched
+        .as_deref()
+        .filter(|_| !repair || !pending.is_empty());
     isolate_schema(id, schema, on_citus, scope);
     if on_citus {
         // Citus' own statements, as the migration owner (who must be able to

@@ -220,6 +220,14 @@ CREATE TABLE app.events_2024 PARTITION OF app.events
     FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 RESET row_security;
 RESET ROLE;
+-- Tables that CREATE SCHEMA makes as its elements are protected too: its
+-- tag is CREATE SCHEMA, and it collects their commands all the same.
+CREATE SCHEMA app_elements
+    CREATE TABLE events_2022 PARTITION OF app.events FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
+CREATE SCHEMA app_elements_2 CREATE TABLE notes (tenant_id uuid NOT NULL, body text);
+SELECT relid, tenant_column FROM tenancy.protected_tables WHERE relid::text LIKE 'app_elements%' ORDER BY 1;
+DROP SCHEMA app_elements CASCADE;
+DROP SCHEMA app_elements_2 CASCADE;
 SELECT relid, tenant_column FROM tenancy.protected_tables WHERE relid::text LIKE 'app.events%' ORDER BY 1;
 SET ROLE tenancy_app;
 SELECT tenancy.set_tenant('red') IS NOT NULL AS red;

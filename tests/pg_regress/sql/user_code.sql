@@ -690,6 +690,34 @@ CREATE TRIGGER spy AFTER INSERT ON :"planted_schema".uc_shared_with_app FOR EACH
 \set VERBOSITY default
 RESET ROLE;
 REVOKE TRIGGER ON uc.orders, :"planted_schema".uc_shared_with_app FROM tenancy_app;
+--     The same for a view that reads a protected table, directly or through
+--     another view: its INSTEAD OF triggers get every tenant's rows written
+--     through it, in the writer's context. A view over other tables is
+--     PostgreSQL's as before.
+SET ROLE tenancy_owner;
+CREATE VIEW uc.orders_view WITH (security_invoker = true) AS SELECT * FROM uc.orders;
+CREATE VIEW uc.orders_view_view WITH (security_invoker = true) AS SELECT * FROM uc.orders_view;
+CREATE VIEW uc.seen_view AS SELECT * FROM uc.seen;
+GRANT ALL ON uc.orders_view, uc.orders_view_view, uc.seen_view TO tenancy_app;
+RESET ROLE;
+SET ROLE tenancy_app;
+\set VERBOSITY sqlstate
+CREATE TRIGGER spy INSTEAD OF UPDATE ON uc.orders_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+CREATE TRIGGER spy INSTEAD OF DELETE ON uc.orders_view_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+\set VERBOSITY default
+CREATE TRIGGER spy INSTEAD OF DELETE ON uc.seen_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+SELECT count(*) AS foreign_view_triggers FROM pg_trigger WHERE tgname = 'spy' AND tgrelid::regclass::text LIKE 'uc.%view%';
+RESET ROLE;
+DROP VIEW uc.orders_view_view, uc.orders_view, uc.seen_view;
+--     A later migration's GRANT on a table that an earlier one pinned: taken
+--     back all the same (a GRANT is no object change PostgreSQL reports).
+SET ROLE tenancy_admin;
+CALL tenancy.add_migration('uc-0031-grant-later', $$GRANT ALL ON uc_shared_with_app TO tenancy_app$$);
+RESET ROLE;
+SELECT has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'UPDATE') AS app_updates,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'TRIGGER') AS app_triggers,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'REFERENCES') AS app_references,
+       has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'TRUNCATE') AS app_truncates;
 
 -- 54. Acting as a tenant schema's owner, then going back to a role that
 --     bypasses row-level security (RESET ROLE), takes the schema off
