@@ -82,6 +82,9 @@ statements() {
         usage_on | usage_off) echo "SELECT amount FROM bench.orders WHERE id = $id;" ;;
         switch_plain) echo "SELECT set_config('app.tenant', 't-$k', false); SELECT amount FROM bench.orders_plain WHERE tenant_id = '${IDS[k - 1]}' AND id = $(((k - 1) * 1000 + id));" ;;
         switch_rls) echo "SELECT tenancy.set_tenant('t-$k'); SELECT amount FROM bench.orders WHERE id = $(((k - 1) * 1000 + id));" ;;
+        # (as a transaction-mode pooler's clients do: the tenant for one transaction)
+        switch_plain_local) echo "BEGIN; SELECT set_config('app.tenant', 't-$k', true); SELECT amount FROM bench.orders_plain WHERE tenant_id = '${IDS[k - 1]}' AND id = $(((k - 1) * 1000 + id)); COMMIT;" ;;
+        switch_rls_local) echo "BEGIN; SELECT tenancy.set_tenant('t-$k', true); SELECT amount FROM bench.orders WHERE id = $(((k - 1) * 1000 + id)); COMMIT;" ;;
         point_plain) echo "SELECT amount FROM bench.orders_plain WHERE tenant_id = '${IDS[0]}' AND id = $id;" ;;
         point_rls) echo "SELECT amount FROM bench.orders WHERE id = $id;" ;;
         range_plain) echo "SELECT sum(amount) FROM bench.orders_plain WHERE tenant_id = '${IDS[0]}' AND id BETWEEN $id AND $id + 99;" ;;
@@ -137,7 +140,7 @@ per_statement() {
     log "$1: ${PER[$1]} instructions per statement"
 }
 
-for workload in set_config set_tenant set_tenant_miss switch_plain switch_rls point_plain point_rls \
+for workload in set_config set_tenant set_tenant_miss switch_plain switch_rls switch_plain_local switch_rls_local point_plain point_rls \
     range_plain range_rls insert_plain insert_rls point_plain_prepared point_rls_prepared \
     insert_plain_prepared insert_rls_prepared register_shared by_hand_shared usage_on usage_off; do
     per_statement "$workload"
@@ -169,6 +172,7 @@ pair() { # pair LABEL PRODUCT BASELINE TARGET
     row "set_tenant, a miss on a full cache vs a hit" "${PER[set_tenant_miss]}" "${PER[set_tenant]}" \
         "$(awk -v p="${PER[set_tenant_miss]}" -v b="${PER[set_tenant]}" 'BEGIN { printf "%.3f", p / b }')" "(timed, at scale)" "—"
     pair "switching request: set_tenant + protected point vs set_config + WHERE" switch_rls switch_plain 1.03
+    pair "the same in a transaction: set_tenant(…, true) vs set_config(…, true)" switch_rls_local switch_plain_local 1.03
     pair "point: protected vs plain + WHERE tenant_id" point_rls point_plain 1.03
     pair "range: protected vs plain + WHERE tenant_id" range_rls range_plain 1.03
     pair "insert: protected vs plain + tenant_id" insert_rls insert_plain 1.03
