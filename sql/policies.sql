@@ -116,9 +116,10 @@ CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION tenancy.auto_protect();
 
--- Only a table's owner (or a superuser) may add a trigger to a protected table,
--- a table of a tenant schema or a view that reads one (see
--- refuse_foreign_triggers()). Not SECURITY
+-- Only a relation's owner (or a superuser) may add a trigger to it, and only a
+-- table's owner a foreign key with an action that reaches another table from
+-- it: both run in every writer's tenant context (see refuse_foreign_triggers()).
+-- Not SECURITY
 -- DEFINER: it checks the role that ran CREATE TRIGGER.
 CREATE OR REPLACE FUNCTION tenancy.guard_triggers() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -127,7 +128,7 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA')
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA', 'CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
 -- Protection is removed by tenancy.unprotect() alone: a schema tool that sees

@@ -311,6 +311,20 @@ SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
    AND ((t.tgtype::int & 3 = 2 AND t.tgname < 'tenancy_schema_guard' COLLATE "C") OR t.tgenabled IN ('A', 'R'))
    AND c.relkind <> 'v'
 UNION ALL
+-- A trigger runs in every writer's tenant context: one whose function belongs
+-- to a role that neither owns the relation nor is a superuser may have been
+-- added with the TRIGGER privilege (before tenancy was installed, or while its
+-- event triggers were off), and would read every writer's tenant's rows.
+SELECT 'warning', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
+       format('its function %s belongs to %s, not to the owner of %s: it runs in every writer''s tenant context',
+              t.tgfoid::regprocedure::text, p.proowner::regrole::text, t.tgrelid::regclass::text),
+       format('DROP TRIGGER %I ON %s; (where tenancy is installed, only the owner adds triggers)', t.tgname, t.tgrelid::regclass::text)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE NOT t.tgisinternal
+   AND t.tgfoid NOT IN ('tenancy.schema_guard()'::regprocedure, 'tenancy.refuse_truncate()'::regprocedure)
+   AND NOT pg_has_role(c.relowner, p.proowner, 'USAGE')
+   AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.proowner AND r.rolsuper)
+UNION ALL
 -- A view has no guard: its INSTEAD OF triggers run for every tenant's writes.
 SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
        format('trigger on a view in the schema of tenant %s runs instead of every tenant''s writes, with no guard before it', c.identifier),

@@ -254,13 +254,19 @@ mod tests {
         assert!(get_by_id(Uuid::from_u128(7)).is_none());
     }
 
-    #[pgrx::pg_test]
-    fn eviction_keeps_both_indexes_in_step() {
-        pgrx::Spi::run("SET tenancy.cache_size = 2").unwrap();
+    /// An empty cache of `size` entries, then tenants 1 to `size` in it.
+    fn filled(size: u128) {
+        pgrx::Spi::run(&format!("SET tenancy.cache_size = {size}")).unwrap();
         invalidate();
-        for n in 1..=3 {
+        for n in 1..=size {
             insert(tenant(n), generation());
         }
+    }
+
+    #[pgrx::pg_test]
+    fn eviction_keeps_both_indexes_in_step() {
+        filled(2);
+        insert(tenant(3), generation());
         let (stats, entries, capacity) = stats();
         assert_eq!((entries, capacity), (2, 2));
         assert!(stats.evictions >= 1);
@@ -273,11 +279,7 @@ mod tests {
 
     #[pgrx::pg_test]
     fn eviction_takes_the_least_recently_used_whatever_the_order_of_insertion() {
-        pgrx::Spi::run("SET tenancy.cache_size = 3").unwrap();
-        invalidate();
-        for n in 1..=3 {
-            insert(tenant(n), generation());
-        }
+        filled(3);
         assert!(get_by_id(Uuid::from_u128(1)).is_some());
         insert(tenant(4), generation());
         let present = |n| get_by_identifier(&format!("tenant-{n}")).is_some();

@@ -413,65 +413,87 @@ fn ddl_checks_enabled() -> bool {
 }
 
 /// After CREATE TRIGGER (the `tenancy_guard_triggers` event trigger, whose
-/// function runs as the role that ran it): only a table's owner (or a
-/// superuser) may add a trigger to a protected table or a table of a tenant
-/// schema, or to a view that reads one (through other views too: its INSTEAD
-/// OF triggers receive the rows written through it, in the writer's tenant
-/// context). A trigger runs as whoever writes to the table, so one that another
-/// role added with the TRIGGER privilege would see every tenant's rows as
-/// they are written, and act with every writer's rights (the migration
-/// owner's, or a superuser acting as it, in a tenant schema).
+/// function runs as the role that ran it): only a relation's owner (or a
+/// superuser, or a member of the owner's role) may add a trigger to it, in a
+/// database where tenancy is installed. A trigger runs as whoever writes to
+/// the relation, in the writer's tenant context: one that another role added
+/// with the TRIGGER privilege would run in every tenant's requests and read
+/// their rows through the protected tables, whatever relation it sits on (a
+/// request log every request writes, a view, a table protected later), and
+/// act with every writer's rights (the migration owner's in a tenant schema).
 #[pg_extern(volatile, parallel_unsafe)]
 fn refuse_foreign_triggers() {
     let role = security::current_role();
-    // First from PostgreSQL's catalogs alone (most triggers are their table
-    // owner's): other DDL reads, and locks, nothing of tenancy's. Kept: every
-    // table of a tenant schema gets its guard trigger this way.
-    let foreign: Vec<pg_sys::Oid> = catalog::as_owner(|| {
+    // Kept: every table of a tenant schema gets its guard trigger this way.
+    let foreign = catalog::as_owner(|| {
         query::kept(
-            "SELECT tg.tgrelid FROM pg_event_trigger_ddl_commands() cmd \
+            "SELECT c.oid::regclass::text, c.relowner::regrole::text \
+               FROM pg_event_trigger_ddl_commands() cmd \
                JOIN pg_trigger tg ON tg.oid = cmd.objid \
                JOIN pg_class c ON c.oid = tg.tgrelid \
               WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
-                AND NOT pg_has_role($1, c.relowner, 'USAGE')",
+                AND NOT pg_has_role($1, c.relowner, 'USAGE') \
+              LIMIT 1",
             &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
             |client, statement| {
-                client
-                    .select(statement, None, &[role.into()])?
-                    .filter_map(|row| row.get::<pg_sys::Oid>(1).transpose())
-                    .collect::<Result<_, pgrx::spi::Error>>()
+                let rows = client.select(statement, Some(1), &[role.into()])?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                rows.first().get_two::<String, String>().map(Some)
             },
         )
     })
     .or_raise("reading the triggers just created");
-    if foreign.is_empty() {
-        return;
-    }
-    let guarded = catalog::as_owner(|| {
-        Spi::get_two_with_args::<String, String>(
-            "WITH RECURSIVE reads(view, relid) AS ( \
-                 SELECT c.oid, c.oid FROM pg_class c WHERE c.oid = ANY ($1) \
-                 UNION \
-                 SELECT r.view, d.refobjid FROM reads r \
-                   JOIN pg_rewrite w ON w.ev_class = r.relid \
-                   JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid \
-                                   AND d.refclassid = 'pg_class'::regclass) \
-             SELECT c.oid::regclass::text, c.relowner::regrole::text \
-               FROM reads r JOIN pg_class c ON c.oid = r.view \
-              WHERE r.relid IN (SELECT relid FROM tenancy.protected_tables) \
-                 OR (SELECT relnamespace FROM pg_class WHERE oid = r.relid) \
-                    IN (SELECT n.oid FROM pg_namespace n JOIN tenancy.tenants t ON t.schema_name = n.nspname) \
-              LIMIT 1",
-            &[foreign.into()],
-        )
-    });
-    if let Ok((Some(table), Some(owner))) = guarded {
+    if let Some((Some(relation), Some(owner))) = foreign {
         PermissionDenied(
-            format!("only the owner of {table} may add triggers to it"),
+            format!("only the owner of {relation} may add triggers to it"),
             format!(
-                "A trigger runs as whoever writes to the table (or through the view): one of \
-                 another role would see every tenant's rows and act with every writer's rights. \
-                 Have {owner} add it (in a tenant schema: a migration)."
+                "A trigger runs as whoever writes to {relation}, in the writer's tenant context: \
+                 one of another role would run in every tenant's requests and could read their \
+                 rows. Where tenancy is installed, the TRIGGER privilege alone does not suffice: \
+                 have {owner} add it (in a tenant schema: a migration)."
+            ),
+        )
+        .raise();
+    }
+    // The same for a foreign key whose action (CASCADE, SET NULL, SET
+    // DEFAULT) writes to the referencing table when a referenced row is
+    // deleted or updated: the writer's statement then runs what the
+    // referencing table's owner attached to it (its triggers, its defaults),
+    // in the writer's tenant context. Only the referenced table's owner may
+    // add one (REFERENCES, which GRANT ALL gives, does not suffice).
+    let keyed = catalog::as_owner(|| {
+        query::kept(
+            "SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
+               FROM pg_event_trigger_ddl_commands() cmd \
+               JOIN pg_constraint k ON k.conrelid = cmd.objid \
+               JOIN pg_class r ON r.oid = k.confrelid \
+              WHERE cmd.classid = 'pg_class'::regclass AND k.contype = 'f' \
+                AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')) \
+                AND NOT pg_has_role($1, r.relowner, 'USAGE') \
+              LIMIT 1",
+            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
+            |client, statement| {
+                let rows = client.select(statement, Some(1), &[role.into()])?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                rows.first().get_three::<String, String, String>().map(Some)
+            },
+        )
+    })
+    .or_raise("reading the foreign keys just created");
+    if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
+        PermissionDenied(
+            format!(
+                "only the owner of {referenced} may add a foreign key with an action (CASCADE, \
+                 SET NULL, SET DEFAULT) that reaches {referencing} from it"
+            ),
+            format!(
+                "A delete or update of {referenced} would write to {referencing} and run what its \
+                 owner attached to it, in the writer's tenant context. Use ON DELETE/UPDATE NO \
+                 ACTION or RESTRICT, or have {owner} add the key."
             ),
         )
         .raise();

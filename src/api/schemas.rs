@@ -164,7 +164,8 @@ fn apply_pending(owner: pg_sys::Oid, id: Uuid, schema: &str, repair: bool) -> Ve
 /// The relations of schema $1 that isolate_schema() has work on: tables not
 /// yet pinned (row-level security on, forced, and policy $2) or guarded, or
 /// on which another role than the owner holds a privilege that reaches
-/// beyond row-level security (TRIGGER, REFERENCES, TRUNCATE, MAINTAIN);
+/// beyond row-level security (TRIGGER, REFERENCES, TRUNCATE, MAINTAIN; or
+/// REFERENCES on a column, which the REVOKE on the table takes back too);
 /// views that are not security_invoker; sequences that others may use.
 /// Also: whether a policy or triggers of tenancy's names are there already
 /// (to be dropped first), and who holds those privileges.
@@ -181,7 +182,10 @@ macro_rules! schema_objects {
                              AND t.tgname = 'tenancy_no_truncate') AS old_trigger, \
                   (SELECT pg_catalog.array_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' \
                           ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::pg_catalog.text) END) \
-                     FROM pg_catalog.aclexplode(c.relacl) a \
+                     FROM (SELECT * FROM pg_catalog.aclexplode(c.relacl) \
+                           UNION ALL \
+                           SELECT x.* FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) x \
+                            WHERE att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attacl IS NOT NULL) a \
                     WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner \
                       AND (c.relkind = 'S' OR a.privilege_type IN ('TRIGGER', 'REFERENCES', 'TRUNCATE', 'MAINTAIN'))) \
                       AS grantees \

@@ -690,30 +690,63 @@ CREATE TRIGGER spy AFTER INSERT ON :"planted_schema".uc_shared_with_app FOR EACH
 \set VERBOSITY default
 RESET ROLE;
 REVOKE TRIGGER ON uc.orders, :"planted_schema".uc_shared_with_app FROM tenancy_app;
---     The same for a view that reads a protected table, directly or through
---     another view: its INSTEAD OF triggers get every tenant's rows written
---     through it, in the writer's context. A view over other tables is
---     PostgreSQL's as before.
+--     The same for any relation, in a database where tenancy is installed: a
+--     trigger runs in every writer's tenant context, and reads the protected
+--     tables as the writer would, whatever it sits on — a view over a
+--     protected table, or over another view (its INSTEAD OF triggers get the
+--     rows written through it), a view protected tables come under later, a
+--     request log that every tenant's request writes.
 SET ROLE tenancy_owner;
 CREATE VIEW uc.orders_view WITH (security_invoker = true) AS SELECT * FROM uc.orders;
 CREATE VIEW uc.orders_view_view WITH (security_invoker = true) AS SELECT * FROM uc.orders_view;
 CREATE VIEW uc.seen_view AS SELECT * FROM uc.seen;
-GRANT ALL ON uc.orders_view, uc.orders_view_view, uc.seen_view TO tenancy_app;
+GRANT ALL ON uc.orders_view, uc.orders_view_view, uc.seen_view, uc.seen TO tenancy_app;
 RESET ROLE;
 SET ROLE tenancy_app;
 \set VERBOSITY sqlstate
 CREATE TRIGGER spy INSTEAD OF UPDATE ON uc.orders_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
 CREATE TRIGGER spy INSTEAD OF DELETE ON uc.orders_view_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
-\set VERBOSITY default
 CREATE TRIGGER spy INSTEAD OF DELETE ON uc.seen_view FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
-SELECT count(*) AS foreign_view_triggers FROM pg_trigger WHERE tgname = 'spy' AND tgrelid::regclass::text LIKE 'uc.%view%';
+CREATE TRIGGER spy AFTER INSERT ON uc.seen FOR EACH ROW EXECUTE FUNCTION pg_temp.spy();
+\set VERBOSITY default
+SELECT count(*) AS foreign_triggers FROM pg_trigger WHERE tgname = 'spy' AND tgrelid::regclass::text LIKE 'uc.%';
 RESET ROLE;
+REVOKE ALL ON uc.seen FROM tenancy_app;
 DROP VIEW uc.orders_view_view, uc.orders_view, uc.seen_view;
+--     And a foreign key whose action writes to the referencing table (CASCADE,
+--     SET NULL, SET DEFAULT) runs that table's owner's triggers and defaults
+--     in the writer's context: only the referenced table's owner adds one.
+SET ROLE tenancy_owner;
+CREATE TABLE uc.sessions (id int PRIMARY KEY);
+GRANT REFERENCES ON uc.sessions TO tenancy_app;
+RESET ROLE;
+GRANT CREATE ON SCHEMA uc TO tenancy_app;
+SET ROLE tenancy_app;
+\set VERBOSITY sqlstate
+CREATE TABLE uc.app_child (sid int REFERENCES uc.sessions (id) ON DELETE CASCADE);
+CREATE TABLE uc.app_child (sid int REFERENCES uc.sessions (id));
+ALTER TABLE uc.app_child ADD FOREIGN KEY (sid) REFERENCES uc.sessions (id) ON UPDATE SET NULL;
+\set VERBOSITY default
+SELECT conname, confdeltype, confupdtype FROM pg_constraint WHERE conrelid = 'uc.app_child'::regclass;
+RESET ROLE;
+DROP TABLE uc.app_child, uc.sessions;
+REVOKE CREATE ON SCHEMA uc FROM tenancy_app;
+--     verify() warns about a trigger whose function another role owns (one
+--     added before tenancy was installed: here a superuser's doing).
+CREATE FUNCTION uc.other_spy() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+ALTER FUNCTION uc.other_spy() OWNER TO uc_other_owner;
+CREATE TRIGGER other_spy AFTER INSERT ON uc.seen FOR EACH ROW EXECUTE FUNCTION uc.other_spy();
+SELECT severity, object, problem FROM tenancy.verify() WHERE object LIKE 'trigger other_spy%';
+DROP FUNCTION uc.other_spy() CASCADE;
 --     A later migration's GRANT on a table that an earlier one pinned: taken
 --     back all the same (a GRANT is no object change PostgreSQL reports).
+--     (REFERENCES on a column too: a foreign key to one tells which values
+--     another tenant's rows hold.)
 SET ROLE tenancy_admin;
-CALL tenancy.add_migration('uc-0031-grant-later', $$GRANT ALL ON uc_shared_with_app TO tenancy_app$$);
+CALL tenancy.add_migration('uc-0031-grant-later', $$GRANT ALL ON uc_shared_with_app TO tenancy_app;
+    GRANT REFERENCES (body) ON uc_shared_with_app TO tenancy_owner$$);
 RESET ROLE;
+SELECT has_column_privilege('tenancy_owner', :'planted_schema' || '.uc_shared_with_app', 'body', 'REFERENCES') AS owner_column_references;
 SELECT has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'UPDATE') AS app_updates,
        has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'TRIGGER') AS app_triggers,
        has_table_privilege('tenancy_app', :'planted_schema' || '.uc_shared_with_app', 'REFERENCES') AS app_references,
