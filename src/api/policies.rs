@@ -461,8 +461,12 @@ fn refuse_foreign_triggers() {
     // DEFAULT) writes to the referencing table when a referenced row is
     // deleted or updated: the writer's statement then runs what the
     // referencing table's owner attached to it (its triggers, its defaults),
-    // in the writer's tenant context. Only the referenced table's owner may
-    // add one (REFERENCES, which GRANT ALL gives, does not suffice).
+    // in the writer's tenant context. And for one whose columns are of other
+    // types than the referenced ones: PostgreSQL's key checks then convert
+    // them, as the referenced table's owner, with conversions its creator
+    // may control. Only the referenced table's owner may add either
+    // (REFERENCES, which GRANT ALL gives, does not suffice); ALTER TABLE
+    // (a column's new type rebuilds its keys) is checked as CREATE TABLE is.
     let keyed = catalog::as_owner(|| {
         query::kept(
             "SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
@@ -470,8 +474,12 @@ fn refuse_foreign_triggers() {
                JOIN pg_constraint k ON k.conrelid = cmd.objid \
                JOIN pg_class r ON r.oid = k.confrelid \
               WHERE cmd.classid = 'pg_class'::regclass AND k.contype = 'f' \
-                AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')) \
                 AND NOT pg_has_role($1, r.relowner, 'USAGE') \
+                AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
+                     OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \
+                                  JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attnum = u.col \
+                                  JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = u.ref \
+                                 WHERE c.atttypid <> f.atttypid)) \
               LIMIT 1",
             &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
             |client, statement| {
@@ -487,13 +495,13 @@ fn refuse_foreign_triggers() {
     if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
         PermissionDenied(
             format!(
-                "only the owner of {referenced} may add a foreign key with an action (CASCADE, \
-                 SET NULL, SET DEFAULT) that reaches {referencing} from it"
+                "only the owner of {referenced} may add a foreign key from {referencing} to it \
+                 with an action (CASCADE, SET NULL, SET DEFAULT) or with columns of other types"
             ),
             format!(
-                "A delete or update of {referenced} would write to {referencing} and run what its \
-                 owner attached to it, in the writer's tenant context. Use ON DELETE/UPDATE NO \
-                 ACTION or RESTRICT, or have {owner} add the key."
+                "Such a key runs code of {referencing}'s owner in the writer's tenant context, or \
+                 as {referenced}'s owner. Use ON DELETE/UPDATE NO ACTION or RESTRICT and the \
+                 referenced columns' own types, or have {owner} add the key."
             ),
         )
         .raise();

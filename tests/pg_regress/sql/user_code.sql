@@ -726,6 +726,11 @@ SET ROLE tenancy_app;
 CREATE TABLE uc.app_child (sid int REFERENCES uc.sessions (id) ON DELETE CASCADE);
 CREATE TABLE uc.app_child (sid int REFERENCES uc.sessions (id));
 ALTER TABLE uc.app_child ADD FOREIGN KEY (sid) REFERENCES uc.sessions (id) ON UPDATE SET NULL;
+--     (nor one whose columns are of other types: the key checks would convert
+--     them as the referenced table's owner; a column's new type rebuilds its
+--     keys, and is checked the same)
+CREATE TABLE uc.app_child_2 (sid bigint REFERENCES uc.sessions (id));
+ALTER TABLE uc.app_child ALTER COLUMN sid TYPE bigint;
 \set VERBOSITY default
 SELECT conname, confdeltype, confupdtype FROM pg_constraint WHERE conrelid = 'uc.app_child'::regclass;
 RESET ROLE;
