@@ -465,15 +465,27 @@ fn refuse_foreign_triggers() {
     // types than the referenced ones: PostgreSQL's key checks then convert
     // them, as the referenced table's owner, with conversions its creator
     // may control. Only the referenced table's owner may add either
-    // (REFERENCES, which GRANT ALL gives, does not suffice); ALTER TABLE
-    // (a column's new type rebuilds its keys) is checked as CREATE TABLE is.
+    // (REFERENCES, which GRANT ALL gives, does not suffice). The keys are
+    // checked as they end up: a column's new type rebuilds the keys of the
+    // table, of its children and partitions, and of the tables typed by a
+    // composite type that ALTER TYPE changes.
     let keyed = catalog::as_owner(|| {
         query::kept(
-            "SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
-               FROM pg_event_trigger_ddl_commands() cmd \
-               JOIN pg_constraint k ON k.conrelid = cmd.objid \
+            "WITH RECURSIVE touched(relid) AS ( \
+                 SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
+                  WHERE cmd.classid = 'pg_class'::regclass \
+                 UNION \
+                 SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd \
+                   JOIN pg_class ct ON ct.oid = cmd.objid AND ct.relkind = 'c' \
+                   JOIN pg_class c ON c.reloftype = ct.reltype \
+                  WHERE cmd.classid = 'pg_class'::regclass \
+                 UNION \
+                 SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent = t.relid) \
+             SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
+               FROM touched t \
+               JOIN pg_constraint k ON k.conrelid = t.relid \
                JOIN pg_class r ON r.oid = k.confrelid \
-              WHERE cmd.classid = 'pg_class'::regclass AND k.contype = 'f' \
+              WHERE k.contype = 'f' \
                 AND NOT pg_has_role($1, r.relowner, 'USAGE') \
                 AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
                      OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \

@@ -731,10 +731,18 @@ ALTER TABLE uc.app_child ADD FOREIGN KEY (sid) REFERENCES uc.sessions (id) ON UP
 --     keys, and is checked the same)
 CREATE TABLE uc.app_child_2 (sid bigint REFERENCES uc.sessions (id));
 ALTER TABLE uc.app_child ALTER COLUMN sid TYPE bigint;
+--     (also through a parent, or a composite type a typed table is made of)
+CREATE TABLE uc.app_parent (sid int);
+CREATE TABLE uc.app_inheritor (sid int REFERENCES uc.sessions (id)) INHERITS (uc.app_parent);
+ALTER TABLE uc.app_parent ALTER COLUMN sid TYPE bigint;
+CREATE TYPE uc.app_row AS (sid int);
+CREATE TABLE uc.app_typed OF uc.app_row (sid WITH OPTIONS REFERENCES uc.sessions (id));
+ALTER TYPE uc.app_row ALTER ATTRIBUTE sid TYPE bigint CASCADE;
 \set VERBOSITY default
 SELECT conname, confdeltype, confupdtype FROM pg_constraint WHERE conrelid = 'uc.app_child'::regclass;
 RESET ROLE;
-DROP TABLE uc.app_child, uc.sessions;
+DROP TABLE uc.app_child, uc.app_inheritor, uc.app_parent, uc.app_typed, uc.sessions;
+DROP TYPE uc.app_row;
 REVOKE CREATE ON SCHEMA uc FROM tenancy_app;
 --     verify() warns about a trigger whose function another role owns (one
 --     added before tenancy was installed: here a superuser's doing).
