@@ -128,7 +128,7 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA', 'CREATE TABLE', 'ALTER TABLE', 'ALTER TYPE')
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA', 'CREATE TABLE', 'ALTER TABLE', 'ALTER TYPE', 'CREATE CAST')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
 -- Protection is removed by tenancy.unprotect() alone: a schema tool that sees

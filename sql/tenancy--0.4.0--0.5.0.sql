@@ -165,7 +165,7 @@ SELECT tenancy.replace_routines();
 CREATE EVENT TRIGGER tenancy_auto_protect ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION tenancy.auto_protect();
 
-CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA', 'CREATE TABLE', 'ALTER TABLE', 'ALTER TYPE')
+CREATE EVENT TRIGGER tenancy_guard_triggers ON ddl_command_end WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA', 'CREATE TABLE', 'ALTER TABLE', 'ALTER TYPE', 'CREATE CAST')
     EXECUTE FUNCTION tenancy.guard_triggers();
 
 CREATE EVENT TRIGGER tenancy_keep_protection ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY', 'ALTER TRIGGER')

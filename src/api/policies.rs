@@ -518,6 +518,38 @@ fn refuse_foreign_triggers() {
         )
         .raise();
     }
+    // And the conversions such a key would need: a cast that PostgreSQL
+    // applies by itself (AS IMPLICIT, AS ASSIGNMENT), of a role's own type,
+    // would run its function wherever PostgreSQL converts, PostgreSQL's key
+    // checks as the referenced table's owner included, also while a new key
+    // is validated, before any check at the end of the command. Superusers
+    // only; a cast used in an explicit CAST stays anyone's, as in PostgreSQL.
+    if !security::is_superuser() {
+        let implicit = catalog::as_owner(|| {
+            query::kept_one::<String>(
+                "SELECT format('%s AS %s', c.castsource::regtype || ' to ' || c.casttarget::regtype, \
+                               CASE c.castcontext WHEN 'i' THEN 'IMPLICIT' ELSE 'ASSIGNMENT' END) \
+                   FROM pg_event_trigger_ddl_commands() cmd \
+                   JOIN pg_cast c ON c.oid = cmd.objid \
+                  WHERE cmd.classid = 'pg_cast'::regclass AND c.castcontext IN ('i', 'a') \
+                  LIMIT 1",
+                &[],
+                &[],
+            )
+        })
+        .or_raise("reading the casts just created");
+        if let Some(cast) = implicit {
+            PermissionDenied(
+                format!("only a superuser may create the cast from {cast}"),
+                "Where tenancy is installed, a cast that PostgreSQL applies by itself would run its \
+                 function as other roles, in their tenant context (in a foreign key's checks: as \
+                 the referenced table's owner). Create it AS EXPLICIT (used only in CAST(… AS …)), \
+                 or have a superuser create it."
+                    .into(),
+            )
+            .raise();
+        }
+    }
 }
 
 /// What a DDL command takes away from a table's protection, if anything

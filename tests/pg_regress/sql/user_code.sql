@@ -738,11 +738,20 @@ ALTER TABLE uc.app_parent ALTER COLUMN sid TYPE bigint;
 CREATE TYPE uc.app_row AS (sid int);
 CREATE TABLE uc.app_typed OF uc.app_row (sid WITH OPTIONS REFERENCES uc.sessions (id));
 ALTER TYPE uc.app_row ALTER ATTRIBUTE sid TYPE bigint CASCADE;
+--     (and the casts PostgreSQL applies by itself, which such keys need: a
+--     superuser's; an explicit one stays anyone's)
+CREATE TYPE uc.app_kind AS ENUM ('a');
+CREATE FUNCTION uc.app_kind_int(uc.app_kind) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE CAST (uc.app_kind AS int) WITH FUNCTION uc.app_kind_int(uc.app_kind) AS IMPLICIT;
+CREATE CAST (uc.app_kind AS int) WITH FUNCTION uc.app_kind_int(uc.app_kind) AS ASSIGNMENT;
+CREATE CAST (uc.app_kind AS int) WITH FUNCTION uc.app_kind_int(uc.app_kind);
 \set VERBOSITY default
+SELECT castcontext FROM pg_cast WHERE castsource = 'uc.app_kind'::regtype;
 SELECT conname, confdeltype, confupdtype FROM pg_constraint WHERE conrelid = 'uc.app_child'::regclass;
 RESET ROLE;
 DROP TABLE uc.app_child, uc.app_inheritor, uc.app_parent, uc.app_typed, uc.sessions;
 DROP TYPE uc.app_row;
+DROP TYPE uc.app_kind CASCADE;
 REVOKE CREATE ON SCHEMA uc FROM tenancy_app;
 --     verify() warns about a trigger whose function another role owns (one
 --     added before tenancy was installed: here a superuser's doing).
