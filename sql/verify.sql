@@ -325,6 +325,20 @@ SELECT 'warning', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text
    AND NOT pg_has_role(c.relowner, p.proowner, 'USAGE')
    AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.proowner AND r.rolsuper)
 UNION ALL
+-- A cast that PostgreSQL applies by itself runs its function wherever it
+-- converts (a foreign key's checks: as the referenced table's owner); one
+-- whose function another role than a superuser owns, made before tenancy was
+-- installed or by a superuser, runs that role's code there.
+SELECT 'error', format('cast from %s to %s', c.castsource::regtype::text, c.casttarget::regtype::text),
+       format('PostgreSQL applies it by itself (%s) and it calls %s, which %s owns: its code would run as whoever converts, a foreign key''s referenced table owner included',
+              CASE c.castcontext WHEN 'i' THEN 'implicit' ELSE 'assignment' END,
+              p.oid::regprocedure::text, p.proowner::regrole::text),
+       format('DROP CAST (%s AS %s); (or give %s to a superuser)', c.castsource::regtype::text,
+              c.casttarget::regtype::text, p.oid::regprocedure::text)
+  FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc
+ WHERE c.castcontext IN ('i', 'a')
+   AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.proowner AND r.rolsuper)
+UNION ALL
 -- A view has no guard: its INSTEAD OF triggers run for every tenant's writes.
 SELECT 'error', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text),
        format('trigger on a view in the schema of tenant %s runs instead of every tenant''s writes, with no guard before it', c.identifier),

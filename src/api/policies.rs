@@ -519,36 +519,38 @@ fn refuse_foreign_triggers() {
         .raise();
     }
     // And the conversions such a key would need: a cast that PostgreSQL
-    // applies by itself (AS IMPLICIT, AS ASSIGNMENT), of a role's own type,
-    // would run its function wherever PostgreSQL converts, PostgreSQL's key
-    // checks as the referenced table's owner included, also while a new key
-    // is validated, before any check at the end of the command. Superusers
-    // only; a cast used in an explicit CAST stays anyone's, as in PostgreSQL.
-    if !security::is_superuser() {
-        let implicit = catalog::as_owner(|| {
-            query::kept_one::<String>(
-                "SELECT format('%s AS %s', c.castsource::regtype || ' to ' || c.casttarget::regtype, \
-                               CASE c.castcontext WHEN 'i' THEN 'IMPLICIT' ELSE 'ASSIGNMENT' END) \
-                   FROM pg_event_trigger_ddl_commands() cmd \
-                   JOIN pg_cast c ON c.oid = cmd.objid \
-                  WHERE cmd.classid = 'pg_cast'::regclass AND c.castcontext IN ('i', 'a') \
-                  LIMIT 1",
-                &[],
-                &[],
-            )
-        })
-        .or_raise("reading the casts just created");
-        if let Some(cast) = implicit {
-            PermissionDenied(
-                format!("only a superuser may create the cast from {cast}"),
-                "Where tenancy is installed, a cast that PostgreSQL applies by itself would run its \
-                 function as other roles, in their tenant context (in a foreign key's checks: as \
-                 the referenced table's owner). Create it AS EXPLICIT (used only in CAST(… AS …)), \
-                 or have a superuser create it."
-                    .into(),
-            )
-            .raise();
-        }
+    // applies by itself (AS IMPLICIT, AS ASSIGNMENT) runs its function
+    // wherever PostgreSQL converts, PostgreSQL's key checks as the referenced
+    // table's owner included, also while a new key is validated, before any
+    // check at the end of the command. Only a superuser may create one, with
+    // a function a superuser owns (another role could replace its body); a
+    // cast used in an explicit CAST stays anyone's, as in PostgreSQL.
+    let implicit = catalog::as_owner(|| {
+        query::kept_one::<String>(
+            "SELECT format('%s to %s AS %s', c.castsource::regtype, c.casttarget::regtype, \
+                           CASE c.castcontext WHEN 'i' THEN 'IMPLICIT' ELSE 'ASSIGNMENT' END) \
+               FROM pg_event_trigger_ddl_commands() cmd \
+               JOIN pg_cast c ON c.oid = cmd.objid \
+              WHERE cmd.classid = 'pg_cast'::regclass AND c.castcontext IN ('i', 'a') \
+                AND (NOT $1 OR NOT EXISTS (SELECT FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner \
+                                            WHERE p.oid = c.castfunc AND r.rolsuper) \
+                               AND c.castfunc <> 0) \
+              LIMIT 1",
+            &[PgOid::BuiltIn(PgBuiltInOids::BOOLOID)],
+            &[security::is_superuser().into()],
+        )
+    })
+    .or_raise("reading the casts just created");
+    if let Some(cast) = implicit {
+        PermissionDenied(
+            format!("the cast from {cast} must be a superuser's, with a superuser's function"),
+            "Where tenancy is installed, a cast that PostgreSQL applies by itself would run its \
+             function as other roles, in their tenant context (in a foreign key's checks: as the \
+             referenced table's owner). Create it AS EXPLICIT (used only in CAST(… AS …)), or \
+             have a superuser create it with a function a superuser owns."
+                .into(),
+        )
+        .raise();
     }
 }
 

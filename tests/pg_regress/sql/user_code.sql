@@ -749,6 +749,18 @@ CREATE CAST (uc.app_kind AS int) WITH FUNCTION uc.app_kind_int(uc.app_kind);
 SELECT castcontext FROM pg_cast WHERE castsource = 'uc.app_kind'::regtype;
 SELECT conname, confdeltype, confupdtype FROM pg_constraint WHERE conrelid = 'uc.app_child'::regclass;
 RESET ROLE;
+--     A superuser's cast is refused too when another role owns its function
+--     (it could replace the body); verify() reports one made before.
+CREATE FUNCTION uc.app_kind_big(uc.app_kind) RETURNS bigint LANGUAGE sql AS 'SELECT 1';
+ALTER FUNCTION uc.app_kind_big(uc.app_kind) OWNER TO tenancy_app;
+\set VERBOSITY sqlstate
+CREATE CAST (uc.app_kind AS bigint) WITH FUNCTION uc.app_kind_big(uc.app_kind) AS IMPLICIT;
+\set VERBOSITY default
+ALTER EVENT TRIGGER tenancy_guard_triggers DISABLE;
+CREATE CAST (uc.app_kind AS bigint) WITH FUNCTION uc.app_kind_big(uc.app_kind) AS IMPLICIT;
+ALTER EVENT TRIGGER tenancy_guard_triggers ENABLE;
+SELECT severity, object, problem FROM tenancy.verify() WHERE object LIKE 'cast from uc.app_kind%';
+DROP CAST (uc.app_kind AS bigint);
 DROP TABLE uc.app_child, uc.app_inheritor, uc.app_parent, uc.app_typed, uc.sessions;
 DROP TYPE uc.app_row;
 DROP TYPE uc.app_kind CASCADE;
