@@ -424,27 +424,19 @@ fn ddl_checks_enabled() -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn refuse_foreign_triggers() {
     let role = security::current_role();
-    // Kept: every table of a tenant schema gets its guard trigger this way.
-    let foreign = catalog::as_owner(|| {
-        query::kept(
-            "SELECT c.oid::regclass::text, c.relowner::regrole::text \
-               FROM pg_event_trigger_ddl_commands() cmd \
-               JOIN pg_trigger tg ON tg.oid = cmd.objid \
-               JOIN pg_class c ON c.oid = tg.tgrelid \
-              WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
-                AND NOT pg_has_role($1, c.relowner, 'USAGE') \
-              LIMIT 1",
-            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
-            |client, statement| {
-                let rows = client.select(statement, Some(1), &[role.into()])?;
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                rows.first().get_two::<String, String>().map(Some)
-            },
-        )
-    })
-    .or_raise("reading the triggers just created");
+    // Kept, as the queries below: every table of a tenant schema gets its
+    // guard trigger this way.
+    let foreign = first_created(
+        "SELECT c.oid::regclass::text, c.relowner::regrole::text \
+           FROM pg_event_trigger_ddl_commands() cmd \
+           JOIN pg_trigger tg ON tg.oid = cmd.objid \
+           JOIN pg_class c ON c.oid = tg.tgrelid \
+          WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
+            AND NOT pg_has_role($1, c.relowner, 'USAGE') \
+          LIMIT 1",
+        role,
+        |row| row.get_two::<String, String>(),
+    );
     if let Some((Some(relation), Some(owner))) = foreign {
         PermissionDenied(
             format!("only the owner of {relation} may add triggers to it"),
@@ -469,41 +461,32 @@ fn refuse_foreign_triggers() {
     // checked as they end up: a column's new type rebuilds the keys of the
     // table, of its children and partitions, and of the tables typed by a
     // composite type that ALTER TYPE changes.
-    let keyed = catalog::as_owner(|| {
-        query::kept(
-            "WITH RECURSIVE touched(relid) AS ( \
-                 SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
-                  WHERE cmd.classid = 'pg_class'::regclass \
-                 UNION \
-                 SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd \
-                   JOIN pg_class ct ON ct.oid = cmd.objid AND ct.relkind = 'c' \
-                   JOIN pg_class c ON c.reloftype = ct.reltype \
-                  WHERE cmd.classid = 'pg_class'::regclass \
-                 UNION \
-                 SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent = t.relid) \
-             SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
-               FROM touched t \
-               JOIN pg_constraint k ON k.conrelid = t.relid \
-               JOIN pg_class r ON r.oid = k.confrelid \
-              WHERE k.contype = 'f' \
-                AND NOT pg_has_role($1, r.relowner, 'USAGE') \
-                AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
-                     OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \
-                                  JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attnum = u.col \
-                                  JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = u.ref \
-                                 WHERE c.atttypid <> f.atttypid)) \
-              LIMIT 1",
-            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
-            |client, statement| {
-                let rows = client.select(statement, Some(1), &[role.into()])?;
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                rows.first().get_three::<String, String, String>().map(Some)
-            },
-        )
-    })
-    .or_raise("reading the foreign keys just created");
+    let keyed = first_created(
+        "WITH RECURSIVE touched(relid) AS ( \
+             SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
+              WHERE cmd.classid = 'pg_class'::regclass \
+             UNION \
+             SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd \
+               JOIN pg_class ct ON ct.oid = cmd.objid AND ct.relkind = 'c' \
+               JOIN pg_class c ON c.reloftype = ct.reltype \
+              WHERE cmd.classid = 'pg_class'::regclass \
+             UNION \
+             SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent = t.relid) \
+         SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
+           FROM touched t \
+           JOIN pg_constraint k ON k.conrelid = t.relid \
+           JOIN pg_class r ON r.oid = k.confrelid \
+          WHERE k.contype = 'f' \
+            AND NOT pg_has_role($1, r.relowner, 'USAGE') \
+            AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
+                 OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \
+                              JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attnum = u.col \
+                              JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = u.ref \
+                             WHERE c.atttypid <> f.atttypid)) \
+          LIMIT 1",
+        role,
+        |row| row.get_three::<String, String, String>(),
+    );
     if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
         PermissionDenied(
             format!(
@@ -552,6 +535,29 @@ fn refuse_foreign_triggers() {
         )
         .raise();
     }
+}
+
+/// The first row of a kept query over what the DDL command just created
+/// (`$1`: the role that ran it), as the catalog owner.
+fn first_created<R>(
+    sql: &'static str,
+    role: pg_sys::Oid,
+    get: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> pgrx::spi::SpiResult<R>,
+) -> Option<R> {
+    catalog::as_owner(|| {
+        query::kept(
+            sql,
+            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
+            |client, statement| {
+                let rows = client.select(statement, Some(1), &[role.into()])?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                get(rows.first()).map(Some)
+            },
+        )
+    })
+    .or_raise("reading what the command just created")
 }
 
 /// What a DDL command takes away from a table's protection, if anything
