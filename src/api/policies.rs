@@ -425,13 +425,17 @@ fn ddl_checks_enabled() -> bool {
 fn refuse_foreign_triggers() {
     let role = security::current_role();
     // Kept, as the queries below: every table of a tenant schema gets its
-    // guard trigger this way.
+    // guard trigger this way. Every catalog row through an index, from what
+    // the command made (LATERAL … OFFSET 0: a generic plan takes the
+    // command list for a thousand rows and would hash-join whole catalogs
+    // that grow with every tenant schema).
     let foreign = first_created(
         "SELECT c.oid::regclass::text, c.relowner::regrole::text \
-           FROM pg_event_trigger_ddl_commands() cmd \
-           JOIN pg_trigger tg ON tg.oid = cmd.objid \
-           JOIN pg_class c ON c.oid = tg.tgrelid \
-          WHERE cmd.classid = 'pg_trigger'::regclass AND NOT tg.tgisinternal \
+           FROM pg_event_trigger_ddl_commands() cmd, \
+                LATERAL (SELECT tg.tgrelid FROM pg_trigger tg \
+                          WHERE tg.oid = cmd.objid AND NOT tg.tgisinternal OFFSET 0) tg, \
+                LATERAL (SELECT c.oid, c.relowner FROM pg_class c WHERE c.oid = tg.tgrelid OFFSET 0) c \
+          WHERE cmd.classid = 'pg_trigger'::regclass \
             AND NOT pg_has_role($1, c.relowner, 'USAGE') \
           LIMIT 1",
         role,
@@ -466,23 +470,26 @@ fn refuse_foreign_triggers() {
              SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
               WHERE cmd.classid = 'pg_class'::regclass \
              UNION \
-             SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd \
-               JOIN pg_class ct ON ct.oid = cmd.objid AND ct.relkind = 'c' \
-               JOIN pg_class c ON c.reloftype = ct.reltype \
+             SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd, \
+                    LATERAL (SELECT ct.reltype FROM pg_class ct \
+                              WHERE ct.oid = cmd.objid AND ct.relkind = 'c' OFFSET 0) ct, \
+                    LATERAL (SELECT c.oid FROM pg_class c WHERE c.reloftype = ct.reltype OFFSET 0) c \
               WHERE cmd.classid = 'pg_class'::regclass \
              UNION \
-             SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent = t.relid) \
+             SELECT i.inhrelid FROM touched t, \
+                    LATERAL (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t.relid OFFSET 0) i) \
          SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
-           FROM touched t \
-           JOIN pg_constraint k ON k.conrelid = t.relid \
-           JOIN pg_class r ON r.oid = k.confrelid \
-          WHERE k.contype = 'f' \
-            AND NOT pg_has_role($1, r.relowner, 'USAGE') \
+           FROM touched t, \
+                LATERAL (SELECT * FROM pg_constraint k \
+                          WHERE k.conrelid = t.relid AND k.contype = 'f' OFFSET 0) k, \
+                LATERAL (SELECT r.relowner FROM pg_class r WHERE r.oid = k.confrelid OFFSET 0) r \
+          WHERE NOT pg_has_role($1, r.relowner, 'USAGE') \
             AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
                  OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \
-                              JOIN pg_attribute c ON c.attrelid = k.conrelid AND c.attnum = u.col \
-                              JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = u.ref \
-                             WHERE c.atttypid <> f.atttypid)) \
+                             WHERE (SELECT atttypid FROM pg_attribute \
+                                     WHERE attrelid = k.conrelid AND attnum = u.col) \
+                                   IS DISTINCT FROM (SELECT atttypid FROM pg_attribute \
+                                                      WHERE attrelid = k.confrelid AND attnum = u.ref))) \
           LIMIT 1",
         role,
         |row| row.get_three::<String, String, String>(),
