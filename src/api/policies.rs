@@ -428,7 +428,8 @@ fn refuse_foreign_triggers() {
     // guard trigger this way. Every catalog row through an index, from what
     // the command made (LATERAL … OFFSET 0: a generic plan takes the
     // command list for a thousand rows and would hash-join whole catalogs
-    // that grow with every tenant schema).
+    // that grow with every tenant schema), and no UNION that would size a
+    // hash table by those estimates (inheritance has no cycles).
     let foreign = first_created(
         "SELECT c.oid::regclass::text, c.relowner::regrole::text \
            FROM pg_event_trigger_ddl_commands() cmd, \
@@ -469,13 +470,13 @@ fn refuse_foreign_triggers() {
         "WITH RECURSIVE touched(relid) AS ( \
              SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
               WHERE cmd.classid = 'pg_class'::regclass \
-             UNION \
+             UNION ALL \
              SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd, \
                     LATERAL (SELECT ct.reltype FROM pg_class ct \
                               WHERE ct.oid = cmd.objid AND ct.relkind = 'c' OFFSET 0) ct, \
                     LATERAL (SELECT c.oid FROM pg_class c WHERE c.reloftype = ct.reltype OFFSET 0) c \
               WHERE cmd.classid = 'pg_class'::regclass \
-             UNION \
+             UNION ALL \
              SELECT i.inhrelid FROM touched t, \
                     LATERAL (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t.relid OFFSET 0) i) \
          SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
