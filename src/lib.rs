@@ -65,7 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
     postgres::gucs::init();
     api::usage::init();
     postgres::security::init();
-    postgres::objects::init();
+    postgres::objects::init(api::policies::on_foreign_key);
     postgres::initplans::init(api::context::ACCESSOR);
     postgres::functions::init(
         api::schemas::is_tenant_schema_function,

@@ -496,18 +496,7 @@ fn refuse_foreign_triggers() {
         |row| row.get_three::<String, String, String>(),
     );
     if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
-        PermissionDenied(
-            format!(
-                "only the owner of {referenced} may add a foreign key from {referencing} to it \
-                 with an action (CASCADE, SET NULL, SET DEFAULT) or with columns of other types"
-            ),
-            format!(
-                "Such a key runs code of {referencing}'s owner in the writer's tenant context, or \
-                 as {referenced}'s owner. Use ON DELETE/UPDATE NO ACTION or RESTRICT and the \
-                 referenced columns' own types, or have {owner} add the key."
-            ),
-        )
-        .raise();
+        refuse_key(&referencing, &referenced, &owner);
     }
     // And the conversions such a key would need: a cast that PostgreSQL
     // applies by itself (AS IMPLICIT, AS ASSIGNMENT) runs its function
@@ -542,6 +531,57 @@ fn refuse_foreign_triggers() {
                 .into(),
         )
         .raise();
+    }
+}
+
+fn refuse_key(referencing: &str, referenced: &str, owner: &str) -> ! {
+    PermissionDenied(
+        format!(
+            "only the owner of {referenced} may add a foreign key from {referencing} to it \
+             with an action (CASCADE, SET NULL, SET DEFAULT) or with columns of other types"
+        ),
+        format!(
+            "Such a key runs code of {referencing}'s owner in the writer's tenant context, or \
+             as {referenced}'s owner. Use ON DELETE/UPDATE NO ACTION or RESTRICT and the \
+             referenced columns' own types, or have {owner} add the key."
+        ),
+    )
+    .raise()
+}
+
+/// The same rule for keys as `refuse_foreign_triggers`, applied the moment
+/// PostgreSQL records the key (the object access hook, where the library is
+/// loaded), before it validates the key against existing rows: that
+/// validation already runs the conversions, as the referenced table's owner,
+/// so a refusal at the end of the command would come after them. The event
+/// trigger stays, for sessions that had not loaded the library.
+pub fn on_foreign_key(key: &crate::postgres::objects::ForeignKey) {
+    use crate::postgres::relations;
+    if !catalog::installed() || !ddl_checks_enabled() {
+        return;
+    }
+    let owner = relations::owner(key.referenced);
+    if security::has_privileges_of(owner) {
+        return;
+    }
+    let acts = |action: u8| {
+        [
+            pg_sys::FKCONSTR_ACTION_CASCADE,
+            pg_sys::FKCONSTR_ACTION_SETNULL,
+            pg_sys::FKCONSTR_ACTION_SETDEFAULT,
+        ]
+        .contains(&action)
+    };
+    let converts = key.columns.iter().any(|&(column, referenced)| {
+        relations::column_type(key.relation, column)
+            != relations::column_type(key.referenced, referenced)
+    });
+    if acts(key.on_update) || acts(key.on_delete) || converts {
+        refuse_key(
+            &relations::name(key.relation),
+            &relations::name(key.referenced),
+            &security::role_name(owner),
+        );
     }
 }
 

@@ -75,8 +75,29 @@ static PREVIOUS: super::BackendCell<pg_sys::object_access_hook_type> =
 /// What `watch` has seen so far, while it runs.
 static WATCHING: super::BackendRefCell<Option<Vec<Seen>>> = super::BackendRefCell::new(None);
 
-/// Once per backend, from _PG_init.
-pub fn init() {
+/// A foreign key as PostgreSQL records it.
+pub struct ForeignKey {
+    /// The referencing table.
+    pub relation: pg_sys::Oid,
+    /// The referenced table.
+    pub referenced: pg_sys::Oid,
+    /// Each column of the key, and the referenced column it matches.
+    pub columns: Vec<(i16, i16)>,
+    /// Its actions (`FKCONSTR_ACTION_*`: 'a' NO ACTION, 'r' RESTRICT, …).
+    pub on_update: u8,
+    pub on_delete: u8,
+}
+
+/// What a feature checks of each new foreign key (see `init`).
+static ON_FOREIGN_KEY: super::BackendCell<Option<fn(&ForeignKey)>> = super::BackendCell::new(None);
+
+/// Once per backend, from _PG_init. `on_foreign_key` sees every foreign key
+/// as PostgreSQL records it (also one it clones to a partition or rebuilds
+/// after a column's type changed), before it validates the key against
+/// existing rows: raising there refuses the key before any of its checks
+/// runs.
+pub fn init(on_foreign_key: fn(&ForeignKey)) {
+    ON_FOREIGN_KEY.set(Some(on_foreign_key));
     // SAFETY: chaining the hook as every extension does, once per backend.
     unsafe {
         PREVIOUS.set(pg_sys::object_access_hook);
@@ -131,6 +152,10 @@ unsafe extern "C-unwind" fn object_access(
         // SAFETY: guarded; raises, never unwinds into PostgreSQL.
         unsafe { function_execute(object) };
     }
+    if access == pg_sys::ObjectAccessType::OAT_POST_CREATE && class == CONSTRAINT {
+        // SAFETY: guarded; raises, never unwinds into PostgreSQL.
+        unsafe { constraint_created(object) };
+    }
     // Never panics here (no guard): a failed borrow counts as not watching.
     if WATCHING.with(|w| w.try_borrow().is_ok_and(|w| w.is_some())) {
         // SAFETY: PostgreSQL passes the argument struct of the access type.
@@ -145,6 +170,80 @@ unsafe extern "C-unwind" fn object_access(
 #[pg_guard]
 unsafe extern "C-unwind" fn function_execute(function: pg_sys::Oid) {
     crate::postgres::security::before_function_call(function);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn constraint_created(constraint: pg_sys::Oid) {
+    let Some(check) = ON_FOREIGN_KEY.get() else {
+        return;
+    };
+    if let Some(key) = new_foreign_key(constraint) {
+        check(&key);
+    }
+}
+
+/// The constraint `constraint` that the running command has just recorded,
+/// if it is a foreign key. The row is not visible to the catalog's snapshot
+/// before the command's next step (as sepgsql reads new objects: with
+/// SnapshotSelf); its columns are found by name, which do not move between
+/// majors as their numbers do.
+fn new_foreign_key(constraint: pg_sys::Oid) -> Option<ForeignKey> {
+    // SAFETY: pg_constraint is opened, scanned by its oid index and closed
+    // here; the values are copied out of the row before the scan ends.
+    unsafe {
+        let catalog = pg_sys::table_open(CONSTRAINT, pg_sys::AccessShareLock as i32);
+        let mut key = pg_sys::ScanKeyData::default();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            column(c"oid"),
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::Oid::from(pg_sys::F_OIDEQ).into(),
+            constraint.into(),
+        );
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            CONSTRAINT_OID_INDEX,
+            true,
+            &raw mut pg_sys::SnapshotSelfData,
+            1,
+            &mut key,
+        );
+        let tuple = pg_sys::systable_getnext(scan);
+        let descriptor = (*catalog).rd_att;
+        let get = |name: &CStr| {
+            let mut null = false;
+            let value = pg_sys::heap_getattr(tuple, column(name).into(), descriptor, &mut null);
+            (!null).then_some(value)
+        };
+        let char_of = |name: &CStr| get(name).map_or(0, |v| v.value() as u8);
+        let oid_of = |name: &CStr| {
+            get(name).map_or(pg_sys::InvalidOid, |v| pg_sys::Oid::from(v.value() as u32))
+        };
+        let columns = |name: &CStr| {
+            get(name)
+                .and_then(|v| <Vec<i16> as pgrx::FromDatum>::from_datum(v, false))
+                .unwrap_or_default()
+        };
+        let key = (!tuple.is_null() && char_of(c"contype") == b'f').then(|| ForeignKey {
+            relation: oid_of(c"conrelid"),
+            referenced: oid_of(c"confrelid"),
+            columns: columns(c"conkey")
+                .into_iter()
+                .zip(columns(c"confkey"))
+                .collect(),
+            on_update: char_of(c"confupdtype"),
+            on_delete: char_of(c"confdeltype"),
+        });
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as i32);
+        key
+    }
+}
+
+/// The number of pg_constraint's column `name`.
+fn column(name: &CStr) -> i16 {
+    // SAFETY: a syscache lookup of a column every major has.
+    unsafe { pg_sys::get_attnum(CONSTRAINT, name.as_ptr()) }
 }
 
 #[pg_guard]
@@ -238,6 +337,8 @@ const INHERITS: pg_sys::Oid = pg_sys::Oid::from_u32(2611);
 const INDEX: pg_sys::Oid = pg_sys::Oid::from_u32(2610);
 const FOREIGN_TABLE: pg_sys::Oid = pg_sys::Oid::from_u32(3118);
 const DB_ROLE_SETTING: pg_sys::Oid = pg_sys::Oid::from_u32(2964);
+const CONSTRAINT: pg_sys::Oid = pg_sys::Oid::from_u32(2606);
+const CONSTRAINT_OID_INDEX: pg_sys::Oid = pg_sys::Oid::from_u32(2667);
 
 /// pg_policy and pg_rewrite: oid, name, the table's oid.
 #[repr(C)]
@@ -271,7 +372,7 @@ const NAMESPACED: &[pg_sys::Oid] = &[
     pg_sys::Oid::from_u32(3600), // TSDictionaryRelationId
     pg_sys::Oid::from_u32(3601), // TSParserRelationId
     pg_sys::Oid::from_u32(3764), // TSTemplateRelationId
-    pg_sys::Oid::from_u32(2606), // ConstraintRelationId
+    CONSTRAINT,
 ];
 
 /// Where the object `object` of catalog `class` lives now.

@@ -761,7 +761,26 @@ CREATE CAST (uc.app_kind AS bigint) WITH FUNCTION uc.app_kind_big(uc.app_kind) A
 ALTER EVENT TRIGGER tenancy_guard_triggers ENABLE;
 SELECT severity, object, problem FROM tenancy.verify() WHERE object LIKE 'cast from uc.app_kind%';
 DROP CAST (uc.app_kind AS bigint);
-DROP TABLE uc.app_child, uc.app_inheritor, uc.app_parent, uc.app_typed, uc.sessions;
+--     Such a cast whose function changed hands after it was made (or one
+--     made before tenancy was installed) does not run for a key the
+--     referencing role adds: the key is refused as PostgreSQL records it,
+--     before it validates the key against existing rows (no warning).
+DROP CAST (uc.app_kind AS int);
+CREATE FUNCTION uc.app_kind_int4(uc.app_kind) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE CAST (uc.app_kind AS int) WITH FUNCTION uc.app_kind_int4(uc.app_kind) AS IMPLICIT;
+ALTER FUNCTION uc.app_kind_int4(uc.app_kind) OWNER TO tenancy_app;
+INSERT INTO uc.sessions VALUES (1);
+SET ROLE tenancy_app;
+CREATE OR REPLACE FUNCTION uc.app_kind_int4(uc.app_kind) RETURNS int LANGUAGE plpgsql AS
+    $$BEGIN RAISE WARNING 'the cast ran as %', current_user; RETURN 1; END$$;
+CREATE TABLE uc.app_kinds (k uc.app_kind);
+INSERT INTO uc.app_kinds VALUES ('a');
+ALTER TABLE uc.app_kinds ADD FOREIGN KEY (k) REFERENCES uc.sessions (id);
+ALTER TABLE uc.app_kinds ADD FOREIGN KEY (k) REFERENCES uc.sessions (id) NOT VALID;
+RESET ROLE;
+DROP CAST (uc.app_kind AS int);
+DROP FUNCTION uc.app_kind_int4(uc.app_kind);
+DROP TABLE uc.app_child, uc.app_inheritor, uc.app_parent, uc.app_typed, uc.app_kinds, uc.sessions;
 DROP TYPE uc.app_row;
 DROP TYPE uc.app_kind CASCADE;
 REVOKE CREATE ON SCHEMA uc FROM tenancy_app;
