@@ -14,6 +14,7 @@ pub mod parser;
 pub mod query;
 pub mod relations;
 pub mod resources;
+pub mod rows;
 pub mod security;
 pub mod shared;
 pub mod system;

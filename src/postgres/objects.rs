@@ -3,6 +3,7 @@
 //! it), recording only while `watch` runs. The same hook tells security.rs
 //! which function an expression is about to call.
 
+use super::rows;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::CStr;
@@ -183,67 +184,35 @@ unsafe extern "C-unwind" fn constraint_created(constraint: pg_sys::Oid) {
 }
 
 /// The constraint `constraint` that the running command has just recorded,
-/// if it is a foreign key. The row is not visible to the catalog's snapshot
-/// before the command's next step (as sepgsql reads new objects: with
-/// SnapshotSelf); its columns are found by name, which do not move between
-/// majors as their numbers do.
+/// if it is a foreign key (its columns found by name, which do not move
+/// between majors as their numbers do).
 fn new_foreign_key(constraint: pg_sys::Oid) -> Option<ForeignKey> {
-    // SAFETY: pg_constraint is opened, scanned by its oid index and closed
-    // here; the values are copied out of the row before the scan ends.
-    unsafe {
-        let catalog = pg_sys::table_open(CONSTRAINT, pg_sys::AccessShareLock as i32);
-        let mut key = pg_sys::ScanKeyData::default();
-        pg_sys::ScanKeyInit(
-            &mut key,
-            column(c"oid"),
-            pg_sys::BTEqualStrategyNumber as u16,
-            pg_sys::Oid::from(pg_sys::F_OIDEQ).into(),
-            constraint.into(),
-        );
-        let scan = pg_sys::systable_beginscan(
-            catalog,
-            CONSTRAINT_OID_INDEX,
-            true,
-            &raw mut pg_sys::SnapshotSelfData,
-            1,
-            &mut key,
-        );
-        let tuple = pg_sys::systable_getnext(scan);
-        let descriptor = (*catalog).rd_att;
-        let get = |name: &CStr| {
-            let mut null = false;
-            let value = pg_sys::heap_getattr(tuple, column(name).into(), descriptor, &mut null);
-            (!null).then_some(value)
-        };
-        let char_of = |name: &CStr| get(name).map_or(0, |v| v.value() as u8);
-        let oid_of = |name: &CStr| {
-            get(name).map_or(pg_sys::InvalidOid, |v| pg_sys::Oid::from(v.value() as u32))
-        };
-        let columns = |name: &CStr| {
-            get(name)
-                .and_then(|v| <Vec<i16> as pgrx::FromDatum>::from_datum(v, false))
-                .unwrap_or_default()
-        };
-        let key = (!tuple.is_null() && char_of(c"contype") == b'f').then(|| ForeignKey {
-            relation: oid_of(c"conrelid"),
-            referenced: oid_of(c"confrelid"),
-            columns: columns(c"conkey")
-                .into_iter()
-                .zip(columns(c"confkey"))
-                .collect(),
-            on_update: char_of(c"confupdtype"),
-            on_delete: char_of(c"confdeltype"),
-        });
-        pg_sys::systable_endscan(scan);
-        pg_sys::table_close(catalog, pg_sys::AccessShareLock as i32);
-        key
-    }
-}
-
-/// The number of pg_constraint's column `name`.
-fn column(name: &CStr) -> i16 {
-    // SAFETY: a syscache lookup of a column every major has.
-    unsafe { pg_sys::get_attnum(CONSTRAINT, name.as_ptr()) }
+    let column = |name| rows::column(CONSTRAINT, name);
+    let mut key = None;
+    rows::each_equal(
+        CONSTRAINT,
+        CONSTRAINT_OID_INDEX,
+        column(c"oid"),
+        pg_sys::F_OIDEQ,
+        constraint.into(),
+        rows::Seen::OwnWrites,
+        |row| {
+            let columns = |name| row.get::<Vec<i16>>(column(name)).unwrap_or_default();
+            let char_of = |name| row.datum(column(name)).map_or(0, |v| v.value() as u8);
+            key = (char_of(c"contype") == b'f').then(|| ForeignKey {
+                relation: row.get(column(c"conrelid")).unwrap_or_default(),
+                referenced: row.get(column(c"confrelid")).unwrap_or_default(),
+                columns: columns(c"conkey")
+                    .into_iter()
+                    .zip(columns(c"confkey"))
+                    .collect(),
+                on_update: char_of(c"confupdtype"),
+                on_delete: char_of(c"confdeltype"),
+            });
+            false
+        },
+    );
+    key
 }
 
 #[pg_guard]
