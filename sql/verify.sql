@@ -325,6 +325,24 @@ SELECT 'warning', format('trigger %I on %s', t.tgname, t.tgrelid::regclass::text
    AND NOT pg_has_role(c.relowner, p.proowner, 'USAGE')
    AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.proowner AND r.rolsuper)
 UNION ALL
+-- PostgreSQL checks a foreign key with queries on the referencing table, as
+-- its owner, in the session and tenant context of whoever deletes or updates
+-- the referenced rows, planned with what that owner attached to the table
+-- (an index's predicate, a constraint, a policy): a key from a table whose
+-- owner lacks the privileges of the referenced table's owner (made before
+-- tenancy was installed, or by a superuser) runs that role's code in their
+-- requests. (Migrations may add keys to shared tables: what they attach to
+-- their tables cannot call their author's code.)
+SELECT 'warning', format('constraint %I on %s', k.conname, k.conrelid::regclass::text),
+       format('foreign key into %s, owned by %s, from a table of %s: its checks run what %s attached to %s in the context of whoever deletes or updates %s',
+              k.confrelid::regclass::text, r.relowner::regrole::text, f.relowner::regrole::text,
+              f.relowner::regrole::text, k.conrelid::regclass::text, k.confrelid::regclass::text),
+       format('ALTER TABLE %s DROP CONSTRAINT %I; (where tenancy is installed, only the referenced table''s owner adds keys)',
+              k.conrelid::regclass::text, k.conname)
+  FROM pg_constraint k JOIN pg_class f ON f.oid = k.conrelid JOIN pg_class r ON r.oid = k.confrelid
+ WHERE k.contype = 'f' AND k.conparentid = 0 AND NOT pg_has_role(f.relowner, r.relowner, 'USAGE')
+   AND NOT EXISTS (SELECT FROM tenant_relations t WHERE t.oid = k.conrelid)
+UNION ALL
 -- A cast that PostgreSQL applies by itself runs its function wherever it
 -- converts (a foreign key's checks: as the referenced table's owner); one
 -- whose function another role than a superuser owns, made before tenancy was

@@ -215,18 +215,18 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
 #[derive(Clone, Copy)]
 struct Direct {
     tenants: pg_sys::Oid,
-    by_identifier: pg_sys::Oid,
-    by_id: pg_sys::Oid,
+    by_identifier: rows::Index,
+    by_id: rows::Index,
     id: i16,
     identifier: i16,
     status: i16,
     schema_name: i16,
     created_at: i16,
     freed: pg_sys::Oid,
-    freed_by_identifier: pg_sys::Oid,
+    freed_by_identifier: rows::Index,
     freed_identifier: i16,
     config: pg_sys::Oid,
-    config_by_tenant: pg_sys::Oid,
+    config_by_tenant: rows::Index,
     config_tenant: i16,
     config_key: i16,
     config_value: i16,
@@ -307,12 +307,7 @@ impl Direct {
                     row.get::<pgrx::Uuid>(self.id),
                     row.get::<String>(self.identifier),
                     row.get::<String>(self.status),
-                    // SAFETY: a `name` column's datum points at its NameData.
-                    row.datum(self.schema_name).map(|name| unsafe {
-                        std::ffi::CStr::from_ptr(name.cast_mut_ptr::<std::ffi::c_char>())
-                            .to_string_lossy()
-                            .into_owned()
-                    }),
+                    row.name(self.schema_name),
                     row.datum(self.created_at).map(|at| at.value() as i64),
                 ));
                 false

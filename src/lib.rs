@@ -66,6 +66,7 @@ pub extern "C-unwind" fn _PG_init() {
     api::usage::init();
     postgres::security::init();
     postgres::objects::init(api::policies::on_foreign_key);
+    api::policies::init(api::migrations::in_migration);
     postgres::initplans::init(api::context::ACCESSOR);
     postgres::functions::init(
         api::schemas::is_tenant_schema_function,

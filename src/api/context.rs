@@ -152,6 +152,7 @@ pub(crate) fn on_transaction_end(_committed: bool) {
     limits::on_transaction_end();
     audit::on_transaction_end();
     citus::on_transaction_end();
+    super::policies::on_transaction_end();
 }
 
 /// Run `f` with `id` as the context whatever the tenant's status: a migration

@@ -27,6 +27,24 @@ thread_local! {
     /// Set while protect()/unprotect() run their own DDL, which must not
     /// re-enter the auto-protect event trigger.
     static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// Whether a migration script is running (see `init`).
+    static IN_MIGRATION: Cell<fn() -> bool> = const { Cell::new(|| false) };
+    /// The foreign keys this transaction made while the library was loaded:
+    /// `on_foreign_key` decided on each as PostgreSQL recorded it.
+    static DECIDED_KEYS: std::cell::RefCell<Vec<pg_sys::Oid>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn on_transaction_end() {
+    DECIDED_KEYS.take();
+}
+
+/// From _PG_init: how to tell that a migration script is running (the
+/// migrations module sits above this one). A migration may add foreign keys
+/// to shared tables of other owners: what it attaches to its tables cannot
+/// call its author's code (see migrations.rs), which is what the key rule
+/// below keeps out of other roles' requests.
+pub(crate) fn init(in_migration: fn() -> bool) {
+    IN_MIGRATION.set(in_migration);
 }
 
 /// Run `f` as the catalog owner with auto-protect paused.
@@ -440,7 +458,7 @@ fn refuse_foreign_triggers() {
             AND NOT pg_has_role($1, c.relowner, 'USAGE') \
           LIMIT 1",
         role,
-        |row| row.get_two::<String, String>(),
+        |row| Ok(Some((row.get::<String>(1)?, row.get::<String>(2)?))),
     );
     if let Some((Some(relation), Some(owner))) = foreign {
         PermissionDenied(
@@ -454,18 +472,25 @@ fn refuse_foreign_triggers() {
         )
         .raise();
     }
-    // The same for a foreign key whose action (CASCADE, SET NULL, SET
-    // DEFAULT) writes to the referencing table when a referenced row is
-    // deleted or updated: the writer's statement then runs what the
-    // referencing table's owner attached to it (its triggers, its defaults),
-    // in the writer's tenant context. And for one whose columns are of other
-    // types than the referenced ones: PostgreSQL's key checks then convert
-    // them, as the referenced table's owner, with conversions its creator
-    // may control. Only the referenced table's owner may add either
-    // (REFERENCES, which GRANT ALL gives, does not suffice). The keys are
-    // checked as they end up: a column's new type rebuilds the keys of the
-    // table, of its children and partitions, and of the tables typed by a
-    // composite type that ALTER TYPE changes.
+    // The same for a foreign key, whatever its action and its columns'
+    // types: PostgreSQL's checks of a key run queries on the referencing
+    // table, as its owner, in the session of whoever deletes or updates the
+    // referenced rows (every tenant's requests, in their tenant context), and
+    // whoever changes the referenced side (a column's type, a detached
+    // partition) validates it with its own rights. Planning those queries
+    // runs what the referencing table's owner attached to it (an index's
+    // predicate, a partition's constraint, a policy; the referencing table's
+    // triggers and defaults, for an action; conversions, for other column
+    // types). So only a role with the referenced table's owner's privileges
+    // may add one (REFERENCES, which GRANT ALL gives, does not suffice). The
+    // keys are checked as they end up: a column's new type rebuilds the keys
+    // of the table, of its children and partitions, and of the tables typed
+    // by a composite type that ALTER TYPE changes.
+    // (Only the keys this transaction made or rebuilt, and of those only
+    // the ones made before the library was loaded: `on_foreign_key` decided
+    // on the others, migrations' included. A key made before, by a role that
+    // could, does not stop its table's owner from altering the table;
+    // verify() reports it.)
     let keyed = first_created(
         "WITH RECURSIVE touched(relid) AS ( \
              SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
@@ -479,21 +504,25 @@ fn refuse_foreign_triggers() {
              UNION ALL \
              SELECT i.inhrelid FROM touched t, \
                     LATERAL (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t.relid OFFSET 0) i) \
-         SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text \
+         SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text, \
+                k.written, k.oid \
            FROM touched t, \
-                LATERAL (SELECT * FROM pg_constraint k \
+                LATERAL (SELECT k.oid, k.conrelid, k.confrelid, k.xmin::text::int8 AS written \
+                           FROM pg_constraint k \
                           WHERE k.conrelid = t.relid AND k.contype = 'f' OFFSET 0) k, \
                 LATERAL (SELECT r.relowner FROM pg_class r WHERE r.oid = k.confrelid OFFSET 0) r \
-          WHERE NOT pg_has_role($1, r.relowner, 'USAGE') \
-            AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd') \
-                 OR EXISTS (SELECT FROM unnest(k.conkey, k.confkey) u(col, ref) \
-                             WHERE (SELECT atttypid FROM pg_attribute \
-                                     WHERE attrelid = k.conrelid AND attnum = u.col) \
-                                   IS DISTINCT FROM (SELECT atttypid FROM pg_attribute \
-                                                      WHERE attrelid = k.confrelid AND attnum = u.ref))) \
-          LIMIT 1",
+          WHERE NOT pg_has_role($1, r.relowner, 'USAGE')",
         role,
-        |row| row.get_three::<String, String, String>(),
+        |row| {
+            let written = row.get::<i64>(4)?.and_then(|xid| u32::try_from(xid).ok());
+            let decided = row
+                .get::<pg_sys::Oid>(5)?
+                .is_some_and(|key| DECIDED_KEYS.with_borrow(|keys| keys.contains(&key)));
+            if decided || !written.is_some_and(security::written_by_this_transaction) {
+                return Ok(None);
+            }
+            Ok(Some((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)))
+        },
     );
     if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
         refuse_key(&referencing, &referenced, &owner);
@@ -537,13 +566,14 @@ fn refuse_foreign_triggers() {
 fn refuse_key(referencing: &str, referenced: &str, owner: &str) -> ! {
     PermissionDenied(
         format!(
-            "only the owner of {referenced} may add a foreign key from {referencing} to it \
-             with an action (CASCADE, SET NULL, SET DEFAULT) or with columns of other types"
+            "only the owner of {referenced} (or a role with its privileges) may add a foreign \
+             key to it: from {referencing}"
         ),
         format!(
-            "Such a key runs code of {referencing}'s owner in the writer's tenant context, or \
-             as {referenced}'s owner. Use ON DELETE/UPDATE NO ACTION or RESTRICT and the \
-             referenced columns' own types, or have {owner} add the key."
+            "PostgreSQL checks the key with queries on {referencing}, as its owner, in the \
+             session and tenant context of whoever deletes or updates {referenced}'s rows, and \
+             planning them runs what {referencing}'s owner attached to it. Where tenancy is \
+             installed, REFERENCES alone does not suffice: have {owner} add the key."
         ),
     )
     .raise()
@@ -552,31 +582,18 @@ fn refuse_key(referencing: &str, referenced: &str, owner: &str) -> ! {
 /// The same rule for keys as `refuse_foreign_triggers`, applied the moment
 /// PostgreSQL records the key (the object access hook, where the library is
 /// loaded), before it validates the key against existing rows: that
-/// validation already runs the conversions, as the referenced table's owner,
-/// so a refusal at the end of the command would come after them. The event
-/// trigger stays, for sessions that had not loaded the library.
+/// validation already runs queries on the referencing table (and
+/// conversions of its columns) as the referenced table's owner, so a refusal
+/// at the end of the command would come after them. The event trigger
+/// stays, for sessions that had not loaded the library.
 pub fn on_foreign_key(key: &crate::postgres::objects::ForeignKey) {
     use crate::postgres::relations;
-    if !catalog::installed() || !ddl_checks_enabled() {
+    DECIDED_KEYS.with_borrow_mut(|keys| keys.push(key.constraint));
+    if IN_MIGRATION.get()() || !catalog::installed() || !ddl_checks_enabled() {
         return;
     }
     let owner = relations::owner(key.referenced);
-    if security::has_privileges_of(owner) {
-        return;
-    }
-    let acts = |action: u8| {
-        [
-            pg_sys::FKCONSTR_ACTION_CASCADE,
-            pg_sys::FKCONSTR_ACTION_SETNULL,
-            pg_sys::FKCONSTR_ACTION_SETDEFAULT,
-        ]
-        .contains(&action)
-    };
-    let converts = key.columns.iter().any(|&(column, referenced)| {
-        relations::column_type(key.relation, column)
-            != relations::column_type(key.referenced, referenced)
-    });
-    if acts(key.on_update) || acts(key.on_delete) || converts {
+    if !security::has_privileges_of(owner) {
         refuse_key(
             &relations::name(key.relation),
             &relations::name(key.referenced),
@@ -585,23 +602,24 @@ pub fn on_foreign_key(key: &crate::postgres::objects::ForeignKey) {
     }
 }
 
-/// The first row of a kept query over what the DDL command just created
-/// (`$1`: the role that ran it), as the catalog owner.
+/// The first row that `pick` picks of a kept query over what the DDL
+/// command just created (`$1`: the role that ran it), as the catalog owner.
 fn first_created<R>(
     sql: &'static str,
     role: pg_sys::Oid,
-    get: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> pgrx::spi::SpiResult<R>,
+    mut pick: impl FnMut(pgrx::spi::SpiHeapTupleData<'_>) -> pgrx::spi::SpiResult<Option<R>>,
 ) -> Option<R> {
     catalog::as_owner(|| {
         query::kept(
             sql,
             &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
             |client, statement| {
-                let rows = client.select(statement, Some(1), &[role.into()])?;
-                if rows.is_empty() {
-                    return Ok(None);
+                for row in client.select(statement, None, &[role.into()])? {
+                    if let Some(picked) = pick(row)? {
+                        return Ok(Some(picked));
+                    }
                 }
-                get(rows.first()).map(Some)
+                Ok(None)
             },
         )
     })

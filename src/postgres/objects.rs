@@ -78,15 +78,12 @@ static WATCHING: super::BackendRefCell<Option<Vec<Seen>>> = super::BackendRefCel
 
 /// A foreign key as PostgreSQL records it.
 pub struct ForeignKey {
+    /// The key (its pg_constraint row).
+    pub constraint: pg_sys::Oid,
     /// The referencing table.
     pub relation: pg_sys::Oid,
     /// The referenced table.
     pub referenced: pg_sys::Oid,
-    /// Each column of the key, and the referenced column it matches.
-    pub columns: Vec<(i16, i16)>,
-    /// Its actions (`FKCONSTR_ACTION_*`: 'a' NO ACTION, 'r' RESTRICT, …).
-    pub on_update: u8,
-    pub on_delete: u8,
 }
 
 /// What a feature checks of each new foreign key (see `init`).
@@ -184,8 +181,8 @@ unsafe extern "C-unwind" fn constraint_created(constraint: pg_sys::Oid) {
 }
 
 /// The constraint `constraint` that the running command has just recorded,
-/// if it is a foreign key (its columns found by name, which do not move
-/// between majors as their numbers do).
+/// if it is a foreign key (pg_constraint's columns found by name: their
+/// numbers move between majors).
 fn new_foreign_key(constraint: pg_sys::Oid) -> Option<ForeignKey> {
     let column = |name| rows::column(CONSTRAINT, name);
     let mut key = None;
@@ -197,17 +194,11 @@ fn new_foreign_key(constraint: pg_sys::Oid) -> Option<ForeignKey> {
         constraint.into(),
         rows::Seen::OwnWrites,
         |row| {
-            let columns = |name| row.get::<Vec<i16>>(column(name)).unwrap_or_default();
-            let char_of = |name| row.datum(column(name)).map_or(0, |v| v.value() as u8);
-            key = (char_of(c"contype") == b'f').then(|| ForeignKey {
+            let contype = row.datum(column(c"contype")).map_or(0, |v| v.value() as u8);
+            key = (contype == b'f').then(|| ForeignKey {
+                constraint,
                 relation: row.get(column(c"conrelid")).unwrap_or_default(),
                 referenced: row.get(column(c"confrelid")).unwrap_or_default(),
-                columns: columns(c"conkey")
-                    .into_iter()
-                    .zip(columns(c"confkey"))
-                    .collect(),
-                on_update: char_of(c"confupdtype"),
-                on_delete: char_of(c"confdeltype"),
             });
             false
         },
@@ -307,7 +298,10 @@ const INDEX: pg_sys::Oid = pg_sys::Oid::from_u32(2610);
 const FOREIGN_TABLE: pg_sys::Oid = pg_sys::Oid::from_u32(3118);
 const DB_ROLE_SETTING: pg_sys::Oid = pg_sys::Oid::from_u32(2964);
 const CONSTRAINT: pg_sys::Oid = pg_sys::Oid::from_u32(2606);
-const CONSTRAINT_OID_INDEX: pg_sys::Oid = pg_sys::Oid::from_u32(2667);
+const CONSTRAINT_OID_INDEX: rows::Index = rows::Index {
+    oid: pg_sys::Oid::from_u32(2667),
+    collation: pg_sys::InvalidOid,
+};
 
 /// pg_policy and pg_rewrite: oid, name, the table's oid.
 #[repr(C)]

@@ -76,12 +76,6 @@ pub fn and_descendants(relid: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     .or_raise("reading pg_inherits")
 }
 
-/// The type of the relation's column `column` (InvalidOid when there is none).
-pub fn column_type(relid: pg_sys::Oid, column: i16) -> pg_sys::Oid {
-    // SAFETY: a syscache lookup.
-    unsafe { pg_sys::get_atttype(relid, column) }
-}
-
 /// Whether the relation is a sequence (reading one runs no code).
 pub fn is_sequence(relid: pg_sys::Oid) -> bool {
     // SAFETY: a syscache lookup; '\0' for a relation that is gone.

@@ -35,6 +35,16 @@ impl Row {
         (!null).then_some(value)
     }
 
+    /// Column `attnum`, of type `name`, None when NULL.
+    pub fn name(&self, attnum: i16) -> Option<String> {
+        // SAFETY: a `name` datum points at its NameData, NUL-terminated.
+        self.datum(attnum).map(|name| unsafe {
+            std::ffi::CStr::from_ptr(name.cast_mut_ptr::<std::ffi::c_char>())
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
     /// Column `attnum` converted (copied out of the row), None when NULL.
     pub fn get<T: FromDatum>(&self, attnum: i16) -> Option<T> {
         // SAFETY: pgrx's conversion of a datum of the column's type, which
@@ -50,27 +60,35 @@ pub fn column(relation: pg_sys::Oid, name: &std::ffi::CStr) -> i16 {
     unsafe { pg_sys::get_attnum(relation, name.as_ptr()) }
 }
 
+/// A b-tree index, and the collation its first column is ordered by.
+#[derive(Clone, Copy)]
+pub struct Index {
+    pub oid: pg_sys::Oid,
+    pub collation: pg_sys::Oid,
+}
+
 /// A valid b-tree index of `table` whose first column is the column
 /// `attnum`, if there is one.
-pub fn index_on(table: pg_sys::Oid, attnum: i16) -> Option<pg_sys::Oid> {
+pub fn index_on(table: pg_sys::Oid, attnum: i16) -> Option<Index> {
     // SAFETY: the table and each index are opened and closed here; the
     // index list is the relcache's copy.
     unsafe {
         let relation = pg_sys::table_open(table, pg_sys::AccessShareLock as i32);
         let list = pg_sys::RelationGetIndexList(relation);
-        let found = super::cells(list)
-            .iter()
-            .map(|cell| cell.oid_value)
-            .find(|&index| {
-                let index = pg_sys::index_open(index, pg_sys::AccessShareLock as i32);
-                let form = &*(*index).rd_index;
-                let fits = (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID
-                    && form.indisvalid
-                    && form.indnkeyatts >= 1
-                    && *form.indkey.values.as_ptr() == attnum;
-                pg_sys::index_close(index, pg_sys::AccessShareLock as i32);
-                fits
-            });
+        let found = super::cells(list).iter().find_map(|cell| {
+            let index = pg_sys::index_open(cell.oid_value, pg_sys::AccessShareLock as i32);
+            let form = &*(*index).rd_index;
+            let fits = (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID
+                && form.indisvalid
+                && form.indnkeyatts >= 1
+                && *form.indkey.values.as_ptr() == attnum;
+            let collation = *(*index).rd_indcollation;
+            pg_sys::index_close(index, pg_sys::AccessShareLock as i32);
+            fits.then_some(Index {
+                oid: cell.oid_value,
+                collation,
+            })
+        });
         pg_sys::list_free(list);
         pg_sys::table_close(relation, pg_sys::AccessShareLock as i32);
         found
@@ -79,10 +97,12 @@ pub fn index_on(table: pg_sys::Oid, attnum: i16) -> Option<pg_sys::Oid> {
 
 /// Each row of `table` whose column `attnum` equals `value` (`equal`: the
 /// equality function of the column's type, e.g. `F_TEXTEQ`), found through
-/// `index` (whose first column it is), until `each` returns false.
+/// `index` (whose first column it is), until `each` returns false. The
+/// table stays locked until the transaction ends, as the executor leaves
+/// what it read.
 pub fn each_equal(
     table: pg_sys::Oid,
-    index: pg_sys::Oid,
+    index: Index,
     attnum: i16,
     equal: u32,
     value: pg_sys::Datum,
@@ -94,9 +114,6 @@ pub fn each_equal(
     // the index's own collation, as the index is ordered.
     unsafe {
         let relation = pg_sys::table_open(table, pg_sys::AccessShareLock as i32);
-        let index_relation = pg_sys::index_open(index, pg_sys::AccessShareLock as i32);
-        let collation = *(*index_relation).rd_indcollation;
-        pg_sys::index_close(index_relation, pg_sys::AccessShareLock as i32);
         let mut key = pg_sys::ScanKeyData::default();
         pg_sys::ScanKeyEntryInitialize(
             &mut key,
@@ -104,7 +121,7 @@ pub fn each_equal(
             attnum,
             pg_sys::BTEqualStrategyNumber as u16,
             pg_sys::InvalidOid,
-            collation,
+            index.collation,
             pg_sys::Oid::from(equal),
             value,
         );
@@ -113,7 +130,7 @@ pub fn each_equal(
             Seen::Active => pg_sys::GetTransactionSnapshot(),
             Seen::OwnWrites => &raw mut pg_sys::SnapshotSelfData,
         };
-        let scan = pg_sys::systable_beginscan(relation, index, true, snapshot, 1, &mut key);
+        let scan = pg_sys::systable_beginscan(relation, index.oid, true, snapshot, 1, &mut key);
         let descriptor = (*relation).rd_att;
         loop {
             let tuple = pg_sys::systable_getnext(scan);
@@ -122,6 +139,6 @@ pub fn each_equal(
             }
         }
         pg_sys::systable_endscan(scan);
-        pg_sys::table_close(relation, pg_sys::AccessShareLock as i32);
+        pg_sys::table_close(relation, pg_sys::NoLock as i32);
     }
 }

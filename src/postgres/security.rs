@@ -174,6 +174,13 @@ pub fn has_privileges_of(role: pg_sys::Oid) -> bool {
     unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), role) }
 }
 
+/// Whether the row version whose xmin is `xid` was written by this
+/// transaction or one of its subtransactions (a catalog row it made).
+pub fn written_by_this_transaction(xid: u32) -> bool {
+    // SAFETY: reads the transaction state.
+    unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xid.into()) }
+}
+
 /// In a transaction that failed and waits for its ROLLBACK: nothing may be
 /// looked up.
 pub fn in_failed_transaction() -> bool {
