@@ -510,8 +510,11 @@ fn refuse_foreign_triggers() {
                 LATERAL (SELECT k.oid, k.conrelid, k.confrelid, k.xmin::text::int8 AS written \
                            FROM pg_constraint k \
                           WHERE k.conrelid = t.relid AND k.contype = 'f' OFFSET 0) k, \
-                LATERAL (SELECT r.relowner FROM pg_class r WHERE r.oid = k.confrelid OFFSET 0) r \
-          WHERE NOT pg_has_role($1, r.relowner, 'USAGE')",
+                LATERAL (SELECT r.relowner FROM pg_class r WHERE r.oid = k.confrelid OFFSET 0) r, \
+                LATERAL (SELECT f.relowner FROM pg_class f WHERE f.oid = k.conrelid OFFSET 0) f \
+          WHERE NOT pg_has_role($1, r.relowner, 'USAGE') \
+             OR NOT pg_has_role(f.relowner, r.relowner, 'USAGE') \
+                AND NOT (SELECT rolsuper FROM pg_authid WHERE oid = $1)",
         role,
         |row| {
             let written = row.get::<i64>(4)?.and_then(|xid| u32::try_from(xid).ok());
@@ -592,8 +595,13 @@ pub fn on_foreign_key(key: &crate::postgres::objects::ForeignKey) {
     if IN_MIGRATION.get()() || !catalog::installed() || !ddl_checks_enabled() {
         return;
     }
+    // Whoever adds it, and (but for a superuser's, e.g. a restore's) the
+    // referencing table's owner, whose code the checks run.
     let owner = relations::owner(key.referenced);
-    if !security::has_privileges_of(owner) {
+    let referencing_owner = relations::owner(key.relation);
+    if !security::has_privileges_of(owner)
+        || !security::is_superuser() && !security::role_has_privileges_of(referencing_owner, owner)
+    {
         refuse_key(
             &relations::name(key.relation),
             &relations::name(key.referenced),

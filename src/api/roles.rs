@@ -172,7 +172,7 @@ fn migration_owner_problem(role: pg_sys::Oid) -> Option<String> {
     reached.sort();
     reached.dedup();
     (!reached.is_empty()).then(|| {
-        let quoted: Vec<String> = reached.iter().map(|r| spi::quote_identifier(r)).collect();
+        let quoted: Vec<String> = reached.iter().map(spi::quote_identifier).collect();
         format!("is a member of {}", quoted.join(", "))
     })
 }

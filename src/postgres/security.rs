@@ -181,6 +181,13 @@ pub fn written_by_this_transaction(xid: u32) -> bool {
     unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xid.into()) }
 }
 
+/// Whether `member` has the privileges of `role` (is it, or a member that
+/// inherits them, or a superuser).
+pub fn role_has_privileges_of(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup.
+    unsafe { pg_sys::has_privs_of_role(member, role) }
+}
+
 /// In a transaction that failed and waits for its ROLLBACK: nothing may be
 /// looked up.
 pub fn in_failed_transaction() -> bool {

@@ -754,6 +754,15 @@ ALTER TABLE uc.app_child ALTER COLUMN sid TYPE bigint;
 \set VERBOSITY default
 RESET ROLE;
 ALTER TABLE uc.app_child DROP CONSTRAINT app_child_sid;
+--     (nor one made by a role with both owners' privileges: but for a
+--     superuser's, the referencing table's owner must have them too)
+CREATE ROLE uc_both IN ROLE tenancy_owner, tenancy_app;
+SET ROLE uc_both;
+\set VERBOSITY sqlstate
+ALTER TABLE uc.app_child ADD FOREIGN KEY (sid) REFERENCES uc.sessions (id);
+\set VERBOSITY default
+RESET ROLE;
+DROP ROLE uc_both;
 --     (in a session that has not loaded the library yet: by the event
 --     trigger, at the end of the command)
 \c - tenancy_app
