@@ -241,6 +241,9 @@ fn direct() -> Option<Direct> {
     if let Some(direct) = DIRECT.get() {
         return direct;
     }
+    // Resolved first: which relations' changes invalidate the cache that
+    // this read fills is known only once they are (see is_catalog_relation).
+    relations();
     let resolve = || {
         if crate::postgres::citus::loaded() {
             return None;

@@ -4,11 +4,14 @@
     compare.py PLAIN_RESULTS TENANCY_RESULTS ALLOWED
 
 Every test's output must be the same, but for the tests named in ALLOWED
-(lines "test  pattern  reason", separated by two spaces or more), which may
-list the extension's own objects: once whitespace is collapsed, the rows one
-run has and the other has not must all match the test's pattern (a regular
-expression), apart from the header, separator and row-count lines of the
-listing that grew. Prints what differs; exits 1 if anything is not allowed.
+(lines "test  pattern  reason", or "test  pattern  removed  reason",
+separated by two spaces or more): once whitespace is collapsed, the rows only
+the tenancy run has must all match the test's pattern (a regular expression:
+the extension's own objects in a listing, or its documented refusal), and the
+rows only the plain run has must match `removed` (what the refusal replaced;
+none without it), apart from the header, separator and row-count lines of
+the listing that grew. Prints what differs; exits 1 if anything is not
+allowed.
 """
 import collections
 import pathlib
@@ -19,8 +22,9 @@ plain_dir, tenancy_dir, allowed_file = map(pathlib.Path, sys.argv[1:4])
 allowed = {}
 for line in allowed_file.read_text().splitlines():
     if line.strip() and not line.startswith("#"):
-        test, pattern, _reason = re.split(r"\s{2,}", line.strip(), maxsplit=2)
-        allowed[test] = re.compile(pattern)
+        fields = re.split(r"\s{2,}", line.strip(), maxsplit=3)
+        test, pattern, removed = fields[0], fields[1], fields[2] if len(fields) == 4 else None
+        allowed[test] = (re.compile(pattern), re.compile(removed) if removed else None)
 
 LISTING = re.compile(r"^([a-z_0-9 |]+|[-+]+|\(\d+ rows?\))$")
 bad = 0
@@ -34,9 +38,11 @@ for plain in sorted(plain_dir.glob("*.out")):
     unexplained = [("-", l) for l in only_plain if not LISTING.match(l)] + \
                   [("+", l) for l in only_tenancy if not LISTING.match(l)]
     if test in allowed:
-        unexplained = [(s, l) for s, l in unexplained if not (s == "+" and allowed[test].search(l))]
+        added, removed = allowed[test]
+        unexplained = [(s, l) for s, l in unexplained
+                       if not (s == "+" and added.search(l) or s == "-" and removed and removed.search(l))]
         if not unexplained:
-            print(f"{test}: lists tenancy's objects (allowed)")
+            print(f"{test}: differs as allowed")
             continue
     bad = 1
     print(f"{test}: differs with tenancy loaded" + (" beyond what is allowed" if test in allowed else ""))
