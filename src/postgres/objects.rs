@@ -1,7 +1,8 @@
 //! Which catalog objects a stretch of code creates, alters or drops, and in
 //! which schema they live: PostgreSQL's object access hook (as sepgsql uses
 //! it), recording only while `watch` runs. The same hook tells security.rs
-//! which function an expression is about to call.
+//! which function an expression is about to call, and a feature each
+//! foreign key PostgreSQL records, before PostgreSQL validates it.
 
 use super::rows;
 use pgrx::pg_sys;

@@ -170,8 +170,7 @@ pub fn may_read(relid: pg_sys::Oid) -> bool {
 /// Whether the current role has the privileges of `role` (is it, or a member
 /// that inherits them, or a superuser).
 pub fn has_privileges_of(role: pg_sys::Oid) -> bool {
-    // SAFETY: a catalog lookup.
-    unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), role) }
+    role_has_privileges_of(current_role(), role)
 }
 
 /// Whether the row version whose xmin is `xid` was written by this
