@@ -343,6 +343,21 @@ SELECT 'warning', format('constraint %I on %s', k.conname, k.conrelid::regclass:
  WHERE k.contype = 'f' AND k.conparentid = 0 AND NOT pg_has_role(f.relowner, r.relowner, 'USAGE')
    AND NOT EXISTS (SELECT FROM tenant_relations t WHERE t.oid = k.conrelid)
 UNION ALL
+-- A partition whose owner lacks the privileges of its parent's owner, in a
+-- table with foreign keys (either side): PostgreSQL checks them with queries
+-- on the parent, as the parent's owner, and planning them runs what the
+-- partition's owner attached to it (an index's predicate, a CHECK), over
+-- every tenant's rows.
+SELECT 'warning', format('partition %s', i.inhrelid::regclass::text),
+       format('owned by %s, in %s, owned by %s, which has foreign keys: their checks run what %s attached to it as %s',
+              c.relowner::regrole::text, i.inhparent::regclass::text, p.relowner::regrole::text,
+              c.relowner::regrole::text, p.relowner::regrole::text),
+       format('ALTER TABLE %s OWNER TO %s; (or detach it)', i.inhrelid::regclass::text, p.relowner::regrole::text)
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+ WHERE NOT pg_has_role(c.relowner, p.relowner, 'USAGE')
+   AND EXISTS (SELECT FROM pg_constraint k WHERE k.contype = 'f' AND (k.conrelid = p.oid OR k.confrelid = p.oid))
+   AND NOT EXISTS (SELECT FROM tenant_relations t WHERE t.oid = c.oid)
+UNION ALL
 -- A cast that PostgreSQL applies by itself runs its function wherever it
 -- converts (a foreign key's checks: as the referenced table's owner); one
 -- whose function another role than a superuser owns, made before tenancy was

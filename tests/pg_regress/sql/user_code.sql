@@ -754,6 +754,18 @@ ALTER TABLE uc.app_child ALTER COLUMN sid TYPE bigint;
 \set VERBOSITY default
 RESET ROLE;
 ALTER TABLE uc.app_child DROP CONSTRAINT app_child_sid;
+--     A partition of a keyed table that another role owns (attached by a
+--     superuser): the keys' checks run what it attached, as the parent's
+--     owner. verify() reports it.
+SET ROLE tenancy_owner;
+CREATE TABLE uc.keyed (sid int REFERENCES uc.sessions (id)) PARTITION BY LIST (sid);
+RESET ROLE;
+SET ROLE tenancy_app;
+CREATE TABLE uc.app_part (sid int);
+RESET ROLE;
+ALTER TABLE uc.keyed ATTACH PARTITION uc.app_part FOR VALUES IN (1);
+SELECT severity, object, problem FROM tenancy.verify() WHERE object = 'partition uc.app_part';
+DROP TABLE uc.keyed;
 --     (nor one made by a role with both owners' privileges: but for a
 --     superuser's, the referencing table's owner must have them too)
 CREATE ROLE uc_both IN ROLE tenancy_owner, tenancy_app;
