@@ -458,7 +458,7 @@ fn refuse_foreign_triggers() {
             AND NOT pg_has_role($1, c.relowner, 'USAGE') \
           LIMIT 1",
         role,
-        |row| Ok(Some((row.get::<String>(1)?, row.get::<String>(2)?))),
+        |row| row.get_two::<String, String>(),
     );
     if let Some((Some(relation), Some(owner))) = foreign {
         PermissionDenied(
@@ -491,44 +491,47 @@ fn refuse_foreign_triggers() {
     // on the others, migrations' included. A key made before, by a role that
     // could, does not stop its table's owner from altering the table;
     // verify() reports it.)
-    let keyed = first_created(
-        "WITH RECURSIVE touched(relid) AS ( \
-             SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
-              WHERE cmd.classid = 'pg_class'::regclass \
-             UNION ALL \
-             SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd, \
-                    LATERAL (SELECT ct.reltype FROM pg_class ct \
-                              WHERE ct.oid = cmd.objid AND ct.relkind = 'c' OFFSET 0) ct, \
-                    LATERAL (SELECT c.oid FROM pg_class c WHERE c.reloftype = ct.reltype OFFSET 0) c \
-              WHERE cmd.classid = 'pg_class'::regclass \
-             UNION ALL \
-             SELECT i.inhrelid FROM touched t, \
-                    LATERAL (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t.relid OFFSET 0) i) \
-         SELECT k.conrelid::regclass::text, k.confrelid::regclass::text, r.relowner::regrole::text, \
-                k.written, k.oid \
-           FROM touched t, \
-                LATERAL (SELECT k.oid, k.conrelid, k.confrelid, k.xmin::text::int8 AS written \
-                           FROM pg_constraint k \
-                          WHERE k.conrelid = t.relid AND k.contype = 'f' OFFSET 0) k, \
-                LATERAL (SELECT r.relowner FROM pg_class r WHERE r.oid = k.confrelid OFFSET 0) r, \
-                LATERAL (SELECT f.relowner FROM pg_class f WHERE f.oid = k.conrelid OFFSET 0) f \
-          WHERE NOT pg_has_role($1, r.relowner, 'USAGE') \
-             OR NOT pg_has_role(f.relowner, r.relowner, 'USAGE') \
-                AND NOT (SELECT rolsuper FROM pg_authid WHERE oid = $1)",
-        role,
-        |row| {
-            let written = row.get::<i64>(4)?.and_then(|xid| u32::try_from(xid).ok());
-            let decided = row
-                .get::<pg_sys::Oid>(5)?
-                .is_some_and(|key| DECIDED_KEYS.with_borrow(|keys| keys.contains(&key)));
-            if decided || !written.is_some_and(security::written_by_this_transaction) {
-                return Ok(None);
-            }
-            Ok(Some((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)))
-        },
-    );
-    if let Some((Some(referencing), Some(referenced), Some(owner))) = keyed {
-        refuse_key(&referencing, &referenced, &owner);
+    let made: Vec<(pg_sys::Oid, pg_sys::Oid, pg_sys::Oid)> = catalog::as_owner(|| {
+        query::kept(
+            "WITH RECURSIVE touched(relid) AS ( \
+                 SELECT cmd.objid FROM pg_event_trigger_ddl_commands() cmd \
+                  WHERE cmd.classid = 'pg_class'::regclass \
+                 UNION ALL \
+                 SELECT c.oid FROM pg_event_trigger_ddl_commands() cmd, \
+                        LATERAL (SELECT ct.reltype FROM pg_class ct \
+                                  WHERE ct.oid = cmd.objid AND ct.relkind = 'c' OFFSET 0) ct, \
+                        LATERAL (SELECT c.oid FROM pg_class c WHERE c.reloftype = ct.reltype OFFSET 0) c \
+                  WHERE cmd.classid = 'pg_class'::regclass \
+                 UNION ALL \
+                 SELECT i.inhrelid FROM touched t, \
+                        LATERAL (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t.relid OFFSET 0) i) \
+             SELECT k.oid, k.conrelid, k.confrelid, k.xmin::text::int8 \
+               FROM touched t, \
+                    LATERAL (SELECT k.oid, k.conrelid, k.confrelid, k.xmin FROM pg_constraint k \
+                              WHERE k.conrelid = t.relid AND k.contype = 'f' OFFSET 0) k",
+            &[],
+            |client, statement| {
+                let mut made = Vec::new();
+                for row in client.select(statement, None, &[])? {
+                    let written = row.get::<i64>(4)?.and_then(|xid| u32::try_from(xid).ok());
+                    if let (Some(key), Some(relation), Some(referenced), true) = (
+                        row.get::<pg_sys::Oid>(1)?,
+                        row.get::<pg_sys::Oid>(2)?,
+                        row.get::<pg_sys::Oid>(3)?,
+                        written.is_some_and(security::written_by_this_transaction),
+                    ) {
+                        made.push((key, relation, referenced));
+                    }
+                }
+                Ok(made)
+            },
+        )
+    })
+    .or_raise("reading the keys the command made");
+    for (key, relation, referenced) in made {
+        if !DECIDED_KEYS.with_borrow(|keys| keys.contains(&key)) {
+            check_key(relation, referenced);
+        }
     }
     // And the conversions such a key would need: a cast that PostgreSQL
     // applies by itself (AS IMPLICIT, AS ASSIGNMENT) runs its function
@@ -590,44 +593,49 @@ fn refuse_key(referencing: &str, referenced: &str, owner: &str) -> ! {
 /// at the end of the command would come after them. The event trigger
 /// stays, for sessions that had not loaded the library.
 pub fn on_foreign_key(key: &crate::postgres::objects::ForeignKey) {
-    use crate::postgres::relations;
     DECIDED_KEYS.with_borrow_mut(|keys| keys.push(key.constraint));
     if IN_MIGRATION.get()() || !catalog::installed() || !ddl_checks_enabled() {
         return;
     }
-    // Whoever adds it, and (but for a superuser's, e.g. a restore's) the
-    // referencing table's owner, whose code the checks run.
-    let owner = relations::owner(key.referenced);
-    let referencing_owner = relations::owner(key.relation);
+    check_key(key.relation, key.referenced);
+}
+
+/// The rule itself, for the current role adding a key from `relation` to
+/// `referenced`: it must have the referenced table's owner's privileges,
+/// and (but for a superuser's key, e.g. a restore's) so must the
+/// referencing table's owner, whose code the checks run.
+fn check_key(relation: pg_sys::Oid, referenced: pg_sys::Oid) {
+    use crate::postgres::relations;
+    let owner = relations::owner(referenced);
     if !security::has_privileges_of(owner)
-        || !security::is_superuser() && !security::role_has_privileges_of(referencing_owner, owner)
+        || !security::is_superuser()
+            && !security::role_has_privileges_of(relations::owner(relation), owner)
     {
         refuse_key(
-            &relations::name(key.relation),
-            &relations::name(key.referenced),
+            &relations::name(relation),
+            &relations::name(referenced),
             &security::role_name(owner),
         );
     }
 }
 
-/// The first row that `pick` picks of a kept query over what the DDL
-/// command just created (`$1`: the role that ran it), as the catalog owner.
+/// The first row of a kept query over what the DDL command just created
+/// (`$1`: the role that ran it), as the catalog owner.
 fn first_created<R>(
     sql: &'static str,
     role: pg_sys::Oid,
-    mut pick: impl FnMut(pgrx::spi::SpiHeapTupleData<'_>) -> pgrx::spi::SpiResult<Option<R>>,
+    get: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> pgrx::spi::SpiResult<R>,
 ) -> Option<R> {
     catalog::as_owner(|| {
         query::kept(
             sql,
             &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
             |client, statement| {
-                for row in client.select(statement, None, &[role.into()])? {
-                    if let Some(picked) = pick(row)? {
-                        return Ok(Some(picked));
-                    }
+                let rows = client.select(statement, Some(1), &[role.into()])?;
+                if rows.is_empty() {
+                    return Ok(None);
                 }
-                Ok(None)
+                get(rows.first()).map(Some)
             },
         )
     })
