@@ -220,7 +220,6 @@ mod tests {
             status: crate::tenant::Status::Active,
             schema: None,
             created_at: 0,
-            identifier_reused: false,
             limits: None,
         })
     }

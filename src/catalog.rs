@@ -145,6 +145,36 @@ pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     security::as_owner(relations().owner, f)
 }
 
+thread_local! {
+    /// Whether any tenant may have limits (see `init`).
+    static LIMITS_POSSIBLE: Cell<fn() -> bool> = const { Cell::new(|| true) };
+}
+
+/// From _PG_init: how to tell, without reading the catalog each time, that
+/// no tenant has limits (api/limits.rs knows, as of the last invalidation);
+/// a cache miss then reads one index less.
+pub fn init(limits_possible: fn() -> bool) {
+    LIMITS_POSSIBLE.set(limits_possible);
+}
+
+/// Whether a destroy freed `identifier` (tenancy.freed_identifiers), on the
+/// latest committed state: a JWT naming the tenant registered under it since
+/// must be younger than that registration (api/tokens.rs). Read only for
+/// such a JWT, not with every tenant the cache loads.
+pub fn identifier_freed(identifier: &str) -> bool {
+    let (freed, _) = query::on_latest_snapshot(|| {
+        as_owner(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT FROM tenancy.freed_identifiers WHERE identifier = $1)",
+                &[identifier.into()],
+            )
+        })
+    });
+    freed
+        .or_raise("reading tenancy.freed_identifiers")
+        .unwrap_or(false)
+}
+
 pub fn find_by_identifier(identifier: &str) -> Option<Rc<Tenant>> {
     cache::get_by_identifier(identifier).or_else(|| load(Lookup::ByIdentifier, identifier))
 }
@@ -172,10 +202,9 @@ fn prepared(client: &pgrx::spi::SpiClient) -> Rc<[OwnedPreparedStatement; 2]> {
     }
     let columns = "SELECT t.id, t.identifier, t.status, t.schema_name::text, \
                    (extract(epoch FROM t.created_at) * 1000000)::int8, \
-                   f.identifier IS NOT NULL, \
                    (SELECT jsonb_object_agg(c.key, c.value)::text FROM tenancy.tenant_config c \
                      WHERE c.tenant_id = t.id AND starts_with(c.key, 'limits.')) \
-                   FROM tenancy.tenants t LEFT JOIN tenancy.freed_identifiers f USING (identifier)";
+                   FROM tenancy.tenants t";
     let prepare = |filter: &str, arg: PgBuiltInOids| {
         client
             .prepare(
@@ -206,7 +235,7 @@ fn load(lookup: Lookup, key: impl IntoDatum) -> Option<Rc<Tenant>> {
 }
 
 /// Where a cache miss reads the catalog without the executor (see
-/// `rows`): starting the lookup's plan (three relations, an aggregate) cost
+/// `rows`): starting the lookup's plan (two relations, an aggregate) cost
 /// three times what reading the rows through their indexes costs, and a
 /// miss is what a pooled connection pays for each tenant it has not seen.
 /// Resolved with the relations; None where Citus is loaded (the catalog
@@ -222,9 +251,6 @@ struct Direct {
     status: i16,
     schema_name: i16,
     created_at: i16,
-    freed: pg_sys::Oid,
-    freed_by_identifier: rows::Index,
-    freed_identifier: i16,
     config: pg_sys::Oid,
     config_by_tenant: rows::Index,
     config_tenant: i16,
@@ -250,15 +276,10 @@ fn direct() -> Option<Direct> {
         }
         let table = |name| relations::relid(c"tenancy", name);
         let column = |table, name| Some(rows::column(table, name)).filter(|&n| n > 0);
-        let (tenants, freed, config) = (
-            table(c"tenants")?,
-            table(c"freed_identifiers")?,
-            table(c"tenant_config")?,
-        );
-        let (id, identifier, freed_identifier, config_tenant) = (
+        let (tenants, config) = (table(c"tenants")?, table(c"tenant_config")?);
+        let (id, identifier, config_tenant) = (
             column(tenants, c"id")?,
             column(tenants, c"identifier")?,
-            column(freed, c"identifier")?,
             column(config, c"tenant_id")?,
         );
         Some(Direct {
@@ -270,9 +291,6 @@ fn direct() -> Option<Direct> {
             status: column(tenants, c"status")?,
             schema_name: column(tenants, c"schema_name")?,
             created_at: column(tenants, c"created_at")?,
-            freed,
-            freed_by_identifier: rows::index_on(freed, freed_identifier)?,
-            freed_identifier,
             config,
             config_by_tenant: rows::index_on(config, config_tenant)?,
             config_tenant,
@@ -319,45 +337,35 @@ impl Direct {
         let (Some(id), Some(identifier), Some(status), schema, Some(created_at)) = found? else {
             Internal("a row of tenancy.tenants lacks a required column".into()).raise()
         };
-        let mut identifier_reused = false;
-        rows::each_equal(
-            self.freed,
-            self.freed_by_identifier,
-            self.freed_identifier,
-            pg_sys::F_TEXTEQ,
-            identifier.as_str().into_datum()?,
-            Seen::Active,
-            |_| {
-                identifier_reused = true;
-                false
-            },
-        );
         let mut limits = serde_json::Map::new();
-        rows::each_equal(
-            self.config,
-            self.config_by_tenant,
-            self.config_tenant,
-            pg_sys::F_UUID_EQ,
-            id.into_datum()?,
-            Seen::Active,
-            |row| {
-                if let Some(key) = row.get::<String>(self.config_key) {
-                    if key.starts_with("limits.") {
-                        if let Some(pgrx::JsonB(value)) = row.get(self.config_value) {
-                            limits.insert(key, value);
+        // While no tenant has limits (as of the last invalidation: one that
+        // adds some empties the cache), there are none to read.
+        if LIMITS_POSSIBLE.get()() {
+            rows::each_equal(
+                self.config,
+                self.config_by_tenant,
+                self.config_tenant,
+                pg_sys::F_UUID_EQ,
+                id.into_datum()?,
+                Seen::Active,
+                |row| {
+                    if let Some(key) = row.get::<String>(self.config_key) {
+                        if key.starts_with("limits.") {
+                            if let Some(pgrx::JsonB(value)) = row.get(self.config_value) {
+                                limits.insert(key, value);
+                            }
                         }
                     }
-                }
-                true
-            },
-        );
+                    true
+                },
+            );
+        }
         Some(Tenant {
             id: from_sql(id),
             identifier,
             status: Status::parse(&status),
             schema,
             created_at: created_at + POSTGRES_EPOCH_US,
-            identifier_reused,
             limits: (!limits.is_empty()).then(|| serde_json::Value::Object(limits).to_string()),
         })
     }
@@ -385,8 +393,7 @@ fn read_with_spi(
                     status: Status::parse(&query::required::<String>(&row, 3)?),
                     schema: row.get(4)?,
                     created_at: query::required(&row, 5)?,
-                    identifier_reused: query::required(&row, 6)?,
-                    limits: row.get(7)?,
+                    limits: row.get(6)?,
                 }))
             })
         })

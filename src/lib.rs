@@ -74,6 +74,7 @@ pub extern "C-unwind" fn _PG_init() {
     );
     // The features forget what they cached when the catalog changes.
     postgres::invalidation::init(catalog::is_catalog_relation);
+    catalog::init(api::limits::possible);
     for forget in [
         catalog::forget_relations,
         cache::invalidate,

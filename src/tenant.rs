@@ -15,12 +15,10 @@ pub struct Tenant {
     /// When it was registered, in microseconds since 1970 (after any destroy
     /// of an earlier tenant with its identifier had committed).
     pub created_at: i64,
-    /// A destroy freed its identifier before it was registered: a credential
-    /// naming it by identifier must be younger than it to the microsecond.
-    pub identifier_reused: bool,
     /// Its own `limits.*` configuration (a JSON object's text), None when it
     /// has none: read with the tenant, so that entering a context needs no
-    /// statement more to know its limits (see api/limits.rs).
+    /// statement more to know its limits (see api/limits.rs); not read while
+    /// no tenant has any.
     pub limits: Option<String>,
 }
 

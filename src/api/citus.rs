@@ -150,7 +150,6 @@ fn verify(carrier: &str) -> Result<Tenant, String> {
         status: crate::tenant::Status::Active,
         schema: None,
         created_at: 0,
-        identifier_reused: false,
         limits: None,
     })
 }

@@ -126,6 +126,13 @@ fn anywhere(known: bool) -> Option<bool> {
     }
 }
 
+/// Whether a tenant may have limits of its own: false only while none has
+/// any, nor a default (as of the last invalidation). A cache miss then
+/// leaves tenancy.tenant_config unread (see catalog::init).
+pub(crate) fn possible() -> bool {
+    anywhere(false) != Some(false)
+}
+
 /// The key of the limit on `setting`; None for hash_mem_multiplier, which
 /// `limits.work_mem` caps at PostgreSQL's default (2: a hash may use twice
 /// work_mem), so that raising it cannot multiply the limit.

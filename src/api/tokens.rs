@@ -116,7 +116,11 @@ fn set_tenant_jwt(jwt: Option<&str>, is_local: Option<bool>) -> pgrx::Uuid {
                 None => {
                     refused("a JWT that names a tenant by identifier needs an iat claim".into())
                 }
-                Some(iat) if found.identifier_reused && iat <= found.created_at => {
+                // (The freed identifiers are read only for such a JWT, not
+                // with every tenant the cache loads.)
+                Some(iat)
+                    if iat <= found.created_at && catalog::identifier_freed(&found.identifier) =>
+                {
                     refused(format!(
                     "the JWT was issued before tenant \"{tenant}\" was registered, for a tenant \
                      destroyed earlier under the same identifier"

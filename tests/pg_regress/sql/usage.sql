@@ -8,6 +8,14 @@ DO $$ BEGIN
     PERFORM tenancy.register_tenant('use-one', 'One');
     PERFORM tenancy.register_tenant('use-two', 'Two');
 END $$;
+-- Entered while no tenant has limits: its cache entry has none (the miss
+-- left tenancy.tenant_config unread). The limits configured below empty the
+-- cache, and entering it again (further down) applies them.
+SET ROLE tenancy_app;
+SELECT tenancy.set_tenant('use-one') IS NOT NULL AS one;
+SHOW statement_timeout;
+SELECT tenancy.reset_tenant();
+RESET ROLE;
 SELECT * FROM tenancy.tenant_stats;
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM tenancy.tenant_activity;
