@@ -168,7 +168,10 @@ fn apply_pending(owner: pg_sys::Oid, id: Uuid, schema: &str, repair: bool) -> Ve
 /// REFERENCES on a column, which the REVOKE on the table takes back too);
 /// views that are not security_invoker; sequences that others may use.
 /// Also: whether a policy or triggers of tenancy's names are there already
-/// (to be dropped first), and who holds those privileges.
+/// (to be dropped first), and who holds those privileges. The policy and the
+/// guard are looked up by each relation (LATERAL … OFFSET 0, through their
+/// indexes): a join would hash every guard trigger of every tenant schema,
+/// once for each schema migrated.
 macro_rules! schema_objects {
     () => {
         "SELECT * FROM ( \
@@ -179,7 +182,7 @@ macro_rules! schema_objects {
                   c.relowner, p.polname IS NOT NULL AS policy_named, g.tgname IS NOT NULL AS guard_named, \
                   coalesce(c.reloptions, '{}') @> '{security_invoker=true}' AS invoker, \
                   EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
-                             AND t.tgname = 'tenancy_no_truncate') AS old_trigger, \
+                             AND t.tgname = 'tenancy_no_truncate' OFFSET 0) AS old_trigger, \
                   (SELECT pg_catalog.array_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' \
                           ELSE pg_catalog.quote_ident(a.grantee::pg_catalog.regrole::pg_catalog.text) END) \
                      FROM (SELECT * FROM pg_catalog.aclexplode(c.relacl) \
@@ -190,8 +193,10 @@ macro_rules! schema_objects {
                       AND (c.relkind = 'S' OR a.privilege_type IN ('TRIGGER', 'REFERENCES', 'TRUNCATE', 'MAINTAIN'))) \
                       AS grantees \
              FROM pg_catalog.pg_class c \
-             LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid AND p.polname = $2 \
-             LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = c.oid AND g.tgname = 'tenancy_schema_guard' \
+             LEFT JOIN LATERAL (SELECT p.polname FROM pg_catalog.pg_policy p \
+                                 WHERE p.polrelid = c.oid AND p.polname = $2 OFFSET 0) p ON true \
+             LEFT JOIN LATERAL (SELECT g.tgname, g.tgenabled, g.tgfoid FROM pg_catalog.pg_trigger g \
+                                 WHERE g.tgrelid = c.oid AND g.tgname = 'tenancy_schema_guard' OFFSET 0) g ON true \
             WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p', 'v', 'S')"
     };
 }
