@@ -67,6 +67,9 @@ pub enum TenancyError {
     RateLimited(String, String),
     /// tenancy.* settings were given as connection options: their names.
     ConnectionOptions(String),
+    /// A fast-path function call in the context of a tenant with limits:
+    /// the tenant.
+    FastPathWithLimits(String),
 }
 
 use TenancyError::*;
@@ -97,7 +100,7 @@ impl TenancyError {
             TokenRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             OpenCursors | CursorsOpenForUserCode => ERRCODE_INVALID_CURSOR_STATE,
             CursorOutlivesContext => ERRCODE_INVALID_CURSOR_DEFINITION,
-            SessionScopeOnCitus => ERRCODE_FEATURE_NOT_SUPPORTED,
+            SessionScopeOnCitus | FastPathWithLimits(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             InvalidContext(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             Internal(_) => ERRCODE_INTERNAL_ERROR,
             UndefinedObject(..) => ERRCODE_UNDEFINED_OBJECT,
@@ -159,6 +162,17 @@ impl TenancyError {
                  this session may not enter a tenant context. Remove the option (-c, PGOPTIONS, \
                  the DSN's options) and reconnect; preloading tenancy (shared_preload_libraries) \
                  refuses such connections at once."
+                    .into(),
+            ),
+            FastPathWithLimits(tenant) => (
+                format!(
+                    "a fast-path function call cannot run in the context of tenant \"{tenant}\", \
+                     which has limits"
+                ),
+                "A function called through the protocol's fast path (libpq's PQfn, a driver's \
+                 large-object calls) runs outside any statement, where the tenant's \
+                 statement_timeout, max_concurrent_statements and usage counting cannot apply. \
+                 Call it in a statement (SELECT f(…)), or outside the tenant's context."
                     .into(),
             ),
             DuplicateIdentifier(ident) => (

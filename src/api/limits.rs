@@ -400,6 +400,25 @@ pub(crate) fn before_statement(utility: bool, admits: bool) -> bool {
     }
 }
 
+/// Before a function the client calls through the protocol's fast path: in
+/// the context of a tenant with limits it is refused, since it would run
+/// outside every statement, where no timeout is set again, no place is
+/// taken and no use is measured.
+pub(crate) fn before_fast_path_call() {
+    if anywhere(false) != Some(true) {
+        return;
+    }
+    let Some((id, limits)) = current_limits(false) else {
+        return;
+    };
+    if limits.none() {
+        return;
+    }
+    let identifier =
+        crate::catalog::find_by_id(id).map_or_else(|| id.to_string(), |t| t.identifier.clone());
+    FastPathWithLimits(identifier).raise();
+}
+
 /// Wait for a place of tenant `id` under its cap; true when one was taken
 /// (to give back), false when this backend holds one already.
 fn wait_for_place(id: Uuid, cap: u32, timeout_ms: i32) -> bool {

@@ -31,6 +31,7 @@ pub(crate) fn init() {
         key: statement_tenant,
         may_act: crate::api::limits::may_act,
         before: crate::api::limits::before_statement,
+        fast_path: crate::api::limits::before_fast_path_call,
     });
     // (Only where there is shared memory to tell.)
     if shared::preloading() {

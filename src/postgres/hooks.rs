@@ -348,6 +348,32 @@ fn top_level() -> bool {
     UTILITIES.get() == 0 && running_depth() == 0 && unsafe { pg_sys::ParallelWorkerNumber } < 0
 }
 
+/// When the client's last fast-path call began (its statement timestamp).
+static FAST_PATH_AT: BackendCell<pg_sys::TimestampTz> = BackendCell::new(0);
+
+/// Whether the function whose execution PostgreSQL is about to check is one
+/// the client called through the protocol's fast path (a FunctionCall
+/// message, libpq's `PQfn`, a driver's large-object calls): no statement is
+/// planned or run for it, so no other hook sees it. PostgreSQL marks the
+/// backend's activity `STATE_FASTPATH` for the message (with
+/// `track_activities` on, its default, which only a superuser changes). The
+/// first function checked at top level is the one called: what runs after
+/// it in the same message (what its queries fold while planned, a deferred
+/// trigger at the implicit commit) is told apart by the message's start
+/// time. Calls no PostgreSQL function that can fail.
+pub fn fast_path_call() -> bool {
+    // SAFETY: this backend's own status entry, written only by it (NULL in
+    // processes without one).
+    let fast_path = unsafe { pg_sys::MyBEEntry.as_ref() }
+        .is_some_and(|entry| entry.st_state == pg_sys::BackendState::STATE_FASTPATH);
+    if !fast_path || !top_level() {
+        return false;
+    }
+    // SAFETY: reads the current statement's start time.
+    let at = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    FAST_PATH_AT.replace(at) != at
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn measure_start(id: usize) {
     super::measure::start(id);

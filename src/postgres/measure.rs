@@ -33,6 +33,10 @@ pub struct Callbacks {
     pub key: fn() -> Option<Key>,
     pub may_act: fn(utility: bool) -> bool,
     pub before: fn(utility: bool, admits: bool) -> bool,
+    /// Before a function the client calls through the protocol's fast
+    /// path, which runs outside any statement: nothing can be applied while
+    /// it runs, nor its end seen. It may raise to refuse the call.
+    pub fast_path: fn(),
 }
 
 /// Where a measured statement's use starts: the clock, the buffer and WAL
@@ -257,6 +261,26 @@ pub fn end(id: usize, rows: u64) {
     });
     if let Some(open) = open {
         record(&open, 1, rows, false);
+    }
+}
+
+/// The client calls a function through the protocol's fast path (see
+/// `hooks::fast_path_call`): the feature may refuse it; else it counts as a
+/// statement under its key, its time and use not measured.
+pub fn fast_path_call() {
+    let Some(callbacks) = CALLBACKS.get() else {
+        return;
+    };
+    (callbacks.fast_path)();
+    if measured(&callbacks) {
+        let open = Open {
+            id: UTILITY,
+            // SAFETY: reads the current subtransaction.
+            subtransaction: unsafe { pg_sys::GetCurrentSubTransactionId() },
+            since: Mark::now(),
+            key: (callbacks.key)(),
+        };
+        record(&open, 1, 0, false);
     }
 }
 

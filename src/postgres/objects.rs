@@ -151,6 +151,12 @@ unsafe extern "C-unwind" fn object_access(
         // SAFETY: guarded; raises, never unwinds into PostgreSQL.
         unsafe { function_execute(object) };
     }
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+        && crate::postgres::hooks::fast_path_call()
+    {
+        // SAFETY: guarded; raises, never unwinds into PostgreSQL.
+        unsafe { fast_path_call() };
+    }
     if access == pg_sys::ObjectAccessType::OAT_POST_CREATE && class == CONSTRAINT {
         // SAFETY: guarded; raises, never unwinds into PostgreSQL.
         unsafe { constraint_created(object) };
@@ -169,6 +175,11 @@ unsafe extern "C-unwind" fn object_access(
 #[pg_guard]
 unsafe extern "C-unwind" fn function_execute(function: pg_sys::Oid) {
     crate::postgres::security::before_function_call(function);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn fast_path_call() {
+    crate::postgres::measure::fast_path_call();
 }
 
 #[pg_guard]

@@ -110,3 +110,89 @@ pub fn server_log() -> String {
         std::env::var("TENANCY_SERVER_LOG").expect("TENANCY_SERVER_LOG is set by scripts/test.sh");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
+
+/// A connection that speaks the protocol itself (version 3.0, trust
+/// authentication, as the scratch clusters have), for what no driver of
+/// these tests sends: a fast-path function call (a FunctionCall message,
+/// libpq's `PQfn`).
+pub struct RawConnection {
+    stream: std::net::TcpStream,
+}
+
+impl RawConnection {
+    pub fn connect(user: &str, dbname: &str) -> RawConnection {
+        let stream = std::net::TcpStream::connect(format!("127.0.0.1:{}", port()))
+            .unwrap_or_else(|e| panic!("connect to the scratch cluster: {e}"));
+        let mut connection = RawConnection { stream };
+        let mut body = 196608u32.to_be_bytes().to_vec();
+        for field in ["user", user, "database", dbname, ""] {
+            body.extend_from_slice(field.as_bytes());
+            body.push(0);
+        }
+        connection.send(None, &body);
+        connection.until_ready().expect("startup");
+        connection
+    }
+
+    /// A simple query; Err(SQLSTATE) when it fails.
+    pub fn query(&mut self, sql: &str) -> Result<(), String> {
+        let mut body = sql.as_bytes().to_vec();
+        body.push(0);
+        self.send(Some(b'Q'), &body);
+        self.until_ready().map(|_| ())
+    }
+
+    /// A fast-path call of `function` with binary arguments; its binary
+    /// result (None for NULL), or Err(SQLSTATE).
+    pub fn call(&mut self, function: u32, args: &[&[u8]]) -> Result<Option<Vec<u8>>, String> {
+        let mut body = function.to_be_bytes().to_vec();
+        body.extend_from_slice(&1u16.to_be_bytes()); // one format code: binary
+        body.extend_from_slice(&1u16.to_be_bytes());
+        body.extend_from_slice(&(args.len() as u16).to_be_bytes());
+        for arg in args {
+            body.extend_from_slice(&(arg.len() as u32).to_be_bytes());
+            body.extend_from_slice(arg);
+        }
+        body.extend_from_slice(&1u16.to_be_bytes()); // the result in binary
+        self.send(Some(b'F'), &body);
+        self.until_ready()
+    }
+
+    fn send(&mut self, kind: Option<u8>, body: &[u8]) {
+        use std::io::Write;
+        let mut message: Vec<u8> = kind.into_iter().collect();
+        message.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        message.extend_from_slice(body);
+        self.stream.write_all(&message).expect("send a message");
+    }
+
+    /// Read up to ReadyForQuery: a function result, or the first error's
+    /// SQLSTATE.
+    fn until_ready(&mut self) -> Result<Option<Vec<u8>>, String> {
+        use std::io::Read;
+        let (mut result, mut error) = (None, None);
+        loop {
+            let mut header = [0u8; 5];
+            self.stream.read_exact(&mut header).expect("read a message");
+            let length = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; length - 4];
+            self.stream.read_exact(&mut body).expect("read a message");
+            match header[0] {
+                b'R' => assert_eq!(&body[..4], &[0, 0, 0, 0], "trust authentication"),
+                b'V' => {
+                    let n = i32::from_be_bytes(body[..4].try_into().unwrap());
+                    result = (n >= 0).then(|| body[4..].to_vec());
+                }
+                b'E' if error.is_none() => {
+                    // Fields: a type byte, then a NUL-terminated string.
+                    let mut fields = body.split(|&b| b == 0);
+                    error = fields
+                        .find(|f| f.first() == Some(&b'C'))
+                        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned());
+                }
+                b'Z' => return error.map_or(Ok(result), Err),
+                _ => {}
+            }
+        }
+    }
+}

@@ -771,3 +771,55 @@ fn a_bound_portal_runs_capped_and_holds_no_place_while_idle() {
     other.batch_execute("SELECT 1").unwrap();
     t.commit().unwrap();
 }
+
+#[test]
+#[ignore = "needs tenancy preloaded: tests/usage/run.sh"]
+fn a_fast_path_call_is_refused_under_limits_and_counted_without() {
+    let mut admin = setup();
+    set_limit(
+        &mut admin,
+        "usage-a",
+        "limits.statement_timeout",
+        "\"100ms\"",
+    );
+    let oid = |admin: &mut Client, function: &str| -> u32 {
+        admin
+            .query_one(&format!("SELECT '{function}'::regprocedure::oid"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let sleep = oid(&mut admin, "pg_sleep(float8)");
+    let current = oid(&mut admin, "tenancy.current_tenant()");
+    let half_a_second = 0.5f64.to_be_bytes();
+    // Threat-model row 111: the timeout raised with SET, then a C function
+    // called through the fast path, where no statement sets it again.
+    let mut a = RawConnection::connect(APP, DB);
+    a.query("SELECT tenancy.set_tenant('usage-a')").unwrap();
+    a.query("SET statement_timeout = 0").unwrap();
+    assert_eq!(a.call(sleep, &[&half_a_second]), Err("0A000".into()));
+    a.query("BEGIN").unwrap();
+    assert_eq!(a.call(current, &[]), Err("0A000".into()));
+    a.query("ROLLBACK").unwrap();
+    // The connection goes on; in a statement the function runs capped.
+    assert_eq!(a.query("SELECT pg_sleep(0.5)"), Err("57014".into()));
+    // Outside the context the call runs.
+    a.query("SELECT tenancy.reset_tenant()").unwrap();
+    assert_eq!(a.call(current, &[]), Ok(None));
+    // A tenant without limits: the call runs in its context, and counts as
+    // one of its statements.
+    let mut b = RawConnection::connect(APP, DB);
+    b.query("SELECT tenancy.set_tenant('usage-b')").unwrap();
+    let calls = |admin: &mut Client| counts(admin, "usage-b").map_or(0, |c| c.0);
+    let before = calls(&mut admin);
+    let id: String = admin
+        .query_one(
+            "SELECT replace(id::text, '-', '') FROM tenancy.tenants WHERE identifier = 'usage-b'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let called = b.call(current, &[]).unwrap().expect("a tenant id");
+    let hex: String = called.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, id);
+    assert_eq!(calls(&mut admin), before + 1);
+}
