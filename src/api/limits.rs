@@ -414,9 +414,12 @@ pub(crate) fn before_fast_path_call() {
     if limits.none() {
         return;
     }
-    let identifier =
-        crate::catalog::find_by_id(id).map_or_else(|| id.to_string(), |t| t.identifier.clone());
-    FastPathWithLimits(identifier).raise();
+    FastPathWithLimits(identifier_of(id)).raise();
+}
+
+/// A tenant's identifier, for a message (its id if it is gone).
+fn identifier_of(id: Uuid) -> String {
+    crate::catalog::find_by_id(id).map_or_else(|| id.to_string(), |t| t.identifier.clone())
 }
 
 /// Wait for a place of tenant `id` under its cap; true when one was taken
@@ -430,8 +433,7 @@ fn wait_for_place(id: Uuid, cap: u32, timeout_ms: i32) -> bool {
             shared::Place::Full => {}
         }
         if Instant::now() >= deadline {
-            let identifier = crate::catalog::find_by_id(id)
-                .map_or_else(|| id.to_string(), |t| t.identifier.clone());
+            let identifier = identifier_of(id);
             RateLimited(
                 format!(
                     "tenant \"{identifier}\" already runs {cap} statements, its \
