@@ -84,14 +84,14 @@ WITH protected AS (
            a.attnum AS tenant_attnum
       FROM tenancy.protected_tables p
       LEFT JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.tenant_column
+), tenant_schemas AS MATERIALIZED (   -- read once: tenancy.tenants may hold millions
+    SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
+      FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
 ), user_tables AS (      -- tables that tenants share (tenant schemas are checked below)
     SELECT c.* FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy', 'tenancy_migration_check')
        AND n.nspname NOT LIKE 'pg\_%'
-       AND n.nspname NOT IN (SELECT schema_name FROM tenancy.tenants WHERE schema_name IS NOT NULL)
-), tenant_schemas AS (
-    SELECT t.identifier, n.oid AS nspid, t.id, n.nspowner
-      FROM tenancy.tenants t JOIN pg_namespace n ON n.nspname = t.schema_name
+       AND NOT EXISTS (SELECT FROM tenant_schemas ts WHERE ts.nspid = n.oid)
 ), tenant_relations AS MATERIALIZED (   -- the relations of tenant schemas: pg_class,
     -- which holds every schema's, read once for the checks below
     SELECT c.oid, c.relkind, c.relowner, c.relacl, c.reloptions, c.relrowsecurity,
@@ -101,11 +101,13 @@ WITH protected AS (
 ), pinned_groups AS MATERIALIZED (   -- the pinned policies of tenant schemas, alike ones together:
     -- the migrations pin every table of a schema with the same stored text, so
     -- a schema's policies are deparsed once, not once per table
-    SELECT c.id, c.identifier, min(pol.polrelid) AS relid, array_agg(pol.polrelid) AS relids
+    -- (grouped by keys that compare as bytes: no text in the collation)
+    SELECT c.id, min(c.identifier) AS identifier, min(pol.polrelid) AS relid,
+           array_agg(pol.polrelid) AS relids
       FROM pg_policy pol JOIN tenant_relations c ON c.oid = pol.polrelid
      WHERE pol.polname = 'tenancy_schema_isolation' AND c.relkind IN ('r', 'p')
-     GROUP BY c.id, c.identifier, pol.polcmd, pol.polpermissive, pol.polroles,
-              md5(coalesce(pol.polqual::text, '') || ' ' || coalesce(pol.polwithcheck::text, ''))
+     GROUP BY c.id, pol.polcmd, pol.polpermissive, pol.polroles,
+              md5(coalesce(pol.polqual::text, '') || ' ' || coalesce(pol.polwithcheck::text, ''))::uuid
 ), expected_policies AS (   -- what protect() and migrations generate, as PostgreSQL prints it back
     -- (protect() calls the accessor directly, the planner makes the call an
     -- InitPlan; tables protected before 0.5.0 have the sub-select instead)
