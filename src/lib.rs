@@ -95,7 +95,10 @@ pub extern "C-unwind" fn _PG_init() {
         before_run: |statement| {
             api::schemas::on_superuser_statement(&statement.relation_oids(), false)
         },
-        on_transaction_end: api::context::on_transaction_end,
+        on_transaction_end: |committed| {
+            api::context::on_transaction_end(committed);
+            api::lifecycle::on_transaction_end();
+        },
     });
 }
 

@@ -25,6 +25,17 @@ use uuid::Uuid;
 
 type TenantRow = PgHeapTuple<'static, AllocatedByRust>;
 
+thread_local! {
+    /// The identifiers this transaction's destroys freed (see
+    /// `register_tenant`), forgotten when it ends.
+    static FREED_NOW: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The transaction ended (committed or not).
+pub(crate) fn on_transaction_end() {
+    FREED_NOW.with_borrow_mut(Vec::clear);
+}
+
 /// A changed row as `tenancy.tenants`, column by column: on Citus the catalog
 /// is a reference table, whose statements run on a placement with a row
 /// type of its own (a whole-row `RETURNING t` would not cast back).
@@ -86,6 +97,19 @@ fn register_tenant(
         .or_raise("reading tenancy.tenants");
         if taken == Some(true) {
             DuplicateIdentifier(identifier.into()).raise();
+        }
+        // Until this transaction commits, the destroyed tenant is the
+        // committed one: a JWT issued for it meanwhile would be younger than
+        // the new tenant, and open it.
+        if FREED_NOW.with_borrow(|freed| freed.iter().any(|f| f == identifier)) {
+            IllegalTransition(
+                format!("tenant \"{identifier}\" was destroyed in this transaction"),
+                "Register the identifier again in a transaction of its own, after this one has \
+                 committed: until then the destroyed tenant is the one other sessions see, and a \
+                 JWT issued for it meanwhile would open the new one."
+                    .into(),
+            )
+            .raise();
         }
         // ON CONFLICT waits for a concurrent registration of the same identifier
         // and then yields no row: exactly one of them wins, the others get 23505.
@@ -228,6 +252,7 @@ fn delete_tenant(
             &[identifier.into()],
         )
         .or_raise("recording the freed identifier");
+        FREED_NOW.with_borrow_mut(|freed| freed.push(identifier.to_string()));
         let audit_id = audit::record(&role, "destroy", Some((id, identifier)), details);
         audit::notify("destroy", id, identifier, "destroyed", audit_id);
         row

@@ -98,6 +98,7 @@ const SETUP: &str = "
     SELECT tenancy.register_tenant('schema-deleted', 'Schema, deleted', '{}', 'schema');
     SELECT tenancy.delete_tenant('schema-deleted');
     SELECT tenancy.register_tenant('token-suspended', 'Token, suspended');
+    SELECT tenancy.register_tenant('reused', 'Reused');
     SELECT tenancy.add_signing_key('k1');
     SELECT tenancy.record_migration('m1', 'CREATE TABLE m1_notes (body text)');
     CREATE TABLE no_column (x int);
@@ -121,6 +122,8 @@ fn cases() -> Vec<Case> {
         case("grant_admin", "42704", SUPERUSER, "SELECT tenancy.grant_admin('no_such_role')"),
         case("register_tenant", "22023", SUPERUSER, "SELECT tenancy.register_tenant('Not An Identifier!', 'x')"),
         case("register_tenant", "23505", SUPERUSER, "SELECT tenancy.register_tenant('active', 'Again')"),
+        case("register_tenant", "55000", SUPERUSER,
+            "BEGIN; SELECT tenancy.delete_tenant('reused', destroy_data => true); SELECT tenancy.register_tenant('reused', 'Again')"),
         case("suspend_tenant", "P0002", SUPERUSER, "SELECT tenancy.suspend_tenant('no-such-tenant')"),
         case("suspend_tenant", "55000", SUPERUSER, "SELECT tenancy.suspend_tenant('suspended')"),
         case("activate_tenant", "P0002", SUPERUSER, "SELECT tenancy.activate_tenant('no-such-tenant')"),

@@ -154,6 +154,13 @@ SET ROLE tenancy_app;
 SELECT regress.try_jwt(:'old_jwt') AS opens_its_tenant;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
+-- Not in the transaction that destroyed it: until that one commits, the
+-- destroyed tenant is the one other sessions see, and a JWT issued for it
+-- meanwhile would be younger than the new one (threat-model row 112).
+BEGIN;
+SELECT identifier FROM tenancy.delete_tenant('reborn', destroy_data => true);
+SELECT identifier FROM tenancy.register_tenant('reborn', 'Reborn at once');
+ROLLBACK;
 SELECT identifier FROM tenancy.delete_tenant('reborn', destroy_data => true);
 SELECT pg_sleep(1.1);
 SELECT (tenancy.register_tenant('reborn', 'Reborn again')).identifier AS registered_again;
