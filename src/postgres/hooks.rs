@@ -361,7 +361,7 @@ static FAST_PATH_AT: BackendCell<pg_sys::TimestampTz> = BackendCell::new(0);
 /// it in the same message (what its queries fold while planned, a deferred
 /// trigger at the implicit commit) is told apart by the message's start
 /// time. Calls no PostgreSQL function that can fail.
-pub fn fast_path_call() -> bool {
+pub fn is_fast_path_call() -> bool {
     // SAFETY: this backend's own status entry, written only by it (NULL in
     // processes without one).
     let fast_path = unsafe { pg_sys::MyBEEntry.as_ref() }

@@ -265,7 +265,7 @@ pub fn end(id: usize, rows: u64) {
 }
 
 /// The client calls a function through the protocol's fast path (see
-/// `hooks::fast_path_call`): the feature may refuse it; else it counts as a
+/// `hooks::is_fast_path_call`): the feature may refuse it; else it counts as a
 /// statement under its key, its time and use not measured.
 pub fn fast_path_call() {
     let Some(callbacks) = CALLBACKS.get() else {

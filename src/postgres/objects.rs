@@ -152,7 +152,7 @@ unsafe extern "C-unwind" fn object_access(
         unsafe { function_execute(object) };
     }
     if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
-        && crate::postgres::hooks::fast_path_call()
+        && crate::postgres::hooks::is_fast_path_call()
     {
         // SAFETY: guarded; raises, never unwinds into PostgreSQL.
         unsafe { fast_path_call() };
