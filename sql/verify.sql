@@ -225,11 +225,13 @@ SELECT 'error', t.relid::regclass::text,
     OR NOT coalesce(d.with_check IN (d.expected_check, d.also_expected), false)
 UNION ALL
 -- TRUNCATE skips row-level security: the guard trigger must be there and enabled.
-SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing or disabled: TRUNCATE would remove every tenant''s rows',
+SELECT 'error', p.tbl, 'the tenancy_no_truncate trigger is missing, disabled or not the one protect() makes: TRUNCATE would remove every tenant''s rows',
        format('SELECT tenancy.protect(%L, %L);', p.tbl, p.tenant_column)
   FROM protected p
  WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = p.relid AND t.tgname = 'tenancy_no_truncate'
-                      AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure)
+                      AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.refuse_truncate()'::regprocedure
+                      -- (BEFORE TRUNCATE, for each statement, without a WHEN that could skip it)
+                      AND t.tgtype = 34 AND t.tgqual IS NULL)
 UNION ALL
 -- Without the default, inserts must name their tenant (WITH CHECK still holds).
 SELECT 'warning', p.tbl,
@@ -253,13 +255,34 @@ SELECT 'error', c.oid::regclass::text,
                            AND pol.polname = 'tenancy_schema_isolation'))
 UNION ALL
 SELECT 'error', c.oid::regclass::text,
-       format('the tenancy_schema_guard trigger of this table of tenant %s is missing or disabled: other tenants'' writes reach its triggers', c.identifier),
+       format('the tenancy_schema_guard trigger of this table of tenant %s is missing, disabled or not the one migrations make: other tenants'' writes reach its triggers', c.identifier),
        format('SELECT tenancy.migrate_tenant(%L);', c.identifier)
   FROM tenant_relations c
  WHERE c.relkind IN ('r', 'p')
    AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenancy_schema_guard'
                       AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
-                      AND t.tgnargs = 1)
+                      -- (BEFORE every write and TRUNCATE, for each statement, without a WHEN,
+                      -- pinned to this schema's tenant)
+                      AND t.tgtype = 62 AND t.tgqual IS NULL
+                      AND t.tgargs = convert_to(c.id::text, 'UTF8') || '\x00'::bytea)
+UNION ALL
+-- What row-level security does not filter, granted on a tenant schema's table
+-- (the pinning revokes it; granted again since, by its owner): TRUNCATE
+-- empties it, TRIGGER and REFERENCES run the grantee's code in its writers'
+-- context, MAINTAIN (17) runs its index expressions.
+SELECT 'error', c.oid::regclass::text,
+       format('table in the schema of tenant %s grants %s to %s, which row-level security does not filter',
+              c.identifier,
+              (SELECT string_agg(DISTINCT a.privilege_type, ', ') FROM aclexplode(c.relacl) a
+                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN')),
+              (SELECT string_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
+                 FROM aclexplode(c.relacl) a
+                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN'))),
+       format('REVOKE TRUNCATE, REFERENCES, TRIGGER ON %s FROM …; (and MAINTAIN on PostgreSQL 17 and later)', c.oid::regclass::text)
+  FROM tenant_relations c
+ WHERE c.relkind IN ('r', 'p')
+   AND EXISTS (SELECT FROM aclexplode(c.relacl) a
+                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN'))
 UNION ALL
 SELECT 'error', f.oid::regprocedure::text,
        format('SECURITY DEFINER function in the schema of tenant %s runs with its owner''s rights for every caller', ts.identifier),
@@ -591,6 +614,27 @@ SELECT 'warning', format('constraint %I on %s', con.conname, con.conrelid::regcl
        format('Reference (%I, …) with a composite key', p.tenant_column)
   FROM pg_constraint con JOIN protected p ON p.relid = con.confrelid
  WHERE con.contype = 'f' AND NOT (p.tenant_attnum = ANY (con.confkey))
+UNION ALL
+-- A function called through the protocol's fast path runs outside every
+-- statement: in the context of a tenant with limits it is refused, but only
+-- where PostgreSQL reports it (track_activities, on by default). Off here, or
+-- for a role or database, or settable by a role that is not a superuser, such
+-- a call would run outside the tenant's limits and uncounted.
+SELECT 'warning', 'track_activities',
+       'track_activities is off, or may be turned off, where tenants have limits: a function called '
+       'through the protocol''s fast path (libpq''s PQfn) in such a tenant''s context is not recognised, '
+       'and runs outside its limits',
+       'Keep track_activities on (ALTER SYSTEM / ALTER ROLE / ALTER DATABASE … RESET track_activities), '
+       'and REVOKE SET ON PARAMETER track_activities from roles that are not superusers'
+ WHERE (EXISTS (SELECT FROM tenancy.tenant_config WHERE key LIKE 'limits.%')
+        OR EXISTS (SELECT FROM tenancy.config_defaults WHERE key LIKE 'limits.%'))
+   AND (NOT current_setting('track_activities')::boolean
+        OR EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
+                    WHERE lower(split_part(c, '=', 1)) = 'track_activities'
+                      AND lower(btrim(split_part(c, '=', 2), ' ''')) NOT IN ('on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'))
+        OR EXISTS (SELECT FROM pg_parameter_acl p, aclexplode(p.paracl) a
+                    WHERE p.parname = 'track_activities' AND a.privilege_type = 'SET'
+                      AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = a.grantee AND r.rolsuper)))
 UNION ALL
 -- Before the library is loaded in a session, SET tenancy.* only makes a placeholder.
 SELECT 'warning', 'shared_preload_libraries',

@@ -448,19 +448,42 @@ fn refuse_foreign_triggers() {
     // command list for a thousand rows and would hash-join whole catalogs
     // that grow with every tenant schema), and no UNION that would size a
     // hash table by those estimates (inheritance has no cycles).
+    // A guard replaced (CREATE OR REPLACE TRIGGER … WHEN (false), by the
+    // table's owner) is as good as disabled: refused like ALTER TABLE …
+    // DISABLE TRIGGER (keep_protection()), on a protected table or a tenant
+    // schema's.
     let foreign = first_created(
-        "SELECT c.oid::regclass::text, c.relowner::regrole::text \
+        "SELECT c.oid::regclass::text, c.relowner::regrole::text, r.change \
            FROM pg_event_trigger_ddl_commands() cmd, \
-                LATERAL (SELECT tg.tgrelid FROM pg_trigger tg \
+                LATERAL (SELECT tg.tgrelid, tg.tgname FROM pg_trigger tg \
                           WHERE tg.oid = cmd.objid AND NOT tg.tgisinternal OFFSET 0) tg, \
-                LATERAL (SELECT c.oid, c.relowner FROM pg_class c WHERE c.oid = tg.tgrelid OFFSET 0) c \
+                LATERAL (SELECT c.oid, c.relowner, c.relnamespace FROM pg_class c \
+                          WHERE c.oid = tg.tgrelid OFFSET 0) c, \
+                LATERAL (SELECT CASE WHEN tg.tgname IN ('tenancy_no_truncate', 'tenancy_schema_guard') \
+                                     THEN tenancy.protection_removed_by(cmd.command) END AS change) r \
           WHERE cmd.classid = 'pg_trigger'::regclass \
-            AND NOT pg_has_role($1, c.relowner, 'USAGE') \
+            AND (NOT pg_has_role($1, c.relowner, 'USAGE') \
+                 OR r.change IS NOT NULL \
+                    AND (EXISTS (SELECT FROM tenancy.protected_tables p WHERE p.relid = c.oid) \
+                         OR (SELECT n.nspname FROM pg_namespace n WHERE n.oid = c.relnamespace) \
+                            ~ '^tenant_[0-9a-f]{32}$')) \
           LIMIT 1",
         role,
-        |row| row.get_two::<String, String>(),
+        |row| row.get_three::<String, String, String>(),
     );
-    if let Some((Some(relation), Some(owner))) = foreign {
+    if let Some((Some(relation), _, Some(change))) = &foreign {
+        if ddl_checks_enabled() {
+            IllegalTransition(
+                format!("cannot {change}: table {relation} is protected by tenancy"),
+                "Its guard trigger refuses TRUNCATE (and, in a tenant schema, other tenants' \
+                 writes); a replaced one could let them through. Only tenancy.unprotect() \
+                 removes a shared table's protection; a tenant schema's is the migrations'."
+                    .into(),
+            )
+            .raise();
+        }
+    }
+    if let Some((Some(relation), Some(owner), None)) = foreign {
         PermissionDenied(
             format!("only the owner of {relation} may add triggers to it"),
             format!(
@@ -670,6 +693,11 @@ fn protection_removed_by(command: pgrx::Internal) -> Option<String> {
         RenamePolicy(name) if name == POLICY => Some(format!("rename policy {POLICY}")),
         RenameTrigger(name) if name == TRUNCATE_GUARD => {
             Some(format!("rename trigger {TRUNCATE_GUARD}"))
+        }
+        // (Asked by refuse_foreign_triggers, after CREATE TRIGGER: the
+        // replaced guard of a protected table or of a tenant schema's.)
+        ReplaceTrigger(name) if name == TRUNCATE_GUARD || name == crate::api::schemas::GUARD => {
+            Some(format!("replace trigger {name}"))
         }
         _ => None,
     })

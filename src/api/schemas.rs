@@ -23,6 +23,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 const POLICY: &str = "tenancy_schema_isolation";
+/// The statement trigger that decides who may write to a tenant schema's table.
+pub(crate) const GUARD: &str = "tenancy_schema_guard";
 /// Room for a quoted schema-qualified name of at most 63 + 63 bytes.
 const POLICY_TARGET_WIDTH: usize = 2 * (63 * 2 + 2) + 1;
 
@@ -341,10 +343,10 @@ fn isolate_object(id: Uuid, object: &SchemaObject, check: &str) {
                     statements.push(format!("DROP TRIGGER tenancy_no_truncate ON {name}"));
                 }
                 if object.guard_named {
-                    statements.push(format!("DROP TRIGGER tenancy_schema_guard ON {name}"));
+                    statements.push(format!("DROP TRIGGER {GUARD} ON {name}"));
                 }
                 statements.push(format!(
-                    "CREATE TRIGGER tenancy_schema_guard \
+                    "CREATE TRIGGER {GUARD} \
                      BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {name} \
                      FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('{id}')"
                 ));

@@ -21,6 +21,8 @@ pub enum Change {
     CreatePermissivePolicy(String),
     RenamePolicy(String),
     RenameTrigger(String),
+    /// A trigger replaced (CREATE OR REPLACE TRIGGER), by name.
+    ReplaceTrigger(String),
 }
 
 /// The changes of one collected command.
@@ -74,6 +76,12 @@ pub unsafe fn changes(command: pg_sys::Datum) -> Vec<Change> {
                         if stmt.permissive {
                             changes
                                 .extend(name(stmt.policy_name).map(Change::CreatePermissivePolicy));
+                        }
+                    }
+                    pg_sys::NodeTag::T_CreateTrigStmt => {
+                        let stmt = &*tree.cast::<pg_sys::CreateTrigStmt>();
+                        if stmt.replace {
+                            changes.extend(name(stmt.trigname).map(Change::ReplaceTrigger));
                         }
                     }
                     pg_sys::NodeTag::T_AlterPolicyStmt => {

@@ -345,7 +345,10 @@ use super::measure::UTILITY;
 /// running its leader's (whose use the leader counts).
 fn top_level() -> bool {
     // SAFETY: reads this process's worker number (-1 outside parallel workers).
-    UTILITIES.get() == 0 && running_depth() == 0 && unsafe { pg_sys::ParallelWorkerNumber } < 0
+    UTILITIES.get() == 0
+        && running_depth() == 0
+        && unsafe { pg_sys::ParallelWorkerNumber } < 0
+        && !in_fast_path_call()
 }
 
 /// When the client's last fast-path call began (its statement timestamp).
@@ -358,20 +361,33 @@ static FAST_PATH_AT: BackendCell<pg_sys::TimestampTz> = BackendCell::new(0);
 /// backend's activity `STATE_FASTPATH` for the message (with
 /// `track_activities` on, its default, which only a superuser changes). The
 /// first function checked at top level is the one called: what runs after
-/// it in the same message (what its queries fold while planned, a deferred
-/// trigger at the implicit commit) is told apart by the message's start
-/// time. Calls no PostgreSQL function that can fail.
+/// it in the same message (its queries, what they fold while planned, a
+/// deferred trigger at the implicit commit) is told apart by the message's
+/// start time. Calls no PostgreSQL function that can fail.
 pub fn is_fast_path_call() -> bool {
-    // SAFETY: this backend's own status entry, written only by it (NULL in
-    // processes without one).
-    let fast_path = unsafe { pg_sys::MyBEEntry.as_ref() }
-        .is_some_and(|entry| entry.st_state == pg_sys::BackendState::STATE_FASTPATH);
-    if !fast_path || !top_level() {
+    if !fast_path_message() || !top_level() {
         return false;
     }
     // SAFETY: reads the current statement's start time.
-    let at = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    FAST_PATH_AT.replace(at) != at
+    FAST_PATH_AT.set(unsafe { pg_sys::GetCurrentStatementStartTimestamp() });
+    true
+}
+
+/// Whether a fast-path call `is_fast_path_call` saw is running: what runs
+/// inside it (the queries of a SQL function called so) is part of it, not
+/// statements of the client's. Calls no PostgreSQL function that can fail.
+pub fn in_fast_path_call() -> bool {
+    // SAFETY: reads the current statement's start time.
+    fast_path_message()
+        && FAST_PATH_AT.get() == unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
+/// Whether PostgreSQL handles a FunctionCall message now.
+fn fast_path_message() -> bool {
+    // SAFETY: this backend's own status entry, written only by it (NULL in
+    // processes without one).
+    unsafe { pg_sys::MyBEEntry.as_ref() }
+        .is_some_and(|entry| entry.st_state == pg_sys::BackendState::STATE_FASTPATH)
 }
 
 #[pg_guard]

@@ -271,6 +271,11 @@ pub fn fast_path_call() {
     let Some(callbacks) = CALLBACKS.get() else {
         return;
     };
+    // No lock was taken for it (a statement's would have read them): what
+    // other sessions committed since the last statement, a tenant's new
+    // limits included, is read now.
+    // SAFETY: processes pending invalidation messages, as a lock does.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     (callbacks.fast_path)();
     if measured(&callbacks) {
         let open = Open {
@@ -350,7 +355,8 @@ pub fn abort(from: Option<pg_sys::SubTransactionId>) {
             last: now,
             ..Usage::default()
         };
-        usage.sums[0] = 1;
+        // (A fast-path call that failed was counted when it began.)
+        usage.sums[0] = u64::from(!super::hooks::in_fast_path_call());
         usage.sums[1] = 1;
         shared::add((callbacks.key)().unwrap_or_default(), &usage);
     }

@@ -822,4 +822,26 @@ fn a_fast_path_call_is_refused_under_limits_and_counted_without() {
     let hex: String = called.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, id);
     assert_eq!(calls(&mut admin), before + 1);
+    // A function whose queries run inside the call counts once; a call that
+    // fails counts once, as failed.
+    let five = oid(&mut admin, "public.five()");
+    let divide = oid(&mut admin, "int4div(int4, int4)");
+    let before = counts(&mut admin, "usage-b").unwrap();
+    assert_eq!(b.call(five, &[]), Ok(Some(5i32.to_be_bytes().to_vec())));
+    let (one, zero) = (1i32.to_be_bytes(), 0i32.to_be_bytes());
+    assert_eq!(b.call(divide, &[&one, &zero]), Err("22012".into()));
+    let after = counts(&mut admin, "usage-b").unwrap();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2, 1));
+    // Limits configured meanwhile apply to the next call, inside a
+    // transaction too (no statement of its own reads them).
+    b.query("BEGIN").unwrap();
+    assert!(b.call(current, &[]).is_ok());
+    set_limit(
+        &mut admin,
+        "usage-b",
+        "limits.statement_timeout",
+        "\"100ms\"",
+    );
+    assert_eq!(b.call(sleep, &[&half_a_second]), Err("0A000".into()));
+    b.query("ROLLBACK").unwrap();
 }

@@ -280,6 +280,8 @@ ALTER TABLE app.orders DISABLE TRIGGER USER;
 ALTER TABLE app.orders ENABLE REPLICA TRIGGER tenancy_no_truncate;
 ALTER TRIGGER tenancy_no_truncate ON app.orders RENAME TO orders_guard;
 DROP TRIGGER tenancy_no_truncate ON app.orders;
+CREATE OR REPLACE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON app.orders
+    FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION tenancy.refuse_truncate();
 ALTER TABLE app.orders DROP COLUMN tenant_id CASCADE;
 -- (a permissive policy is ORed with the isolation policy)
 CREATE POLICY orders_for_all ON app.orders USING (true);

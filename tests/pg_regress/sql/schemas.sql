@@ -120,6 +120,15 @@ SELECT severity, object ~ '^tenant_[0-9a-f]{32}\.sneaky$' AS is_sneaky, problem
   FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
 SELECT tenancy.migrate_tenant('north');
 SELECT count(*) AS still_flagged FROM tenancy.verify() WHERE problem LIKE '%schema of tenant%';
+-- Not even the migration owner replaces a table's guard (WHEN (false) would
+-- switch it off): 55000, as for disabling it.
+SET ROLE tenancy_migrator;
+\set VERBOSITY sqlstate
+CREATE OR REPLACE TRIGGER tenancy_schema_guard
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON :"north_schema".notes
+    FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION suppress_redundant_updates_trigger();
+\set VERBOSITY default
+RESET ROLE;
 -- Every other door into a tenant schema, opened outside the migrations (by a
 -- superuser, event triggers off), is reported with the tenant it exposes.
 CREATE FUNCTION public.verify_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
@@ -142,6 +151,12 @@ CREATE OPERATOR public.#### (RIGHTARG = int, FUNCTION = public.verify_owned);
 CREATE STATISTICS :"north_schema".through_function ON (public.verify_owned(x)) FROM :"north_schema".sneaky;
 CREATE INDEX through_operator ON :"north_schema".sneaky ((OPERATOR(public.####) x));
 CREATE DOMAIN :"north_schema".stamped AS int DEFAULT public.verify_owned(1);
+-- What row-level security does not filter, granted again; a guard pinned to
+-- another tenant.
+GRANT TRUNCATE, TRIGGER ON :"north_schema".sneaky TO tenancy_app;
+DROP TRIGGER tenancy_schema_guard ON :"north_schema".notes;
+CREATE TRIGGER tenancy_schema_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON :"north_schema".notes
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard('00000000-0000-0000-0000-000000000000');
 RESET session_replication_role;
 SELECT severity, replace(object, :'north_schema', 'S') AS object, problem
   FROM tenancy.verify() WHERE object LIKE '%' || :'north_schema' || '%' ORDER BY 2, 3;
@@ -156,6 +171,11 @@ DROP DOMAIN :"north_schema".stamped;
 DROP OPERATOR public.#### (NONE, int);
 DROP FUNCTION public.verify_owned(int);
 SET session_replication_role = replica;
+REVOKE TRUNCATE, TRIGGER ON :"north_schema".sneaky FROM tenancy_app;
+SELECT id AS north_id FROM tenancy.tenants WHERE identifier = 'north' \gset
+DROP TRIGGER tenancy_schema_guard ON :"north_schema".notes;
+CREATE TRIGGER tenancy_schema_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON :"north_schema".notes
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy.schema_guard(:'north_id');
 DROP POLICY wide_open ON :"north_schema".sneaky;
 ALTER TABLE :"north_schema".sneaky ENABLE TRIGGER tenancy_schema_guard;
 RESET session_replication_role;

@@ -86,3 +86,13 @@ COMMIT;
 SELECT tenancy.reset_tenant();
 RESET ROLE;
 SELECT tenancy.unset_config_default('limits.temp_file_limit');
+-- While tenants have limits, verify() warns where track_activities may be
+-- off: without it, fast-path calls are not recognised (threat-model row 115).
+SELECT count(*) AS warned FROM tenancy.verify() WHERE object = 'track_activities';
+ALTER ROLE tenancy_app SET track_activities = off;
+SELECT severity, object FROM tenancy.verify() WHERE object = 'track_activities';
+ALTER ROLE tenancy_app RESET track_activities;
+GRANT SET ON PARAMETER track_activities TO tenancy_app;
+SELECT severity, object FROM tenancy.verify() WHERE object = 'track_activities';
+REVOKE SET ON PARAMETER track_activities FROM tenancy_app;
+SELECT count(*) AS warned FROM tenancy.verify() WHERE object = 'track_activities';
