@@ -835,7 +835,7 @@ fn a_fast_path_call_is_refused_under_limits_and_counted_without() {
     // Limits configured meanwhile apply to the next call, inside a
     // transaction too (no statement of its own reads them).
     b.query("BEGIN").unwrap();
-    assert!(b.call(current, &[]).is_ok());
+    assert_eq!(b.call(sleep, &[&0f64.to_be_bytes()]), Ok(Some(Vec::new())));
     set_limit(
         &mut admin,
         "usage-b",
