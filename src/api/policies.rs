@@ -451,39 +451,81 @@ fn refuse_foreign_triggers() {
     // A guard replaced (CREATE OR REPLACE TRIGGER … WHEN (false), by the
     // table's owner) is as good as disabled: refused like ALTER TABLE …
     // DISABLE TRIGGER (keep_protection()), on a protected table or a tenant
-    // schema's.
-    let foreign = first_created(
-        "SELECT c.oid::regclass::text, c.relowner::regrole::text, r.change \
-           FROM pg_event_trigger_ddl_commands() cmd, \
-                LATERAL (SELECT tg.tgrelid, tg.tgname FROM pg_trigger tg \
-                          WHERE tg.oid = cmd.objid AND NOT tg.tgisinternal OFFSET 0) tg, \
-                LATERAL (SELECT c.oid, c.relowner, c.relnamespace FROM pg_class c \
-                          WHERE c.oid = tg.tgrelid OFFSET 0) c, \
-                LATERAL (SELECT CASE WHEN tg.tgname IN ('tenancy_no_truncate', 'tenancy_schema_guard') \
-                                     THEN tenancy.protection_removed_by(cmd.command) END AS change) r \
-          WHERE cmd.classid = 'pg_trigger'::regclass \
-            AND (NOT pg_has_role($1, c.relowner, 'USAGE') \
-                 OR r.change IS NOT NULL \
-                    AND (EXISTS (SELECT FROM tenancy.protected_tables p WHERE p.relid = c.oid) \
-                         OR (SELECT n.nspname FROM pg_namespace n WHERE n.oid = c.relnamespace) \
-                            ~ '^tenant_[0-9a-f]{32}$')) \
-          LIMIT 1",
-        role,
-        |row| row.get_three::<String, String, String>(),
-    );
-    if let Some((Some(relation), _, Some(change))) = &foreign {
-        if ddl_checks_enabled() {
-            IllegalTransition(
-                format!("cannot {change}: table {relation} is protected by tenancy"),
-                "Its guard trigger refuses TRUNCATE (and, in a tenant schema, other tenants' \
-                 writes); a replaced one could let them through. Only tenancy.unprotect() \
-                 removes a shared table's protection; a tenant schema's is the migrations'."
-                    .into(),
-            )
-            .raise();
-        }
+    // schema's. (Only then is tenancy.protected_tables read: every other
+    // CREATE TRIGGER takes no lock on the extension's tables.)
+    /// A trigger the command made: on which relation (its owner, and
+    /// whether the role lacks that owner's privileges), and what replacing
+    /// it took away.
+    struct Made {
+        relation: Option<String>,
+        owner: Option<String>,
+        change: Option<String>,
+        foreign: bool,
+        relid: pg_sys::Oid,
+        schema: Option<String>,
     }
-    if let Some((Some(relation), Some(owner), None)) = foreign {
+    let made: Vec<Made> = catalog::as_owner(|| {
+        query::kept(
+            "SELECT c.oid::regclass::text, c.relowner::regrole::text, r.change, \
+                    NOT pg_has_role($1, c.relowner, 'USAGE'), c.oid, \
+                    (SELECT n.nspname::text FROM pg_namespace n WHERE n.oid = c.relnamespace) \
+               FROM pg_event_trigger_ddl_commands() cmd, \
+                    LATERAL (SELECT tg.tgrelid, tg.tgname FROM pg_trigger tg \
+                              WHERE tg.oid = cmd.objid AND NOT tg.tgisinternal OFFSET 0) tg, \
+                    LATERAL (SELECT c.oid, c.relowner, c.relnamespace FROM pg_class c \
+                              WHERE c.oid = tg.tgrelid OFFSET 0) c, \
+                    LATERAL (SELECT CASE WHEN tg.tgname IN ('tenancy_no_truncate', 'tenancy_schema_guard') \
+                                         THEN tenancy.protection_removed_by(cmd.command) END AS change) r \
+              WHERE cmd.classid = 'pg_trigger'::regclass \
+                AND (NOT pg_has_role($1, c.relowner, 'USAGE') OR r.change IS NOT NULL)",
+            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
+            |client, statement| {
+                let mut made = Vec::new();
+                for row in client.select(statement, None, &[role.into()])? {
+                    made.push(Made {
+                        relation: row.get::<String>(1)?,
+                        owner: row.get::<String>(2)?,
+                        change: row.get::<String>(3)?,
+                        foreign: row.get::<bool>(4)?.unwrap_or(false),
+                        relid: row.get::<pg_sys::Oid>(5)?.unwrap_or(pg_sys::InvalidOid),
+                        schema: row.get::<String>(6)?,
+                    });
+                }
+                Ok(made)
+            },
+        )
+    })
+    .or_raise("reading the triggers the command made");
+    let replaced = made.iter().find(|t| {
+        t.change.is_some()
+            && ddl_checks_enabled()
+            && (t
+                .schema
+                .as_deref()
+                .is_some_and(crate::tenant_schema::is_tenant_schema)
+                || catalog::as_owner(|| protected_column(t.relid)).is_some())
+    });
+    if let Some(Made {
+        relation: Some(relation),
+        change: Some(change),
+        ..
+    }) = replaced
+    {
+        IllegalTransition(
+            format!("cannot {change}: table {relation} is protected by tenancy"),
+            "Its guard trigger refuses TRUNCATE (and, in a tenant schema, other tenants' \
+             writes); a replaced one could let them through. Only tenancy.unprotect() \
+             removes a shared table's protection; a tenant schema's is the migrations'."
+                .into(),
+        )
+        .raise();
+    }
+    if let Some(Made {
+        relation: Some(relation),
+        owner: Some(owner),
+        ..
+    }) = made.into_iter().find(|t| t.foreign)
+    {
         PermissionDenied(
             format!("only the owner of {relation} may add triggers to it"),
             format!(
@@ -640,29 +682,6 @@ fn check_key(relation: pg_sys::Oid, referenced: pg_sys::Oid) {
             &security::role_name(owner),
         );
     }
-}
-
-/// The first row of a kept query over what the DDL command just created
-/// (`$1`: the role that ran it), as the catalog owner.
-fn first_created<R>(
-    sql: &'static str,
-    role: pg_sys::Oid,
-    get: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> pgrx::spi::SpiResult<R>,
-) -> Option<R> {
-    catalog::as_owner(|| {
-        query::kept(
-            sql,
-            &[PgOid::BuiltIn(PgBuiltInOids::OIDOID)],
-            |client, statement| {
-                let rows = client.select(statement, Some(1), &[role.into()])?;
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                get(rows.first()).map(Some)
-            },
-        )
-    })
-    .or_raise("reading what the command just created")
 }
 
 /// What a DDL command takes away from a table's protection, if anything
