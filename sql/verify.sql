@@ -261,9 +261,9 @@ SELECT 'error', c.oid::regclass::text,
  WHERE c.relkind IN ('r', 'p')
    AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tenancy_schema_guard'
                       AND t.tgenabled IN ('O', 'A') AND t.tgfoid = 'tenancy.schema_guard()'::regprocedure
-                      -- (BEFORE every write and TRUNCATE, for each statement, without a WHEN,
-                      -- pinned to this schema's tenant)
-                      AND t.tgtype = 62 AND t.tgqual IS NULL
+                      -- (BEFORE every write and TRUNCATE, for each statement, without a WHEN
+                      -- or a column list, pinned to this schema's tenant)
+                      AND t.tgtype = 62 AND t.tgqual IS NULL AND t.tgattr = ''::int2vector
                       AND t.tgargs = convert_to(c.id::text, 'UTF8') || '\x00'::bytea)
 UNION ALL
 -- What row-level security does not filter, granted on a tenant schema's table
@@ -633,7 +633,7 @@ SELECT 'warning', 'track_activities',
                     WHERE lower(split_part(c, '=', 1)) = 'track_activities'
                       AND lower(btrim(split_part(c, '=', 2), ' ''')) NOT IN ('on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'))
         OR EXISTS (SELECT FROM pg_parameter_acl p, aclexplode(p.paracl) a
-                    WHERE p.parname = 'track_activities' AND a.privilege_type = 'SET'
+                    WHERE p.parname = 'track_activities' AND a.privilege_type IN ('SET', 'ALTER SYSTEM')
                       AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = a.grantee AND r.rolsuper)))
 UNION ALL
 -- Before the library is loaded in a session, SET tenancy.* only makes a placeholder.

@@ -718,6 +718,10 @@ fn protection_removed_by(command: pgrx::Internal) -> Option<String> {
         ReplaceTrigger(name) if name == TRUNCATE_GUARD || name == crate::api::schemas::GUARD => {
             Some(format!("replace trigger {name}"))
         }
+        // (DROP EXTENSION would then drop it with the extension.)
+        TriggerDependsOnExtension(name) if name == TRUNCATE_GUARD => Some(format!(
+            "make trigger {TRUNCATE_GUARD} depend on an extension"
+        )),
         _ => None,
     })
 }

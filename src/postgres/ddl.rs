@@ -23,6 +23,9 @@ pub enum Change {
     RenameTrigger(String),
     /// A trigger replaced (CREATE OR REPLACE TRIGGER), by name.
     ReplaceTrigger(String),
+    /// A trigger made to depend on an extension (ALTER TRIGGER … DEPENDS ON
+    /// EXTENSION: dropping the extension drops it), by name.
+    TriggerDependsOnExtension(String),
 }
 
 /// The changes of one collected command.
@@ -82,6 +85,23 @@ pub unsafe fn changes(command: pg_sys::Datum) -> Vec<Change> {
                         let stmt = &*tree.cast::<pg_sys::CreateTrigStmt>();
                         if stmt.replace {
                             changes.extend(name(stmt.trigname).map(Change::ReplaceTrigger));
+                        }
+                    }
+                    pg_sys::NodeTag::T_AlterObjectDependsStmt => {
+                        let stmt = &*tree.cast::<pg_sys::AlterObjectDependsStmt>();
+                        // ALTER TRIGGER name ON table: the object is [name].
+                        let object = stmt.object.cast::<pg_sys::List>();
+                        if stmt.objectType == pg_sys::ObjectType::OBJECT_TRIGGER
+                            && !stmt.remove
+                            && !object.is_null()
+                            && (*object).type_ == pg_sys::NodeTag::T_List
+                        {
+                            let last = super::cells(object).last().map(|cell| cell.ptr_value);
+                            let trigger = last
+                                .map(|node| node.cast::<pg_sys::String>())
+                                .filter(|node| (**node).type_ == pg_sys::NodeTag::T_String)
+                                .and_then(|node| name((*node).sval));
+                            changes.extend(trigger.map(Change::TriggerDependsOnExtension));
                         }
                     }
                     pg_sys::NodeTag::T_AlterPolicyStmt => {

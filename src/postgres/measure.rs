@@ -265,8 +265,8 @@ pub fn end(id: usize, rows: u64) {
 }
 
 /// The client calls a function through the protocol's fast path (see
-/// `hooks::is_fast_path_call`): the feature may refuse it; else it counts as a
-/// statement under its key, its time and use not measured.
+/// `hooks::is_fast_path_call`): it counts as a statement under its key (its
+/// time and use not measured), and the feature may refuse it.
 pub fn fast_path_call() {
     let Some(callbacks) = CALLBACKS.get() else {
         return;
@@ -276,7 +276,8 @@ pub fn fast_path_call() {
     // limits included, is read now.
     // SAFETY: processes pending invalidation messages, as a lock does.
     unsafe { pg_sys::AcceptInvalidationMessages() };
-    (callbacks.fast_path)();
+    // Counted first: a call the feature refuses is a failed one (its abort
+    // adds the failure).
     if measured(&callbacks) {
         let open = Open {
             id: UTILITY,
@@ -287,6 +288,7 @@ pub fn fast_path_call() {
         };
         record(&open, 1, 0, false);
     }
+    (callbacks.fast_path)();
 }
 
 /// The key changed while statements run: what the innermost one used until

@@ -796,10 +796,15 @@ fn a_fast_path_call_is_refused_under_limits_and_counted_without() {
     let mut a = RawConnection::connect(APP, DB);
     a.query("SELECT tenancy.set_tenant('usage-a')").unwrap();
     a.query("SET statement_timeout = 0").unwrap();
+    let before = counts(&mut admin, "usage-a").unwrap();
     assert_eq!(a.call(sleep, &[&half_a_second]), Err("0A000".into()));
     a.query("BEGIN").unwrap();
     assert_eq!(a.call(current, &[]), Err("0A000".into()));
     a.query("ROLLBACK").unwrap();
+    // Each refused call counts once, as failed (and so does ROLLBACK, a
+    // statement of its own).
+    let after = counts(&mut admin, "usage-a").unwrap();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (4, 2));
     // The connection goes on; in a statement the function runs capped.
     assert_eq!(a.query("SELECT pg_sleep(0.5)"), Err("57014".into()));
     // Outside the context the call runs.

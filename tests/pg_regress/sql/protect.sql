@@ -282,6 +282,8 @@ ALTER TRIGGER tenancy_no_truncate ON app.orders RENAME TO orders_guard;
 DROP TRIGGER tenancy_no_truncate ON app.orders;
 CREATE OR REPLACE TRIGGER tenancy_no_truncate BEFORE TRUNCATE ON app.orders
     FOR EACH STATEMENT WHEN (false) EXECUTE FUNCTION tenancy.refuse_truncate();
+-- (DROP EXTENSION would drop it with the extension)
+ALTER TRIGGER tenancy_no_truncate ON app.orders DEPENDS ON EXTENSION plpgsql;
 ALTER TABLE app.orders DROP COLUMN tenant_id CASCADE;
 -- (a permissive policy is ORed with the isolation policy)
 CREATE POLICY orders_for_all ON app.orders USING (true);

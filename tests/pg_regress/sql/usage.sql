@@ -95,4 +95,7 @@ ALTER ROLE tenancy_app RESET track_activities;
 GRANT SET ON PARAMETER track_activities TO tenancy_app;
 SELECT severity, object FROM tenancy.verify() WHERE object = 'track_activities';
 REVOKE SET ON PARAMETER track_activities FROM tenancy_app;
+GRANT ALTER SYSTEM ON PARAMETER track_activities TO tenancy_app;
+SELECT severity, object FROM tenancy.verify() WHERE object = 'track_activities';
+REVOKE ALTER SYSTEM ON PARAMETER track_activities FROM tenancy_app;
 SELECT count(*) AS warned FROM tenancy.verify() WHERE object = 'track_activities';
