@@ -91,7 +91,9 @@ WITH protected AS (
     SELECT c.* FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy', 'tenancy_migration_check')
        AND n.nspname NOT LIKE 'pg\_%'
-       AND NOT EXISTS (SELECT FROM tenant_schemas ts WHERE ts.nspid = n.oid)
+       -- (a hashed sub-plan: a correlated one made the planner scan
+       -- pg_class_relname_nsp_index whole, by its second column, per namespace)
+       AND n.oid NOT IN (SELECT ts.nspid FROM tenant_schemas ts)
 ), tenant_relations AS MATERIALIZED (   -- the relations of tenant schemas: pg_class,
     -- which holds every schema's, read once for the checks below
     SELECT c.oid, c.relkind, c.relowner, c.relacl, c.reloptions, c.relrowsecurity,
