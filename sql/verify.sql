@@ -274,17 +274,14 @@ UNION ALL
 -- context, MAINTAIN (17) runs its index expressions.
 SELECT 'error', c.oid::regclass::text,
        format('table in the schema of tenant %s grants %s to %s, which row-level security does not filter',
-              c.identifier,
-              (SELECT string_agg(DISTINCT a.privilege_type, ', ') FROM aclexplode(c.relacl) a
-                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN')),
-              (SELECT string_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ')
-                 FROM aclexplode(c.relacl) a
-                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN'))),
+              c.identifier, g.privileges, g.grantees),
        format('REVOKE TRUNCATE, REFERENCES, TRIGGER ON %s FROM …; (and MAINTAIN on PostgreSQL 17 and later)', c.oid::regclass::text)
-  FROM tenant_relations c
- WHERE c.relkind IN ('r', 'p')
-   AND EXISTS (SELECT FROM aclexplode(c.relacl) a
-                WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN'))
+  FROM tenant_relations c,
+       LATERAL (SELECT string_agg(DISTINCT a.privilege_type, ', ') AS privileges,
+                       string_agg(DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ') AS grantees
+                  FROM aclexplode(c.relacl) a
+                 WHERE a.grantee <> c.relowner AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN')) g
+ WHERE c.relkind IN ('r', 'p') AND g.privileges IS NOT NULL
 UNION ALL
 SELECT 'error', f.oid::regprocedure::text,
        format('SECURITY DEFINER function in the schema of tenant %s runs with its owner''s rights for every caller', ts.identifier),

@@ -274,8 +274,7 @@ pub fn fast_path_call() {
     // No lock was taken for it (a statement's would have read them): what
     // other sessions committed since the last statement, a tenant's new
     // limits included, is read now.
-    // SAFETY: processes pending invalidation messages, as a lock does.
-    unsafe { pg_sys::AcceptInvalidationMessages() };
+    super::invalidation::catch_up();
     // Counted first: a call the feature refuses is a failed one (its abort
     // adds the failure).
     if measured(&callbacks) {
